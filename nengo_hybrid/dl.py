@@ -49,7 +49,7 @@ class HybridSpikingBuilder(TFNeuronBuilder):
             # same variable is captured by every tf.function that runs the model
             with tf.init_scope():
                 self.precision = tf.Variable(
-                    initial.astype(signals.dtype),
+                    initial.astype(signals.dtype.as_numpy_dtype),
                     trainable=False,
                     name="hybrid_spiking_precision",
                 )
