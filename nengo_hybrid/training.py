@@ -1,0 +1,477 @@
+"""Interpolation training in NengoDL: anneal from rate to spikes.
+
+`fit` wraps ``nengo_dl.Simulator.fit``. Before every batch it sets the
+precision of each `.HybridSpiking` ensemble from a `.schedules.Schedule`, so
+training starts close to the rate network and ends with the quantization the
+network will be deployed with (the method of arXiv:2002.03553). After every
+epoch it measures the activity bits on validation data and writes a checkpoint
+that holds the parameters, the optimizer state *and* the schedule state
+(NengoDL's ``save_params`` does not save the precision); `fit` resumes from it
+and then produces exactly what an uninterrupted run would have.
+
+`freeze` turns the trained simulator back into a plain Nengo network that runs
+in the reference simulator (and Nengo GUI, nengo-loihi) with the final precision.
+"""
+
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nengo
+import numpy as np
+import tensorflow as tf
+from nengo.exceptions import ValidationError
+
+from nengo_hybrid import dl, metrics
+from nengo_hybrid.io import atomic_write_bytes
+from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.schedules import Schedule
+
+CHECKPOINT_FORMAT = "nengo-hybrid-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is unreadable or does not match the training run."""
+
+
+@dataclass
+class History:
+    """What happened during `fit`: one record per epoch and per batch.
+
+    Each epoch record has ``epoch``, ``loss`` (and ``val_*`` entries when
+    validation data was given), ``precision`` and ``activity_bits`` per
+    ensemble label, ``activity_bits_mean``, ``significant_bits_mean`` and
+    ``seconds``. Batch records have ``epoch``, ``batch``, ``precision``.
+    """
+
+    epochs: list = field(default_factory=list)
+    batches: list = field(default_factory=list)
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(epochs=list(data["epochs"]), batches=list(data["batches"]))
+
+    def series(self, key):
+        """One value per epoch, e.g. ``history.series("val_loss")``."""
+        return [record.get(key) for record in self.epochs]
+
+
+def hybrid_ensembles(network):
+    """``{label: ensemble}`` for every `.HybridSpiking` ensemble, in build order.
+
+    Unlabelled ensembles are called ``hybrid_0``, ``hybrid_1``, ...
+    """
+    found = [e for e in network.all_ensembles if isinstance(e.neuron_type, HybridSpiking)]
+    labels = {}
+    for i, ens in enumerate(found):
+        label = ens.label or f"hybrid_{i}"
+        labels[label if label not in labels else f"{label}_{i}"] = ens
+    return labels
+
+
+def activity_probes(network):
+    """Probes on the spikes of `.HybridSpiking` ensembles, keyed by ensemble."""
+    return {
+        probe.target.ensemble: probe
+        for probe in network.all_probes
+        if isinstance(probe.target, nengo.ensemble.Neurons)
+        and isinstance(probe.target.ensemble.neuron_type, HybridSpiking)
+        and probe.attr == "output"
+        and probe.synapse is None
+    }
+
+
+class AnnealPrecision(tf.keras.callbacks.Callback):
+    """Keras callback that sets the precision from a schedule before each batch.
+
+    Usable directly with ``sim.fit`` (one call with ``epochs=N``), or driven
+    epoch by epoch as `fit` does (set `epoch_offset` before each call).
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+    schedules : dict of {nengo.Ensemble: Schedule}
+    epochs : int
+        Total epochs of the training run.
+    steps_per_epoch : int
+        Batches per epoch.
+    """
+
+    def __init__(self, sim, schedules, epochs, steps_per_epoch):
+        super().__init__()
+        self.sim = sim
+        self.schedules = schedules
+        self.labels = _labels(sim)
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch_offset = 0
+        self.current_epoch = 0
+        self.batch_records = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current_epoch = self.epoch_offset + epoch
+
+    def precisions(self, epoch, batch):
+        return {
+            ens: schedule.value(epoch, batch, self.steps_per_epoch, self.epochs)
+            for ens, schedule in self.schedules.items()
+        }
+
+    def on_train_batch_begin(self, batch, logs=None):
+        values = self.precisions(self.current_epoch, batch)
+        dl.set_precision(self.sim, values)
+        self.batch_records.append(
+            {
+                "epoch": self.current_epoch,
+                "batch": batch,
+                "precision": {self.labels[e]: v for e, v in values.items()},
+            }
+        )
+
+
+def _labels(sim):
+    """``{ensemble: label}`` for the HybridSpiking ensembles of ``sim``."""
+    return {ens: label for label, ens in hybrid_ensembles(sim.model.toplevel).items()}
+
+
+def _uniform_precisions(sim, labels):
+    """``{label: precision}`` for ensembles whose neurons share one precision."""
+    return {
+        labels[e]: v for e, v in dl.get_precision(sim).items() if not isinstance(v, np.ndarray)
+    }
+
+
+def _resolve_schedules(sim, schedule):
+    ensembles = hybrid_ensembles(sim.model.toplevel)
+    if not ensembles:
+        raise ValidationError(
+            "the network has no HybridSpiking ensembles to anneal; build it with "
+            "nengo_hybrid.HybridSpiking neurons",
+            attr="sim",
+        )
+    if isinstance(schedule, Schedule):
+        return {ens: schedule for ens in ensembles.values()}
+    if isinstance(schedule, dict):
+        unknown = [e for e in schedule if e not in ensembles.values()]
+        if unknown:
+            raise ValidationError(
+                f"schedule given for {unknown}, which are not HybridSpiking "
+                "ensembles of this simulator's network",
+                attr="schedule",
+            )
+        bad = [s for s in schedule.values() if not isinstance(s, Schedule)]
+        if bad:
+            raise ValidationError(f"not a Schedule: {bad[0]!r}", attr="schedule")
+        return dict(schedule)
+    raise ValidationError(
+        f"schedule must be a Schedule or {{ensemble: Schedule}}, got {schedule!r}",
+        attr="schedule",
+    )
+
+
+def _n_samples(data, name):
+    arrays = list(data.values()) if isinstance(data, dict) else [data]
+    sizes = {np.shape(a)[0] for a in arrays}
+    if len(sizes) != 1:
+        raise ValidationError(f"all {name} arrays must have the same length", attr=name)
+    for a in arrays:
+        if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.all(np.isfinite(a)):
+            raise ValidationError(
+                f"{name} contains NaN or infinity; clean the data first", attr=name
+            )
+    return sizes.pop()
+
+
+def _take(data, index):
+    if isinstance(data, dict):
+        return {k: np.asarray(v)[index] for k, v in data.items()}
+    return np.asarray(data)[index]
+
+
+def fit(
+    sim,
+    x,
+    y,
+    schedule,
+    epochs=1,
+    validation_data=None,
+    checkpoint=None,
+    seed=0,
+    bits_samples=None,
+    progress=True,
+    callbacks=(),
+):
+    """Train ``sim`` while annealing `.HybridSpiking` precision by ``schedule``.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+        A simulator on which ``compile`` has been called.
+    x, y : array or dict
+        Training inputs and targets, as for ``sim.fit``.
+    schedule : Schedule or dict of {nengo.Ensemble: Schedule}
+        One schedule for every HybridSpiking ensemble, or one per ensemble
+        (ensembles without an entry keep their current precision).
+    epochs : int
+        Total number of epochs (including those already done in a checkpoint).
+    validation_data : tuple (x_val, y_val), optional
+        Evaluated after every epoch (``val_*`` in the history); its first
+        ``bits_samples`` examples are used to measure activity bits.
+    checkpoint : str or Path, optional
+        A ``.npz`` file written atomically after every epoch. If it exists,
+        training resumes from it.
+    seed : int
+        Seeds the per-epoch shuffle, so runs (and resumed runs) are repeatable.
+    bits_samples : int, optional
+        Validation examples used for the bit metrics (default: one minibatch).
+    progress : bool
+        Show a progress bar over batches.
+    callbacks : list of tf.keras.callbacks.Callback
+        Extra callbacks, run after the precision has been set for the batch.
+
+    Returns
+    -------
+    History
+    """
+    if sim.keras_model.optimizer is None or getattr(sim.keras_model, "loss", None) is None:
+        raise ValidationError(
+            "call sim.compile(optimizer=..., loss=...) before training", attr="sim"
+        )
+    if int(epochs) != epochs or epochs < 1:
+        raise ValidationError(f"epochs must be a positive integer, got {epochs}", attr="epochs")
+    n_samples = _n_samples(x, "x")
+    if _n_samples(y, "y") != n_samples:
+        raise ValidationError("x and y must have the same number of examples", attr="y")
+    if n_samples % sim.minibatch_size:
+        raise ValidationError(
+            f"{n_samples} training examples is not a multiple of the minibatch size "
+            f"{sim.minibatch_size}; drop or pad examples",
+            attr="x",
+        )
+    schedules = _resolve_schedules(sim, schedule)
+    steps_per_epoch = n_samples // sim.minibatch_size
+    anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
+    history = History()
+    run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)
+
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start_epoch, history = load_checkpoint(sim, checkpoint, expect=run_info)
+
+    bar = _progress_bar(epochs * steps_per_epoch, start_epoch * steps_per_epoch, progress)
+    probes = activity_probes(sim.model.toplevel)
+    for epoch in range(start_epoch, epochs):
+        tic = time.perf_counter()
+        order = np.random.RandomState(seed + epoch).permutation(n_samples)
+        anneal.epoch_offset = epoch
+        anneal.batch_records = []
+        result = sim.fit(
+            _take(x, order),
+            _take(y, order),
+            epochs=1,
+            shuffle=False,
+            verbose=0,
+            validation_data=validation_data,
+            callbacks=[anneal, bar.callback(epoch, sim), *callbacks],
+        )
+        record = {"epoch": epoch}
+        record.update({k: float(v[-1]) for k, v in result.history.items()})
+        record["precision"] = _uniform_precisions(sim, anneal.labels)
+        if validation_data is not None and probes:
+            record.update(_bits(sim, validation_data[0], probes, bits_samples, anneal.labels))
+        record["seconds"] = time.perf_counter() - tic
+        history.epochs.append(record)
+        history.batches.extend(anneal.batch_records)
+        if checkpoint is not None:
+            save_checkpoint(sim, checkpoint, epoch + 1, history, run_info)
+    bar.close()
+    return history
+
+
+def _bits(sim, x_val, probes, bits_samples, labels):
+    n = sim.minibatch_size if bits_samples is None else bits_samples
+    n = max(sim.minibatch_size, n - n % sim.minibatch_size)
+    out = sim.predict(_take(x_val, slice(0, n)), verbose=0)
+    precision = dl.get_precision(sim)
+    bits, significant = {}, []
+    for ens, probe in probes.items():
+        p = precision[ens]
+        p = float(np.mean(p)) if isinstance(p, np.ndarray) else p
+        counts = metrics.spike_counts(out[probe], ens.neuron_type, sim.dt, precision=p)
+        bits[labels[ens]] = metrics.activity_bits(counts)
+        significant.append(metrics.significant_bits(counts))
+    return {
+        "activity_bits": bits,
+        "activity_bits_mean": float(np.mean(list(bits.values()))),
+        "significant_bits_mean": float(np.mean(significant)),
+    }
+
+
+class _progress_bar:
+    """A tqdm bar over all batches of the run, updated from a Keras callback."""
+
+    def __init__(self, total, initial, enabled):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="batch", desc="training")
+
+    def callback(self, epoch, sim):
+        bar = self.bar
+
+        class Update(tf.keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                bar.update(1)
+                precision = next(iter(dl.get_precision(sim).values()))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{(logs or {}).get('loss', float('nan')):.4g}", precision=f"{float(np.mean(precision)):.4g}")
+
+        return Update()
+
+    def close(self):
+        self.bar.close()
+
+
+def _run_info(sim, schedules, epochs, steps_per_epoch, seed):
+    labels = _labels(sim)
+    return {
+        "schedules": {labels[e]: s.to_dict() for e, s in schedules.items()},
+        "epochs": int(epochs),
+        "steps_per_epoch": int(steps_per_epoch),
+        "seed": int(seed),
+        "minibatch_size": int(sim.minibatch_size),
+        "weight_shapes": [list(w.shape) for w in sim.keras_model.weights],
+    }
+
+
+def _optimizer_variables(sim):
+    optimizer = sim.keras_model.optimizer
+    if not optimizer.variables or len(optimizer.variables) <= 1:
+        optimizer.build(sim.keras_model.trainable_variables)
+    return list(optimizer.variables)
+
+
+def save_checkpoint(sim, path, epochs_done, history, run_info):
+    """Write parameters, optimizer state and schedule state atomically to ``path``."""
+    arrays = {f"weight_{i}": w.numpy() for i, w in enumerate(sim.keras_model.weights)}
+    arrays.update(
+        {f"optimizer_{i}": v.numpy() for i, v in enumerate(_optimizer_variables(sim))}
+    )
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "epochs_done": int(epochs_done),
+        "run": run_info,
+        "precision": {
+            label: np.atleast_1d(dl.get_precision(sim)[e]).tolist()
+            for e, label in _labels(sim).items()
+        },
+        "history": history.to_dict(),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint(path):
+    """Read a checkpoint's metadata and arrays; raise `CheckpointError` if unreadable."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except Exception as err:
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or corrupt: {err}); delete it "
+            "to start training from scratch, or pass another checkpoint path"
+        ) from err
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not a nengo-hybrid checkpoint (format {meta.get('format')!r}, "
+            f"expected {CHECKPOINT_FORMAT!r})"
+        )
+    return meta, arrays
+
+
+def load_checkpoint(sim, path, expect=None):
+    """Restore a checkpoint into ``sim``; nothing changes unless it all matches.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+    path : str or Path
+    expect : dict, optional
+        The run description the checkpoint must match (schedules, epochs,
+        batches per epoch, seed, weight shapes); `fit` passes its own.
+
+    Returns
+    -------
+    epochs_done : int
+    history : History
+    """
+    meta, arrays = read_checkpoint(path)
+    run = meta["run"]
+    expect = expect or {"weight_shapes": [list(w.shape) for w in sim.keras_model.weights]}
+    for key, wanted in expect.items():
+        if run.get(key) != wanted:
+            raise CheckpointError(
+                f"checkpoint {path} does not match this training run: its {key} is "
+                f"{run.get(key)!r}, this run's is {wanted!r}; use the same network "
+                "and settings to resume, or another checkpoint path to start afresh"
+            )
+    weights = [arrays[f"weight_{i}"] for i in range(len(sim.keras_model.weights))]
+    optimizer_vars = _optimizer_variables(sim)
+    saved_opt = [arrays.get(f"optimizer_{i}") for i in range(len(optimizer_vars))]
+    if any(s is None or s.shape != tuple(v.shape) for s, v in zip(saved_opt, optimizer_vars)):
+        raise CheckpointError(
+            f"checkpoint {path} has optimizer state that does not fit this simulator's "
+            f"{type(sim.keras_model.optimizer).__name__}; compile with the same optimizer"
+        )
+
+    sim.keras_model.set_weights(weights)
+    for var, value in zip(optimizer_vars, saved_opt):
+        var.assign(value)
+    ensembles = hybrid_ensembles(sim.model.toplevel)
+    for label, values in meta["precision"].items():
+        var, sl = dl.precision_slices(sim)[ensembles[label]]
+        var[sl].assign(np.asarray(values, dtype=var.dtype.as_numpy_dtype) * np.ones(sl.stop - sl.start))
+    return meta["epochs_done"], History.from_dict(meta["history"])
+
+
+def freeze(sim, network):
+    """Write trained parameters and final precisions into ``network``.
+
+    Calls ``sim.freeze_params(network)`` and gives every `.HybridSpiking`
+    ensemble its own neuron type with the precision the simulator ended with
+    and the simulator's initial voltages (freezing gains and biases changes
+    which random numbers Nengo draws, so the voltages are pinned explicitly).
+    The result runs in the reference simulator, Nengo GUI and nengo-loihi and
+    gives the same spikes as NengoDL inference at the same dtype.
+
+    Returns
+    -------
+    network : nengo.Network
+        The same object, modified in place.
+    """
+    sim.freeze_params(network)
+    precision = dl.get_precision(sim)
+    for ens in hybrid_ensembles(network).values():
+        p = precision[ens]
+        if isinstance(p, np.ndarray):
+            raise ValidationError(
+                f"{ens} has different precisions per neuron; freeze needs one per ensemble",
+                attr="precision",
+            )
+        old = ens.neuron_type
+        voltage = np.array(sim.model.sig[ens.neurons]["voltage"].initial_value)
+        ens.neuron_type = HybridSpiking(
+            old.base_type,
+            precision=p,
+            max_spikes=old.max_spikes,
+            amplitude=old.amplitude,
+            initial_state={"voltage": voltage},
+        )
+    return network

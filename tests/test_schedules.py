@@ -1,0 +1,58 @@
+import math
+
+import pytest
+from nengo.exceptions import ValidationError
+
+from nengo_hybrid.schedules import Constant, Cosine, Geometric, Linear, Schedule, Stepwise
+
+# 4 epochs x 3 batches = 12 steps; progress = step / 11
+CASES = [
+    (Constant(4.0), {0: 4.0, 5: 4.0, 11: 4.0}),
+    (Linear(100.0, 1.0), {0: 100.0, 11: 1.0, 5: 100 - 99 * 5 / 11}),
+    (Geometric(1000.0, 10.0), {0: 1000.0, 11: 10.0, 5: 1000 * 0.01 ** (5 / 11)}),
+    (Cosine(50.0, 2.0), {0: 50.0, 11: 2.0, 5: 2 + 48 * 0.5 * (1 + math.cos(math.pi * 5 / 11))}),
+    (Stepwise({0: 100, 2: 10, 3: 1}), {0: 100.0, 5: 100.0, 6: 10.0, 8: 10.0, 9: 1.0, 11: 1.0}),
+]
+
+
+@pytest.mark.parametrize("schedule, expected", CASES, ids=lambda c: repr(c)[:30])
+def test_schedule_values(schedule, expected):
+    for step, value in expected.items():
+        epoch, batch = divmod(step, 3)
+        assert schedule.value(epoch, batch, steps_per_epoch=3, epochs=4) == pytest.approx(value)
+
+
+def test_geometric_halves_each_equal_share():
+    s = Geometric(64.0, 1.0)
+    values = [s.at(t) for t in (0, 1 / 3, 2 / 3, 1)]
+    assert values == pytest.approx([64, 16, 4, 1])
+
+
+@pytest.mark.parametrize("schedule", [c[0] for c in CASES], ids=repr)
+def test_round_trip_and_repr(schedule):
+    restored = Schedule.from_dict(schedule.to_dict())
+    assert restored == schedule
+    assert repr(restored) == repr(schedule)
+    assert type(schedule).__name__ + "(" in repr(schedule)
+
+
+def test_final_is_deployment_precision():
+    assert Linear(100, 3).final == 3
+    assert Stepwise({0: 9, 4: 2}).final == 2
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Constant(0), "greater than 0"),
+        (lambda: Linear(-1, 2), "greater than 0"),
+        (lambda: Geometric(100, float("nan")), "finite"),
+        (lambda: Cosine(float("inf"), 1), "finite"),
+        (lambda: Stepwise({1: 10}), "epoch 0"),
+        (lambda: Stepwise({0: 10, 2: -1}), "finite and > 0"),
+        (lambda: Schedule.from_dict({"type": "Exponentialish", "start": 1}), "unknown schedule"),
+    ],
+)
+def test_invalid_schedules(make, match):
+    with pytest.raises(ValidationError, match=match):
+        make()

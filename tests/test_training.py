@@ -1,0 +1,194 @@
+import nengo
+import nengo_dl
+import numpy as np
+import pytest
+import tensorflow as tf
+from nengo.exceptions import ValidationError
+
+from nengo_hybrid import HybridSpiking, dl, training
+from nengo_hybrid.data import embedded_mnist
+from nengo_hybrid.schedules import Constant, Geometric, Linear
+
+N_STEPS, BATCH = 4, 20
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = embedded_mnist()
+    x = np.repeat(images[:80, None, :], N_STEPS, axis=1)
+    y = np.repeat(labels[:80, None, None], N_STEPS, axis=1).astype(np.float64)
+    return x, y
+
+
+def build(hidden=(32, 16), dtype="float32"):
+    with nengo.Network(seed=0) as net:
+        nengo_dl.configure_settings(stateful=False, dtype=dtype)
+        net.config[nengo.Connection].synapse = None
+        inp = nengo.Node(np.zeros(784), label="input")
+        layer = inp
+        for i, size in enumerate(hidden):
+            ens = nengo.Ensemble(
+                size, 1, label=f"h{i}",
+                neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1000.0),
+            )
+            nengo.Connection(layer, ens.neurons, transform=nengo_dl.dists.Glorot())
+            nengo.Probe(ens.neurons)
+            layer = ens.neurons
+        out = nengo.Node(size_in=10)
+        nengo.Connection(layer, out, transform=nengo_dl.dists.Glorot())
+        probe = nengo.Probe(out)
+    return net, inp, probe
+
+
+def mean_logit_loss(y_true, y_pred):
+    return tf.losses.sparse_categorical_crossentropy(
+        y_true[:, -1], tf.reduce_mean(y_pred, axis=1), from_logits=True
+    )
+
+
+def train(x, y, schedule, epochs, checkpoint=None, callbacks=(), net=None, validation=True):
+    net, inp, probe = build() if net is None else net
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False, seed=0) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        history = training.fit(
+            sim, {inp: x}, {probe: y}, schedule, epochs=epochs, checkpoint=checkpoint,
+            validation_data=({inp: x[:40]}, {probe: y[:40]}) if validation else None,
+            progress=False, callbacks=list(callbacks),
+        )
+        return history, sim.keras_model.get_weights()
+
+
+class ReadPrecision(tf.keras.callbacks.Callback):
+    """Reads the precision back from the simulator before every batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.seen.append(dl.get_precision(self.sim))
+
+
+def test_neurons_follow_schedule(digits):
+    x, y = digits
+    schedule = {"h0": Geometric(1e5, 100.0), "h1": Linear(5000.0, 50.0)}
+    net, inp, probe = build()
+    by_ens = {e: schedule[e.label] for e in net.all_ensembles}
+    reader = ReadPrecision()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        reader.sim = sim
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        history = training.fit(sim, {inp: x}, {probe: y}, by_ens, epochs=3,
+                               progress=False, callbacks=[reader])
+    assert len(reader.seen) == 3 * 4
+    for step, seen in enumerate(reader.seen):
+        epoch, batch = divmod(step, 4)
+        for ens, value in seen.items():
+            expected = by_ens[ens].value(epoch, batch, steps_per_epoch=4, epochs=3)
+            assert value == pytest.approx(expected, rel=1e-6)
+    assert history.epochs[-1]["precision"] == {"h0": 100.0, "h1": 50.0}
+    assert history.batches[5]["precision"]["h1"] == pytest.approx(by_ens[net.all_ensembles[1]].value(1, 1, 4, 3))
+
+
+def test_history_has_metrics(digits):
+    x, y = digits
+    history, _ = train(x, y, Geometric(1e5, 200.0), epochs=2)
+    last = history.epochs[-1]
+    assert set(last) >= {"loss", "val_loss", "precision", "activity_bits", "activity_bits_mean",
+                         "significant_bits_mean", "seconds"}
+    assert set(last["activity_bits"]) == {"h0", "h1"}
+    assert last["activity_bits_mean"] > 0
+    assert history.series("loss")[1] < history.series("loss")[0]
+
+
+class Interrupt(tf.keras.callbacks.Callback):
+    def __init__(self, after_batches):
+        super().__init__()
+        self.after, self.count = after_batches, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.count == self.after:
+            raise KeyboardInterrupt
+        self.count += 1
+
+
+def test_resume_equals_uninterrupted(digits, tmp_path):
+    x, y = digits
+    schedule = Geometric(1e5, 200.0)
+    full_history, full_weights = train(x, y, schedule, epochs=3)
+
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 2
+        train(x, y, schedule, epochs=3, checkpoint=checkpoint, callbacks=[Interrupt(6)])
+    assert checkpoint.exists() and not list(tmp_path.glob("*.tmp"))
+    meta, _ = training.read_checkpoint(checkpoint)
+    assert meta["epochs_done"] == 1
+
+    resumed_history, resumed_weights = train(x, y, schedule, epochs=3, checkpoint=checkpoint)
+    assert len(full_weights) == len(resumed_weights)
+    for a, b in zip(full_weights, resumed_weights):
+        np.testing.assert_array_equal(a, b)
+    assert resumed_history.series("loss") == full_history.series("loss")
+    assert resumed_history.series("loss")[-1] > 0  # not trivially converged
+
+
+def test_checkpoint_mismatch_and_corruption(digits, tmp_path):
+    x, y = digits
+    checkpoint = tmp_path / "run.npz"
+    train(x, y, Constant(500.0), epochs=1, checkpoint=checkpoint, validation=False)
+    good = checkpoint.read_bytes()
+
+    with pytest.raises(training.CheckpointError, match="schedules"):
+        train(x, y, Constant(20.0), epochs=1, checkpoint=checkpoint, validation=False)
+    with pytest.raises(training.CheckpointError, match="weight_shapes"):
+        train(x, y, Constant(500.0), epochs=1, checkpoint=checkpoint, validation=False,
+              net=build(hidden=(24, 16)))
+
+    checkpoint.write_bytes(good[: len(good) // 2])
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        before = sim.keras_model.get_weights()
+        with pytest.raises(training.CheckpointError, match="unreadable.*delete it"):
+            training.fit(sim, {inp: x}, {probe: y}, Constant(500.0), epochs=1,
+                         checkpoint=checkpoint, progress=False)
+        for a, b in zip(before, sim.keras_model.get_weights()):
+            np.testing.assert_array_equal(a, b)  # nothing changed
+
+
+def test_fit_rejects_bad_input(digits):
+    x, y = digits
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        with pytest.raises(ValidationError, match="sim.compile"):
+            training.fit(sim, {inp: x}, {probe: y}, Constant(10.0))
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        bad = x.copy()
+        bad[3, 1, 5] = np.nan
+        with pytest.raises(ValidationError, match="NaN"):
+            training.fit(sim, {inp: bad}, {probe: y}, Constant(10.0))
+        with pytest.raises(ValidationError, match="multiple of the minibatch"):
+            training.fit(sim, {inp: x[:30]}, {probe: y[:30]}, Constant(10.0))
+        with pytest.raises(ValidationError, match="Schedule"):
+            training.fit(sim, {inp: x}, {probe: y}, 10.0)
+
+
+def test_frozen_network_matches_nengo_dl_inference(digits):
+    x, y = digits
+    net, inp, probe = build(dtype="float64")
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-3), loss={probe: mean_logit_loss})
+        training.fit(sim, {inp: x}, {probe: y}, Geometric(1e5, 300.0), epochs=2, progress=False)
+        n_steps = 12
+        sequence = np.repeat(x[:1, :1], n_steps, axis=1)
+        expected = sim.predict({inp: np.repeat(sequence, BATCH, axis=0)})
+        training.freeze(sim, net)
+
+    for ens in net.all_ensembles:
+        assert ens.neuron_type.precision == 300.0
+    inp.output = nengo.processes.PresentInput(sequence[0], presentation_time=0.001)
+    with nengo.Simulator(net, progress_bar=False) as ref:
+        ref.run_steps(n_steps)
+    for p in net.all_probes:
+        assert np.count_nonzero(expected[p][0]) > 0
+        np.testing.assert_allclose(ref.data[p], expected[p][0], rtol=1e-9, atol=1e-9)
