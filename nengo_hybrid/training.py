@@ -277,7 +277,7 @@ def fit(
             shuffle=False,
             verbose=0,
             validation_data=validation_data,
-            callbacks=[anneal, bar.callback(epoch, sim), *callbacks],
+            callbacks=[anneal, bar.callback(epoch, anneal), *callbacks],
         )
         record = {"epoch": epoch}
         record.update({k: float(v[-1]) for k, v in result.history.items()})
@@ -320,14 +320,17 @@ class _progress_bar:
 
         self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="batch", desc="training")
 
-    def callback(self, epoch, sim):
+    def callback(self, epoch, anneal):
         bar = self.bar
 
         class Update(tf.keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 bar.update(1)
-                precision = next(iter(dl.get_precision(sim).values()))
-                bar.set_postfix(epoch=epoch + 1, loss=f"{(logs or {}).get('loss', float('nan')):.4g}", precision=f"{float(np.mean(precision)):.4g}")
+                if bar.disable:
+                    return
+                precision = np.mean(list(anneal.batch_records[-1]["precision"].values()))
+                loss = (logs or {}).get("loss", float("nan"))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4g}", precision=f"{precision:.4g}")
 
         return Update()
 
