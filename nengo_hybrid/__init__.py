@@ -1,11 +1,17 @@
-"""nengo-hybrid: hybrid-spiking neural networks for the Nengo ecosystem."""
+"""nengo-hybrid: hybrid-spiking neural networks for the Nengo ecosystem.
 
-from nengo_hybrid.neurons import HybridSpiking
-from nengo_hybrid.version import version as __version__
+``HybridSpiking`` quantizes any Nengo rate neuron type into multi-bit spikes
+with temporally diffused error; the NengoDL builder registers itself when this
+package is imported.
+"""
 
-try:  # the NengoDL builder registers itself on import
-    from nengo_hybrid import dl
-except ImportError:  # pragma: no cover (NengoDL is a hard dependency in setup.py)
-    dl = None
+import os
+
+# TensorFlow's C++ start-up chatter buries our output; users can still override
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from nengo_hybrid.neurons import HybridSpiking  # noqa: E402
+from nengo_hybrid.version import version as __version__  # noqa: E402
+from nengo_hybrid import dl  # noqa: E402,F401  (registers the NengoDL builder)
 
 __all__ = ["HybridSpiking", "__version__"]
