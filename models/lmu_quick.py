@@ -1,0 +1,65 @@
+"""Quick hybrid-spiking LMU on psMNIST: trains in minutes on a 2-core CPU.
+
+Open in Nengo GUI (``nengo models/lmu_quick.py``): the file defines ``model``, an
+(untrained) LMU classifier whose input plays psMNIST test digits one pixel per
+step, with the linear memory simulated step by step.
+
+What makes it quick (versus the paper configuration in ``lmu_paper.py``):
+**shorter sequences** -- each image is 4x4 average-pooled to 7x7 = 49 pixels
+before the fixed psMNIST permutation (so 49 steps, not 784) -- and a **smaller
+LMU**: 64 hidden units, order 32, theta 49 (6,922 trainable parameters).
+
+Recipe format
+-------------
+``RECIPE`` is a plain dict the CLI (and ``benchmarks/psmnist_study.py``) reads:
+
+``task``
+    ``"psmnist"`` (sequence classification, logits on the last step).
+``data``
+    Keyword arguments of `nengo_hybrid.data.psmnist` (``source``, ``pool``).
+``n_steps``
+    Sequence length implied by ``data`` (checked when loading).
+``network``
+    Keyword arguments of `nengo_hybrid.networks.LMUClassifier` / `LMU`, except
+    the hidden neuron type, which ``build`` makes from ``precision``.
+``schedule``
+    A `nengo_hybrid.schedules.Schedule` as a dict (``Schedule.from_dict``):
+    the precision annealed from ``start`` (close to the rate network) to
+    ``end`` (the deployment precision).
+``epochs``, ``minibatch_size``, ``learning_rate``, ``seed``
+    Training budget (Adam), and the seed of weights, shuffling and simulator.
+
+``build(precision=None, memory=None, spiking=True, gui=False)`` returns the
+`LMUClassifier` network (``precision`` defaults to the schedule's end).
+"""
+
+import nengo  # noqa: F401 (Nengo GUI expects a Nengo script)
+
+from nengo_hybrid.networks import build_classifier, gui_stimulus
+
+RECIPE = dict(
+    task="psmnist",
+    data=dict(source="auto", pool=4),
+    n_steps=49,
+    network=dict(n_hidden=64, order=32, theta=49, memory="precomputed"),
+    schedule=dict(type="Geometric", start=64.0, end=2.0),
+    epochs=10,
+    minibatch_size=100,
+    learning_rate=3e-3,
+    seed=0,
+)
+
+
+def build(precision=None, memory=None, spiking=True, gui=False):
+    """Build this model (see `nengo_hybrid.networks.build_classifier`).
+
+    ``gui=True`` uses the step-by-step linear memory and an input that plays
+    embedded psMNIST test digits, for Nengo GUI.
+    """
+    if gui:
+        memory = "linear"
+    stimulus = gui_stimulus(RECIPE) if gui else None
+    return build_classifier(RECIPE, precision, memory, spiking, stimulus)
+
+
+model = build(gui=True)

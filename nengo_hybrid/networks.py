@@ -1,0 +1,497 @@
+"""Reusable networks: the Legendre Memory Unit (LMU) as a Nengo network.
+
+The LMU (Voelker, Kajić & Eliasmith 2019) has a fixed linear *memory* that
+represents a sliding window of length ``theta`` (in steps) of its input with
+``order`` Legendre coefficients, and a trainable nonlinear *hidden* layer. This
+implementation has the connections of the original psMNIST LMU: input→memory
+(fixed), memory→hidden, input→hidden, hidden→hidden (trainable). Its memory is
+driven by the input only (no hidden→memory, no memory→memory weights), so it is
+linear time-invariant.
+
+Memory update (zero-order-hold discretisation with one step per input sample)::
+
+    m[t] = Ad m[t-1] + Bd u[t]
+    h[t] = f(Wm m[t] + Wu u[t] + Wh h[t-1] + b)
+
+where ``Ad, Bd = cont2discrete(A / theta, B / theta, dt=1, method="zoh")`` and
+``f`` is the hidden neuron type (e.g. a `.HybridSpiking` quantizer).
+
+The memory can be
+
+* ``"linear"``: a non-spiking Nengo node with the recurrence ``Ad`` (step by step);
+* ``"precomputed"``: the same linear memory computed for the whole sequence at
+  once outside the simulator (`LMU.memory_response`, a causal convolution) and fed
+  to the ``memory`` input node; identical outputs, much cheaper per step;
+* a `.HybridSpiking` neuron type: the memory is itself quantized (on/off pairs of
+  neurons per dimension, the recurrence running on their spikes), as needed to
+  put the memory on a neuromorphic chip.
+"""
+
+import nengo
+import numpy as np
+from nengo.exceptions import ValidationError
+from nengo.params import BoolParam, IntParam, NumberParam
+from scipy.linalg import expm
+from scipy.special import eval_legendre
+
+from nengo_hybrid.neurons import HybridSpiking
+
+MEMORY_MODES = ("linear", "precomputed")
+
+
+def legendre_system(order, theta):
+    """Continuous-time LMU system ``(A, B)`` for a window of ``theta`` steps.
+
+    ``A[i, j] = (2i+1)/theta * (-1 if i < j else (-1)**(i-j+1))`` and
+    ``B[i] = (2i+1) (-1)**i / theta`` (Voelker et al. 2019).
+    """
+    q = np.arange(order, dtype=np.float64)
+    r = (2 * q + 1)[:, None]
+    i, j = np.meshgrid(q, q, indexing="ij")
+    A = np.where(i < j, -1.0, (-1.0) ** (i - j + 1)) * r / theta
+    B = ((-1.0) ** q[:, None]) * r / theta
+    return A, B
+
+
+def discretize_zoh(A, B, dt=1.0):
+    """Zero-order-hold discretisation, equal to ``scipy.signal.cont2discrete``."""
+    n, m = B.shape
+    block = np.zeros((n + m, n + m))
+    block[:n, :n] = A * dt
+    block[:n, n:] = B * dt
+    em = expm(block)
+    return em[:n, :n], em[:n, n:]
+
+
+def lmu_matrices(order, theta):
+    """Discrete ``(Ad, Bd)`` of the LMU memory, one step per input sample."""
+    return discretize_zoh(*legendre_system(order, theta))
+
+
+def delay_readout(order, delay_fraction):
+    """Readout ``C`` with ``C @ m[t] ≈ u[t - delay_fraction * theta]``.
+
+    ``C[i] = P_i(2 r - 1)`` (shifted Legendre polynomials), ``0 <= r <= 1``.
+    """
+    r = np.atleast_1d(np.asarray(delay_fraction, dtype=np.float64))
+    return np.stack([eval_legendre(i, 2 * r - 1) for i in range(order)], axis=-1)
+
+
+def impulse_response(order, theta, n_steps):
+    """``H[k] = Ad**k Bd``, shape ``(n_steps, order)``: the memory's impulse response."""
+    Ad, Bd = lmu_matrices(order, theta)
+    H = np.zeros((n_steps, order))
+    state = Bd[:, 0]
+    for k in range(n_steps):
+        H[k] = state
+        state = Ad @ state
+    return H
+
+
+def memory_response(u, order, theta):
+    """Compute the linear LMU memory for whole sequences at once.
+
+    A causal convolution of each input dimension with `impulse_response` (via FFT),
+    equal to running ``m[t] = Ad m[t-1] + Bd u[t]`` from ``m[-1] = 0``.
+
+    Parameters
+    ----------
+    u : (batch, n_steps, input_d) array
+    order, theta : as for `LMU`
+
+    Returns
+    -------
+    m : (batch, n_steps, input_d * order) float32 array
+        Ordered input dimension major (all orders of input 0, then input 1, ...).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3:
+        raise ValueError(f"u must have shape (batch, n_steps, input_d), got {u.shape}")
+    n_steps = u.shape[1]
+    H = impulse_response(order, theta, n_steps)
+    n_fft = 2 * n_steps
+    U = np.fft.rfft(u, n=n_fft, axis=1)  # (batch, f, input_d)
+    Hf = np.fft.rfft(H, n=n_fft, axis=0)  # (f, order)
+    m = np.fft.irfft(U[..., :, None] * Hf[None, :, None, :], n=n_fft, axis=1)
+    m = m[:, :n_steps]  # (batch, n_steps, input_d, order)
+    return m.reshape(u.shape[0], n_steps, -1).astype(np.float32)
+
+
+def hybrid_relu(precision=1.0, dt=0.001, max_spikes=None):
+    """A `.HybridSpiking` ReLU whose output is ``max(J, 0)`` in quanta of ``1/precision``.
+
+    The base rate is ``max(J, 0) / dt`` and the amplitude ``dt``, so ``precision``
+    is the number of quanta (spikes per step) per unit of activity.
+    """
+    return HybridSpiking(
+        nengo.RectifiedLinear(amplitude=1.0 / dt),
+        precision=precision,
+        max_spikes=max_spikes,
+        amplitude=dt,
+    )
+
+
+def hybrid_tanh(precision=1.0, dt=0.001, max_spikes=None):
+    """A `.HybridSpiking` tanh whose output is ``tanh(J)`` in quanta of ``1/precision``."""
+    return HybridSpiking(
+        nengo.Tanh(tau_ref=dt), precision=precision, max_spikes=max_spikes, amplitude=dt
+    )
+
+
+def _glorot(rng, n_out, n_in):
+    limit = np.sqrt(6.0 / (n_in + n_out))
+    return rng.uniform(-limit, limit, size=(n_out, n_in))
+
+
+def _orthogonal(rng, n):
+    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+    return q * np.sign(np.diag(r))
+
+
+class LMU(nengo.Network):
+    """Legendre Memory Unit with a (hybrid-)spiking hidden layer.
+
+    Parameters
+    ----------
+    n_hidden : int
+        Number of hidden neurons (212 in the paper configuration).
+    order : int
+        Legendre coefficients per input dimension (256 in the paper).
+    theta : float
+        Memory window in steps (784 in the paper: the whole sequence).
+    input_d : int
+        Input dimensions (1 for psMNIST).
+    output_d : int or None
+        If set, a trainable linear readout with bias (e.g. 10 classes) is added;
+        its output is the ``output`` node, otherwise ``output`` is the hidden layer.
+    hidden_neurons : NeuronType
+        Hidden neuron type with unit gain (neuron-to-neuron connections), default
+        ``hybrid_relu(precision=1)``; use the base rate type (e.g.
+        ``nengo.RectifiedLinear()``) for the non-spiking LMU.
+    memory : "linear", "precomputed" or HybridSpiking
+        The memory implementation (see the module docstring). With
+        ``"precomputed"``, feed ``memory_response(u, order, theta)`` to the
+        ``memory`` node (`LMU.inputs` builds the dict).
+    seed : int
+        Seed of the weight initialisation (the `nengo.Network` seed is left to
+        ``kwargs``: sharing one seed with the parent network makes NengoDL see
+        colliding object seeds).
+    **kwargs
+        Passed to `nengo.Network` (``label``, ``seed``, ...).
+
+    Attributes
+    ----------
+    input : nengo.Node
+        Connect the input signal here (a passthrough node of ``input_d``).
+    memory : nengo.Node
+        The (decoded) memory, ``input_d * order`` dimensions.
+    hidden : nengo.Ensemble
+        The hidden population (``hidden.neurons`` carries the activities).
+    output : nengo.Node
+        The readout (``output_d``) or the hidden activities (``n_hidden``).
+    fixed_connections : list of nengo.Connection
+        Connections holding ``Ad``/``Bd``; marked non-trainable for NengoDL.
+    """
+
+    n_hidden = IntParam("n_hidden", low=1)
+    order = IntParam("order", low=1)
+    theta = NumberParam("theta", low=0, low_open=True)
+    input_d = IntParam("input_d", low=1)
+    output_d = IntParam("output_d", low=1, optional=True)
+    quantized_memory = BoolParam("quantized_memory")
+
+    def __init__(
+        self,
+        n_hidden,
+        order,
+        theta,
+        input_d=1,
+        output_d=None,
+        hidden_neurons=None,
+        memory="linear",
+        seed=0,
+        **kwargs,
+    ):
+        kwargs.setdefault("label", "LMU")
+        super().__init__(**kwargs)
+        self.n_hidden = n_hidden
+        self.order = order
+        self.theta = theta
+        self.input_d = input_d
+        self.output_d = output_d
+        self.quantized_memory = isinstance(memory, HybridSpiking)
+        if not self.quantized_memory and memory not in MEMORY_MODES:
+            raise ValidationError(
+                f"memory must be 'linear', 'precomputed' or a HybridSpiking neuron "
+                f"type, got {memory!r}",
+                attr="memory",
+                obj=self,
+            )
+        self.memory_mode = "quantized" if self.quantized_memory else memory
+        if hidden_neurons is None:
+            hidden_neurons = hybrid_relu(precision=1.0)
+        self.hidden_neurons = hidden_neurons
+        self.fixed_connections = []
+        rng = np.random.RandomState(seed)
+        with self:
+            nengo_dl_config(self)
+            self.input = nengo.Node(size_in=input_d, label="input")
+            self._build_memory(memory)
+            self._build_hidden(rng)
+            if output_d is not None:
+                self._build_readout(rng)
+            else:
+                self.output = self.hidden_output
+            for conn in self.fixed_connections:
+                set_trainable(self, conn, False)
+
+    @property
+    def memory_d(self):
+        """Dimensions of the memory (``input_d * order``)."""
+        return self.input_d * self.order
+
+    def _build_memory(self, memory):
+        Ad, Bd = lmu_matrices(self.order, self.theta)
+        eye = np.eye(self.input_d)
+        A_all, B_all = np.kron(eye, Ad), np.kron(eye, Bd)  # block diagonal
+        if self.memory_mode == "precomputed":
+            self.memory = nengo.Node(np.zeros(self.memory_d), label="memory")
+            return
+        self.memory = nengo.Node(size_in=self.memory_d, label="memory")
+        if self.memory_mode == "linear":
+            fixed = [
+                nengo.Connection(self.input, self.memory, transform=B_all, synapse=None),
+                nengo.Connection(self.memory, self.memory, transform=A_all, synapse=0),
+            ]
+        else:
+            # on/off pairs: neuron 2i+0 carries max(m_i, 0), neuron 2i+1 max(-m_i, 0)
+            enc = np.kron(np.eye(self.memory_d), [[1.0], [-1.0]])  # (2d, d)
+            dec = enc.T  # (d, 2d)
+            self.memory_neurons = nengo.Ensemble(
+                2 * self.memory_d, 1, neuron_type=memory, gain=np.ones(2 * self.memory_d),
+                bias=np.zeros(2 * self.memory_d), label="memory_neurons",
+            )
+            set_trainable(self, self.memory_neurons, False)
+            neurons = self.memory_neurons.neurons
+            fixed = [
+                nengo.Connection(self.input, neurons, transform=enc @ B_all, synapse=None),
+                nengo.Connection(neurons, neurons, transform=enc @ A_all @ dec, synapse=0),
+                nengo.Connection(neurons, self.memory, transform=dec, synapse=None),
+            ]
+        self.fixed_connections.extend(fixed)
+
+    def _build_hidden(self, rng):
+        n = self.n_hidden
+        self.hidden = nengo.Ensemble(
+            n, 1, neuron_type=self.hidden_neurons, gain=np.ones(n), bias=np.zeros(n),
+            label="hidden",
+        )
+        neurons = self.hidden.neurons
+        n_in = self.memory_d + self.input_d
+        kernel = _glorot(rng, n, n_in)
+        self.memory_to_hidden = nengo.Connection(
+            self.memory, neurons, transform=kernel[:, : self.memory_d], synapse=None
+        )
+        self.input_to_hidden = nengo.Connection(
+            self.input, neurons, transform=kernel[:, self.memory_d :], synapse=None
+        )
+        self.hidden_to_hidden = nengo.Connection(
+            neurons, neurons, transform=_orthogonal(rng, n), synapse=0
+        )
+        self.hidden_output = nengo.Node(size_in=n, label="hidden_output")
+        conn = nengo.Connection(neurons, self.hidden_output, synapse=None)
+        self.fixed_connections.append(conn)
+
+    def _build_readout(self, rng):
+        self.output = nengo.Node(size_in=self.output_d, label="output")
+        self.readout = nengo.Connection(
+            self.hidden_output, self.output,
+            transform=_glorot(rng, self.output_d, self.n_hidden), synapse=None,
+        )
+        self.readout_bias_node = nengo.Node([1.0], label="readout_bias")
+        self.readout_bias = nengo.Connection(
+            self.readout_bias_node, self.output,
+            transform=np.zeros((self.output_d, 1)), synapse=None,
+        )
+
+    def trainable_parameters(self):
+        """Number of trainable parameters, counted from the Nengo structure.
+
+        Hidden: ``Wm, Wu, Wh`` and the bias; readout: weights and bias. The memory
+        (``Ad``, ``Bd``) is fixed and not counted.
+        """
+        return count_parameters(self)
+
+    def inputs(self, u, input_node=None):
+        """Simulator input dict for sequences ``u`` ``(batch, n_steps, input_d)``.
+
+        ``input_node`` is the node feeding ``self.input`` (keyed by it). In
+        ``"precomputed"`` mode the memory is added (`memory_response`).
+        """
+        data = {} if input_node is None else {input_node: u}
+        if self.memory_mode == "precomputed":
+            data[self.memory] = memory_response(u, self.order, self.theta)
+        return data
+
+
+def nengo_dl_config(network):
+    """Add NengoDL's config entries (``trainable``) to ``network``, if available."""
+    try:
+        import nengo_dl
+    except ImportError:  # pragma: no cover
+        return
+    nengo_dl.configure_settings(trainable=None)
+
+
+def set_trainable(network, obj, trainable):
+    """Mark ``obj`` trainable or not for NengoDL (no-op without NengoDL config)."""
+    try:
+        network.config[obj].trainable = trainable
+    except (AttributeError, KeyError, nengo.exceptions.ConfigError):
+        pass
+
+
+def _is_trainable(network, obj):
+    for net in [network] + network.all_networks:
+        try:
+            value = net.config[obj].trainable
+        except Exception:  # noqa: BLE001 (no NengoDL config on this network)
+            continue
+        if value is not None:
+            return value
+    return True
+
+
+def count_parameters(network):
+    """Trainable parameters of ``network`` as NengoDL would train them.
+
+    Counts the transform entries of every trainable connection whose transform is
+    not the identity passthrough, plus the biases of trainable ensembles that
+    receive neuron connections. Fixed objects (``config[obj].trainable = False``)
+    are skipped.
+    """
+    total = 0
+    for conn in network.all_connections:
+        if not _is_trainable(network, conn):
+            continue
+        transform = conn.transform
+        if isinstance(transform, nengo.transforms.Dense):
+            if transform.shape == () or np.isscalar(transform.init):
+                continue
+            total += int(np.prod(transform.shape))
+    for ens in network.all_ensembles:
+        if _is_trainable(network, ens):
+            total += ens.n_neurons
+    return total
+
+
+def lmu_param_count(n_hidden, order, input_d=1, output_d=None):
+    """Closed-form trainable-parameter count of `LMU` (matches `count_parameters`)."""
+    hidden = (order * input_d + input_d) * n_hidden + n_hidden * n_hidden + n_hidden
+    readout = 0 if output_d is None else (n_hidden + 1) * output_d
+    return hidden + readout
+
+
+class LMUClassifier(nengo.Network):
+    """A sequence classifier: input node → `LMU` → readout (logits on the last step).
+
+    Built for NengoDL training: ``stateful=False`` and ``keep_history=False``, so
+    ``probe`` returns only the last step's logits, to be compared with labels of
+    shape ``(N, 1, 1)`` (`LMUClassifier.targets`).
+
+    Parameters
+    ----------
+    n_classes : int
+        Readout size.
+    stimulus : array_like or nengo.Process, optional
+        Output of the input node (default zeros, to be fed by the simulator).
+    network_seed : int
+        Seed of this `nengo.Network`.
+    **lmu_kwargs
+        Passed to `LMU` (``n_hidden, order, theta, hidden_neurons, memory, seed``).
+
+    Attributes
+    ----------
+    inp : nengo.Node
+        The input node (feed ``(N, n_steps, input_d)`` sequences).
+    lmu : LMU
+    probe : nengo.Probe
+        Logits on the last step.
+    """
+
+    def __init__(
+        self, n_classes=10, stimulus=None, label="LMUClassifier", network_seed=0,
+        **lmu_kwargs,
+    ):
+        super().__init__(label=label, seed=network_seed)
+        with self:
+            try:
+                import nengo_dl
+
+                nengo_dl.configure_settings(stateful=False, keep_history=False)
+            except ImportError:  # pragma: no cover
+                pass
+            input_d = lmu_kwargs.get("input_d", 1)
+            output = np.zeros(input_d) if stimulus is None else stimulus
+            self.inp = nengo.Node(output, size_out=input_d, label="pixels")
+            self.lmu = LMU(output_d=n_classes, **lmu_kwargs)
+            nengo.Connection(self.inp, self.lmu.input, synapse=None)
+            self.probe = nengo.Probe(self.lmu.output, label="logits")
+
+    def inputs(self, x):
+        """Simulator input dict for sequences ``x`` ``(N, n_steps, input_d)``."""
+        return self.lmu.inputs(x, input_node=self.inp)
+
+    def hidden_probe(self):
+        """Add (once) and return a probe of the hidden activities, full history."""
+        if getattr(self, "_hidden_probe", None) is None:
+            with self:
+                self._hidden_probe = nengo.Probe(self.lmu.hidden.neurons, label="hidden")
+                try:
+                    self.config[self._hidden_probe].keep_history = True
+                except (AttributeError, nengo.exceptions.ConfigError):
+                    pass
+        return self._hidden_probe
+
+    @staticmethod
+    def targets(y):
+        """Labels ``(N,)`` → NengoDL targets ``(N, 1, 1)``."""
+        return np.asarray(y).reshape(-1, 1, 1)
+
+
+def build_classifier(recipe, precision=None, memory=None, spiking=True, stimulus=None):
+    """Build the `LMUClassifier` of a model-zoo recipe (see ``models/lmu_quick.py``).
+
+    Parameters
+    ----------
+    recipe : dict
+        With ``network`` (kwargs of `LMU`), ``schedule`` (a schedule dict with an
+        ``end`` precision) and ``seed``.
+    precision : float, optional
+        Hidden precision (default: the schedule's final ``end`` precision).
+    memory : str or HybridSpiking, optional
+        Override ``recipe["network"]["memory"]``.
+    spiking : bool
+        False builds the non-spiking LMU (ReLU rate neurons, same weights).
+    stimulus : array_like or nengo.Process, optional
+        Output of the input node (e.g. for Nengo GUI).
+    """
+    kwargs = dict(recipe["network"])
+    if precision is None:
+        precision = recipe["schedule"]["end"]
+    kwargs["hidden_neurons"] = (
+        hybrid_relu(precision=precision) if spiking else nengo.RectifiedLinear()
+    )
+    if memory is not None:
+        kwargs["memory"] = memory
+    return LMUClassifier(seed=recipe.get("seed", 0), stimulus=stimulus, **kwargs)
+
+
+def gui_stimulus(recipe, n_digits=10):
+    """A process presenting ``n_digits`` embedded psMNIST test digits, one pixel per step."""
+    from nengo_hybrid.data import psmnist
+
+    data = psmnist(**{**recipe["data"], "source": "embedded"})
+    return nengo.processes.PresentInput(
+        data.x_test[:n_digits].reshape(-1, data.x_test.shape[-1]), presentation_time=0.001
+    )
