@@ -170,8 +170,9 @@ class LMU(nengo.Network):
         ``nengo.RectifiedLinear()``) for the non-spiking LMU.
     memory : "linear", "precomputed" or HybridSpiking
         The memory implementation (see the module docstring). With
-        ``"precomputed"``, feed ``memory_response(u, order, theta)`` to the
-        ``memory`` node (`LMU.inputs` builds the dict).
+        ``"precomputed"``, feed ``[memory_response(u, order, theta), u]``
+        (concatenated on the last axis) to the ``memory`` node, which then also
+        carries the input to the hidden layer (`LMU.inputs` builds the dict).
     seed : int
         Seed of the weight initialisation (the `nengo.Network` seed is left to
         ``kwargs``: sharing one seed with the parent network makes NengoDL see
@@ -184,7 +185,9 @@ class LMU(nengo.Network):
     input : nengo.Node
         Connect the input signal here (a passthrough node of ``input_d``).
     memory : nengo.Node
-        The (decoded) memory, ``input_d * order`` dimensions.
+        The (decoded) memory, ``input_d * order`` dimensions; in
+        ``"precomputed"`` mode an input node of the memory followed by the input
+        (``input_d * order + input_d``).
     hidden : nengo.Ensemble
         The hidden population (``hidden.neurons`` carries the activities).
     output : nengo.Node
@@ -255,7 +258,9 @@ class LMU(nengo.Network):
         eye = np.eye(self.input_d)
         A_all, B_all = np.kron(eye, Ad), np.kron(eye, Bd)  # block diagonal
         if self.memory_mode == "precomputed":
-            self.memory = nengo.Node(np.zeros(self.memory_d), label="memory")
+            # one input node carries [m, u], so one connection (one matmul per
+            # step) applies the whole hidden input kernel, as in keras-lmu
+            self.memory = nengo.Node(np.zeros(self.memory_d + self.input_d), label="memory")
             return
         self.memory = nengo.Node(size_in=self.memory_d, label="memory")
         if self.memory_mode == "linear":
@@ -289,12 +294,18 @@ class LMU(nengo.Network):
         neurons = self.hidden.neurons
         n_in = self.memory_d + self.input_d
         kernel = _glorot(rng, n, n_in)
-        self.memory_to_hidden = nengo.Connection(
-            self.memory, neurons, transform=kernel[:, : self.memory_d], synapse=None
-        )
-        self.input_to_hidden = nengo.Connection(
-            self.input, neurons, transform=kernel[:, self.memory_d :], synapse=None
-        )
+        if self.memory_mode == "precomputed":
+            self.memory_to_hidden = nengo.Connection(
+                self.memory, neurons, transform=kernel, synapse=None
+            )
+            self.input_to_hidden = self.memory_to_hidden
+        else:
+            self.memory_to_hidden = nengo.Connection(
+                self.memory, neurons, transform=kernel[:, : self.memory_d], synapse=None
+            )
+            self.input_to_hidden = nengo.Connection(
+                self.input, neurons, transform=kernel[:, self.memory_d :], synapse=None
+            )
         self.hidden_to_hidden = nengo.Connection(
             neurons, neurons, transform=_orthogonal(rng, n), synapse=0
         )
@@ -330,7 +341,8 @@ class LMU(nengo.Network):
         """
         data = {} if input_node is None else {input_node: u}
         if self.memory_mode == "precomputed":
-            data[self.memory] = memory_response(u, self.order, self.theta)
+            m = memory_response(u, self.order, self.theta)
+            data[self.memory] = np.concatenate([m, np.asarray(u, dtype=m.dtype)], axis=-1)
         return data
 
 

@@ -201,8 +201,8 @@ def test_model_files_define_gui_model_and_recipe(name):
 @pytest.mark.slow
 def test_quick_recipe_learns():
     """A few epochs of the quick recipe beat chance clearly (slow: ~1-2 min)."""
-    from benchmarks.psmnist_study import load_data, run_hybrid  # noqa: E402
-
+    study = runpy.run_path(str(ROOT / "benchmarks" / "psmnist_study.py"))
+    load_data, run_hybrid = study["load_data"], study["run_hybrid"]
     recipe = runpy.run_path(str(ROOT / "models" / "lmu_quick.py"))["RECIPE"]
     data = load_data(recipe, "embedded", n_train=2000)
     row = run_hybrid(recipe, data, precision=2.0, epochs=4)
