@@ -1,0 +1,44 @@
+"""Deploy hybrid-spiking networks onto Loihi-style neuron cores.
+
+* `check` -- hardware-constraint checks against a `.Profile`, before anything runs.
+* `Simulator` -- a nengo-loihi simulator (emulator, or chip when NxSDK is
+  importable) for networks with `.HybridSpiking` neurons.
+* strategies for multi-bit neurons: `OneBit`, `Expand`.
+* `compare` -- run a network in the reference simulator and on the emulator and
+  report accuracy, output error and spike-count agreement per layer.
+
+Importing this package registers the nengo-loihi builder for `.HybridSpiking`
+(in `nengo_hybrid.hardware.loihi`, the only module that touches nengo-loihi
+internals).
+"""
+
+from nengo_hybrid.hardware.profiles import Profile, available_profiles, load_profile
+from nengo_hybrid.hardware.strategies import (
+    Expand,
+    OneBit,
+    Strategy,
+    expanded_counts,
+    hybrid_counts,
+)
+from nengo_hybrid.hardware.loihi import HAS_NXSDK, Model, Simulator, build_model
+from nengo_hybrid.hardware.check import Report, Violation, check
+from nengo_hybrid.hardware.run import compare
+
+__all__ = [
+    "HAS_NXSDK",
+    "Expand",
+    "Model",
+    "OneBit",
+    "Profile",
+    "Report",
+    "Simulator",
+    "Strategy",
+    "Violation",
+    "available_profiles",
+    "build_model",
+    "check",
+    "compare",
+    "expanded_counts",
+    "hybrid_counts",
+    "load_profile",
+]

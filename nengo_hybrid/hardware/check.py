@@ -1,0 +1,591 @@
+"""Hardware-constraint checks, run before anything is emulated.
+
+`check` builds the network with nengo-loihi (no simulation), places it on cores
+as the deployment would, and compares every core and every hybrid ensemble
+with a `.Profile`. The result is a `Report`: ``ok``, ``violations`` (it does not
+fit or would silently lose information), ``warnings`` (it fits, at a stated
+cost in precision), a per-core table, and ``to_dict()`` for JSON.
+"""
+
+import math
+import warnings
+
+import nengo
+import numpy as np
+from nengo.exceptions import BuildError
+
+from nengo_hybrid.hardware.loihi import (
+    SUPPORTED_BASES,
+    build_model,
+    check_supported,
+    _pieces_synapse_bits,
+)
+from nengo_hybrid.hardware.profiles import load_profile
+from nengo_hybrid.hardware.strategies import as_strategy
+from nengo_hybrid.neurons import HybridSpiking
+
+# neuron types nengo-loihi 1.1.0 can map onto compartments (exact classes)
+LOIHI_NEURON_TYPES = (nengo.LIF, nengo.SpikingRectifiedLinear, nengo.RegularSpiking)
+
+
+class Violation:
+    """One thing that does not fit (``severity="error"``) or loses precision.
+
+    Parameters
+    ----------
+    kind : str
+        What is checked, e.g. ``"compartments"``, ``"spike_bits"``.
+    obj : str
+        The ensemble, connection or core concerned.
+    limit : number or str
+        The profile's limit.
+    value : number or str
+        The network's value.
+    fix : str
+        A concrete change that makes it fit.
+    severity : {"error", "warning"}
+    detail : str, optional
+        Extra explanation.
+    """
+
+    def __init__(self, kind, obj, limit, value, fix, severity="error", detail=""):
+        self.kind = kind
+        self.obj = str(obj)
+        self.limit = limit
+        self.value = value
+        self.fix = fix
+        self.severity = severity
+        self.detail = detail
+
+    @property
+    def message(self):
+        text = f"{self.obj}: {self.kind} {self.value} exceeds the limit {self.limit}"
+        if self.detail:
+            text += f" ({self.detail})"
+        return f"{text}. Fix: {self.fix}"
+
+    def __str__(self):
+        return f"[{self.severity}] {self.message}"
+
+    __repr__ = __str__
+
+    def to_dict(self):
+        return {
+            "severity": self.severity,
+            "kind": self.kind,
+            "object": self.obj,
+            "limit": _jsonable(self.limit),
+            "value": _jsonable(self.value),
+            "detail": self.detail,
+            "fix": self.fix,
+            "message": self.message,
+        }
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+class Report:
+    """Result of `check`.
+
+    Attributes
+    ----------
+    ok : bool
+        True when there are no ``error`` violations.
+    violations : list of Violation
+        Errors: the network does not fit the profile as configured.
+    warnings : list of Violation
+        It fits, at a stated loss (weight bits, reset-to-zero approximation).
+    cores : list of dict
+        One row per core: block, ensemble, compartments, axons, synapse bits.
+    ensembles : list of dict
+        One row per on-chip ensemble: neuron type, strategy, spike bits.
+    connections : list of dict
+        One row per on-chip connection: weight range, bits lost.
+    host : list of dict
+        What runs on the host instead of the chip, and why.
+    """
+
+    def __init__(self, profile, strategy):
+        self.profile = profile
+        self.strategy = strategy
+        self.violations = []
+        self.warnings = []
+        self.cores = []
+        self.ensembles = []
+        self.connections = []
+        self.host = []
+        self.notes = []
+
+    @property
+    def ok(self):
+        return len(self.violations) == 0
+
+    @property
+    def n_cores(self):
+        return len(self.cores)
+
+    def add(self, violation):
+        (self.violations if violation.severity == "error" else self.warnings).append(
+            violation
+        )
+
+    def to_dict(self):
+        n_chips = math.ceil(self.n_cores / self.profile["cores_per_chip"])
+        return _jsonable(
+            {
+                "ok": self.ok,
+                "profile": self.profile.name,
+                "strategy": repr(self.strategy),
+                "n_cores": self.n_cores,
+                "n_chips": n_chips,
+                "violations": [v.to_dict() for v in self.violations],
+                "warnings": [v.to_dict() for v in self.warnings],
+                "cores": self.cores,
+                "ensembles": self.ensembles,
+                "connections": self.connections,
+                "host": self.host,
+                "notes": self.notes,
+            }
+        )
+
+    def __str__(self):
+        lim = self.profile.limits
+        lines = [
+            f"Hardware check against {self.profile.name!r}: "
+            f"{'OK' if self.ok else 'DOES NOT FIT'} -- {self.n_cores} cores, "
+            f"{len(self.violations)} violations, {len(self.warnings)} warnings"
+        ]
+        if self.cores:
+            header = (
+                f"{'core':>4}  {'block':<38} {'compart.':>9} {'in-axons':>9} "
+                f"{'out-axons':>9} {'synapse bits':>13}"
+            )
+            lines += ["", header, "-" * len(header)]
+            for row in self.cores:
+                lines.append(
+                    f"{row['core']:>4}  {row['block'][:38]:<38} "
+                    f"{row['compartments']:>9} {row['input_axons']:>9} "
+                    f"{row['output_axons']:>9} {row['synapse_bits']:>13}"
+                )
+            lines.append(
+                f"{'max':>4}  {'':<38} {lim['compartments_per_core']:>9} "
+                f"{str(lim['input_axons_per_core']):>9} "
+                f"{str(lim['output_axons_per_core']):>9} "
+                f"{lim['synapse_bits_per_core']:>13}"
+            )
+        if self.ensembles:
+            lines += ["", "Hybrid ensembles:"]
+            for row in self.ensembles:
+                lines.append(
+                    f"  {row['ensemble']}: {row['neuron_type']}, {row['n_neurons']} "
+                    f"neurons -> {row['compartments']} compartments "
+                    f"({row['strategy']}); spikes/step needed {row['max_count']} "
+                    f"({row['count_source']}), representable {row['max_representable']}"
+                    f"; {'exact' if row['exact'] else 'approximate'}"
+                )
+        lossy = [c for c in self.connections if c["bits_lost"] > 0]
+        if self.connections:
+            lines += [
+                "",
+                f"Connections: {len(self.connections)} on chip, {len(lossy)} lose "
+                "weight bits",
+            ]
+        if self.host:
+            lines += ["", "On the host:"]
+            lines += [f"  {row['object']}: {row['reason']}" for row in self.host]
+        for title, items in (("Violations", self.violations), ("Warnings", self.warnings)):
+            if items:
+                lines += ["", f"{title}:"]
+                lines += [f"  - {v.message}" for v in items]
+        for note in self.notes:
+            lines.append(f"Note: {note}")
+        return "\n".join(lines)
+
+
+def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
+          max_weight_bits_lost=None):
+    """Check that ``network`` fits ``profile`` before anything is emulated.
+
+    Parameters
+    ----------
+    network : nengo.Network
+    profile : str, dict or Profile
+        ``"loihi1"``, ``"loihi2"``, a JSON path, or a `.Profile`.
+    strategy : Strategy, str, int or dict
+        Multi-bit strategy for `.HybridSpiking` ensembles (see `.strategies`).
+    dt : float
+        Simulator time step.
+    counts : dict of {Ensemble: int or array_like}, optional
+        Measured spike counts per step (e.g. from a NengoDL run, via
+        ``nengo_hybrid.metrics.spike_counts``) or their maximum. Without them
+        the largest count is estimated from the ensemble's ``max_rates``, which
+        a trained network can exceed.
+    max_weight_bits_lost : int, optional
+        If given, connections losing more weight bits than this are errors
+        (otherwise they are warnings).
+
+    Returns
+    -------
+    Report
+    """
+    profile = load_profile(profile)
+    report = Report(profile, strategy)
+    lim = profile.limits
+    counts = {} if counts is None else counts
+
+    # --- neuron types, before building (a clear error per ensemble)
+    unsupported = False
+    for ens in network.all_ensembles:
+        if not _on_chip(network, ens):
+            continue
+        nt = ens.neuron_type
+        if isinstance(nt, HybridSpiking):
+            try:
+                check_supported(ens)
+            except BuildError as e:
+                unsupported = True
+                report.add(
+                    Violation(
+                        "neuron_type", ens, "bases " + ", ".join(
+                            b.__name__ for b in SUPPORTED_BASES),
+                        type(nt.base_type).__name__,
+                        "use a RectifiedLinear or LIFRate base, or set "
+                        "net.config[ens].on_chip = False",
+                        detail=str(e),
+                    )
+                )
+        elif type(nt) not in LOIHI_NEURON_TYPES:
+            unsupported = True
+            report.add(
+                Violation(
+                    "neuron_type", ens, "LIF, SpikingRectifiedLinear, RegularSpiking, "
+                    "HybridSpiking", type(nt).__name__,
+                    "use a spiking type nengo-loihi supports, or set "
+                    "net.config[ens].on_chip = False",
+                    detail="nengo-loihi cannot simulate this neuron type on a core",
+                )
+            )
+    if unsupported:
+        report.notes.append("Build skipped: fix the neuron types first.")
+        return report
+
+    # --- build (no emulation), with nengo-loihi's own validation off
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = build_model(
+                network, dt=dt, strategy=strategy, profile=profile, validate=False
+            )
+    except BuildError as e:
+        report.add(Violation("build", network, "-", "-", "see the error", detail=str(e)))
+        return report
+    except AssertionError as e:  # nengo-loihi discretization asserts
+        report.add(
+            Violation(
+                "discretization", network, "Loihi integer ranges", "out of range",
+                "weights are too large relative to the firing threshold (one input "
+                "spike crosses it many times): scale the weights down, lower the "
+                "precision, or use Expand to raise thresholds",
+                detail=f"nengo-loihi could not discretize the model: {e!r}",
+            )
+        )
+        return report
+
+    _check_cores(model, report, lim)
+    _check_hybrid(model, report, profile, counts, dt)
+    _check_weights(model, report, lim, max_weight_bits_lost)
+    _host_objects(model, network, report)
+    n_chips = math.ceil(len(model.blocks) / lim["cores_per_chip"])
+    if n_chips > 1:
+        report.add(
+            Violation(
+                "cores", network, lim["cores_per_chip"], len(model.blocks),
+                "use a multi-chip board, or fewer/smaller ensembles",
+                severity="warning", detail=f"needs {n_chips} chips",
+            )
+        )
+    return report
+
+
+def _on_chip(network, ens):
+    try:
+        return network.config[ens].on_chip is not False
+    except Exception:  # config params not added (nengo_loihi.add_params not called)
+        return True
+
+
+def _block_owner(model):
+    owner = {}
+    for obj, built in model.objs.items():
+        if isinstance(obj, nengo.Ensemble):
+            blocks = built.get("out")
+            for block in blocks if isinstance(blocks, list) else [blocks]:
+                owner[block] = obj
+    return owner
+
+
+def _check_cores(model, report, lim):
+    owner = _block_owner(model)
+    # nengo-loihi's own auto-split, for comparison (it ignores word rounding)
+    for old_block, summary in model.pre_split.items():
+        n = summary["compartments"]
+        max_bits = lim["synapse_bits_per_core"]
+        naive = max(
+            -(-n // lim["compartments_per_core"]), -(-summary["synapse_bits"] // max_bits)
+        )
+        planned = model.split_plan.get(old_block, 1)
+        if planned > naive and np.any(
+            _pieces_synapse_bits(old_block, -(-n // naive)) > max_bits
+        ):
+            report.notes.append(
+                f"{old_block.label}: planned on {planned} cores; nengo-loihi's "
+                f"auto-split would use {naive}, overflowing synapse memory after "
+                "64-bit word rounding"
+            )
+
+    checks = (
+        ("compartments", "compartments_per_core"),
+        ("input_axons", "input_axons_per_core"),
+        ("output_axons", "output_axons_per_core"),
+        ("synapse_bits", "synapse_bits_per_core"),
+    )
+    for i, block in enumerate(model.blocks):
+        util = block.utilization()
+        row = {
+            "core": i,
+            "block": str(block.label),
+            "ensemble": str(owner.get(block, "")),
+            "compartments": util["compartments"][0],
+            "input_axons": util["in-axons"][0],
+            "output_axons": util["out-axons"][0],
+            "synapse_bits": util["synapses"][0],
+        }
+        report.cores.append(row)
+        for key, limit_key in checks:
+            limit = lim[limit_key]
+            if limit is None or row[key] <= limit:
+                continue
+            report.add(
+                Violation(key, block.label, limit, row[key], _core_fix(key, row, limit))
+            )
+
+
+def _core_fix(key, row, limit):
+    n = row["compartments"]
+    if key == "compartments":
+        return (
+            f"split the ensemble: net.config[ens].block_shape = "
+            f"nengo_loihi.BlockShape(({limit},), ({n},)) (or remove a user "
+            "block_shape that is too large)"
+        )
+    if key == "synapse_bits":
+        per = max(1, int(n * limit / row["synapse_bits"]) - 1)
+        return (
+            f"put fewer compartments per core, e.g. net.config[ens].block_shape = "
+            f"nengo_loihi.BlockShape(({per},), ({n},)), or use sparser / lower-bit "
+            "weights"
+        )
+    if key == "input_axons":
+        return (
+            "a core can receive from at most this many presynaptic neurons; "
+            "splitting the target does not help: reduce the presynaptic ensembles, "
+            "use sparse or convolutional (population) connections, or route "
+            "through fewer neurons"
+        )
+    return (
+        "each outgoing connection uses one axon per presynaptic compartment: "
+        "merge outgoing connections or split the presynaptic ensemble with a "
+        "smaller BlockShape"
+    )
+
+
+def _max_count(model, ens, info, counts, dt):
+    p = info.neuron_type.precision
+    if ens in counts:
+        c = np.asarray(counts[ens])
+        m = int(np.abs(c).max()) if c.size else 0
+        # drive: the largest mean count per step of one neuron
+        drive = float(np.abs(c).reshape(-1, c.shape[-1]).mean(0).max()) if c.ndim else m
+        return m, drive, "measured"
+    built = model.params.get(ens)
+    max_rates = getattr(built, "max_rates", None)
+    if max_rates is None:
+        gain, bias = built.gain, built.bias
+        max_rates = info.neuron_type.base_type.rates(1.0, gain, bias)
+    drive = p * dt * float(np.max(max_rates))
+    return int(math.ceil(drive - 1e-9)), drive, "estimated from max_rates"
+
+
+def _check_hybrid(model, report, profile, counts, dt):
+    lim = profile.limits
+    graded = lim["spike_payload_bits"] > 0
+    for block, info in model.hybrid_blocks.items():
+        ens, nt, strategy = info
+        K = strategy.compartments
+        p = nt.precision
+        max_count, drive, source = _max_count(model, ens, info, counts, dt)
+        bits_needed = math.ceil(math.log2(1 + max_count)) if max_count > 0 else 0
+        if graded:
+            representable = lim["max_spikes_per_step"] * K
+        else:
+            representable = strategy.max_count
+        exact = strategy.exact(profile) and type(nt.base_type) is nengo.RectifiedLinear
+        report.ensembles.append(
+            {
+                "ensemble": str(ens),
+                "neuron_type": f"HybridSpiking({type(nt.base_type).__name__}, "
+                f"precision={p:g})",
+                "n_neurons": ens.n_neurons,
+                "strategy": repr(strategy),
+                "compartments": ens.n_neurons * K,
+                "max_count": max_count,
+                "count_source": source,
+                "spike_bits_needed": bits_needed,
+                "spike_bits_available": lim["spike_payload_bits"] if graded else 1,
+                "max_representable": representable,
+                "exact": bool(exact),
+            }
+        )
+        if max_count > representable:
+            max_rate = max_count / (p * dt)
+            report.add(
+                Violation(
+                    "spike_count_per_step", ens, representable, max_count,
+                    f"use strategy Expand(K={max_count}) for this ensemble "
+                    f"({ens.n_neurons * max_count} compartments), or lower its "
+                    f"precision to <= {1.0 / (dt * max_rate):.3g} (1-bit spikes), "
+                    f"or set max_spikes={representable} and retrain",
+                    detail=f"{bits_needed} spike bits needed ({source}); "
+                    f"{repr(strategy)} on {profile.name} emits at most "
+                    f"{representable} per step, more would saturate at "
+                    f"{representable}/dt",
+                )
+            )
+        if not profile.subtractive_reset and max_count > 0:
+            x = min(drive, representable) / K
+            # reset to zero with strict threshold: rate 1/(floor(1/x)+1) vs x
+            loss = 1 - (1.0 / (math.floor(1.0 / x) + 1)) / x if x > 0 else 0.0
+            report.add(
+                Violation(
+                    "reset_to_zero", ens, "subtractive reset", "reset to zero",
+                    f"more compartments per neuron (Expand(K={2 * max(K, max_count)}) "
+                    "halves the per-compartment drive) or lower precision",
+                    severity="warning",
+                    detail=f"{profile.name} compartments drop the residual voltage on "
+                    f"each spike; at the largest drive ({x:.2f} threshold/step per "
+                    f"compartment) the rate is {100 * loss:.0f}% low; smaller "
+                    "drives lose proportionally less",
+                )
+            )
+
+
+def _check_weights(model, report, lim, max_weight_bits_lost):
+    mag_bits = lim["weight_magnitude_bits"]
+    for synapse, weights in model.float_weights.items():
+        conn = model.synapse_conn.get(synapse)
+        name = str(conn) if conn is not None else str(synapse.label)
+        w = np.concatenate([np.ravel(x) for x in weights]) if weights else np.zeros(0)
+        nz = np.abs(w[w != 0])
+        if nz.size == 0:
+            continue
+        w_max, w_min = nz.max(), nz.min()
+        range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
+        bits_lost = max(0, range_bits - mag_bits)
+        scale = (2 ** mag_bits - 1) / w_max
+        q = np.round(nz * scale) / scale
+        zeroed = float(np.mean(q == 0))
+        rel_err = float(np.linalg.norm(q - nz) / np.linalg.norm(nz))
+        report.connections.append(
+            {
+                "connection": name,
+                "n_weights": int(w.size),
+                "max_abs_weight": float(w_max),
+                "min_abs_nonzero_weight": float(w_min),
+                "range_bits": range_bits,
+                "bits_lost": bits_lost,
+                "fraction_rounded_to_zero": zeroed,
+                "relative_rms_error": rel_err,
+            }
+        )
+        if bits_lost > 0:
+            severity = (
+                "error"
+                if max_weight_bits_lost is not None and bits_lost > max_weight_bits_lost
+                else "warning"
+            )
+            report.add(
+                Violation(
+                    "weight_bits", name, mag_bits + 1, range_bits + 1,
+                    f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
+                    f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
+                    "regularize the weight range in training, or split the "
+                    "connection by magnitude",
+                    severity=severity,
+                    detail=f"{bits_lost} bits lost: the weights span {range_bits} "
+                    f"magnitude bits but a synapse keeps {mag_bits} (+ sign) with "
+                    f"one shared exponent; {100 * zeroed:.1f}% of nonzero weights "
+                    f"round to zero, relative RMS weight error {rel_err:.3f}",
+                )
+            )
+    if model.discretize_warnings:
+        report.notes.extend(f"nengo-loihi: {m}" for m in set(model.discretize_warnings))
+
+
+def _check_host_hybrid(model, ens, report):
+    """Host->chip spikes are single events: a host hybrid ensemble must be 1-bit."""
+    nt = ens.neuron_type
+    if not isinstance(nt, HybridSpiking):
+        return
+    feeds_chip = any(
+        getattr(obj, "neuron_type", None) is nt
+        for obj in model.objs
+        if type(obj).__name__ == "ChipReceiveNeurons"
+    )
+    built = model.host.params.get(ens)
+    if not feeds_chip or built is None:
+        return
+    rates = nt.base_type.rates(1.0, built.gain, built.bias)
+    drive = nt.precision * model.dt * float(np.max(rates))
+    if drive > 1:
+        report.add(
+            Violation(
+                "host_spike_count_per_step", ens, 1, int(math.ceil(drive)),
+                f"lower its precision to <= {nt.precision / drive:.3g} or its rates, "
+                "or run it on the chip with a multi-bit strategy",
+                detail="nengo-loihi sends host-to-chip spikes as single events, so "
+                "counts above 1 would be silently cut to 1 (estimated from its rate "
+                "at x=1)",
+            )
+        )
+
+
+def _host_objects(model, network, report):
+    host = model.split.hostchip.host_objs
+    for obj in network.all_nodes + network.all_ensembles:
+        if obj not in host:
+            continue
+        if isinstance(obj, nengo.Node):
+            if obj in model.split.passthrough.to_remove:
+                continue
+            reason = (
+                "Nodes run on the host (inputs reach the chip as spikes of on/off "
+                "encoder compartments; outputs are computed from probed chip spikes)"
+            )
+        elif not _on_chip(network, obj):
+            reason = "marked off-chip (config on_chip=False)"
+            _check_host_hybrid(model, obj, report)
+        else:
+            reason = "placed on the host by nengo-loihi (e.g. it only feeds the host)"
+        report.host.append({"object": str(obj), "reason": reason})

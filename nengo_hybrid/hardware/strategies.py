@@ -1,0 +1,172 @@
+"""Strategies for putting multi-bit (hybrid) spiking neurons on 1-bit cores.
+
+A `.HybridSpiking` neuron emits an integer spike count ``n`` per step. A Loihi 1
+compartment emits at most one spike per step, so a neuron whose count can exceed
+one needs a strategy:
+
+`OneBit`
+    One compartment per neuron. Only valid when the neuron never needs more than
+    one spike per step (``precision * dt * max_rate <= 1``); otherwise the check
+    reports the neuron (never a silent saturation at ``1/dt``).
+`Expand`
+    ``K`` one-bit compartments per neuron, each integrating ``1/K`` of the rate,
+    initial voltages staggered by ``k/K``. By Hermite's identity
+    ``sum_k floor(y + k/K) = floor(K y)`` the summed counts equal the multi-bit
+    neuron's counts step for step -- exactly, with a subtractive reset and no
+    count above ``K``. Loihi 1 resets to zero, which makes it approximate
+    (see `expanded_counts` to measure the difference). Cost: ``K`` times the
+    compartments and ``K`` times the synapse memory into the ensemble.
+
+This module is pure NumPy (no nengo-loihi): the reference math the emulator
+runs are compared against.
+"""
+
+import numpy as np
+from nengo.exceptions import ValidationError
+
+
+class Strategy:
+    """Base class: how one `.HybridSpiking` neuron maps onto compartments."""
+
+    #: compartments per neuron
+    compartments = 1
+
+    @property
+    def max_count(self):
+        """Largest spike count per model step the strategy can represent."""
+        return self.compartments
+
+    def exact(self, profile):
+        """Whether the mapping reproduces the reference counts exactly."""
+        return profile.subtractive_reset
+
+    def to_dict(self):
+        return {"name": type(self).__name__, "compartments": self.compartments}
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    def __hash__(self):
+        return hash(tuple(sorted(self.to_dict().items())))
+
+
+class OneBit(Strategy):
+    """One compartment per neuron; requires at most one spike per step."""
+
+
+class Expand(Strategy):
+    """``K`` one-bit compartments per neuron (exact by Hermite's identity).
+
+    Parameters
+    ----------
+    K : int
+        Compartments per neuron; the largest representable count per step.
+    """
+
+    def __init__(self, K):
+        if int(K) != K or K < 1:
+            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
+        self.K = int(K)
+
+    @property
+    def compartments(self):
+        return self.K
+
+    def to_dict(self):
+        return {"name": "Expand", "compartments": self.K, "K": self.K}
+
+    def __repr__(self):
+        return f"Expand(K={self.K})"
+
+
+def as_strategy(strategy):
+    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, an int K or a Strategy."""
+    if strategy is None or strategy == "onebit":
+        return OneBit()
+    if isinstance(strategy, Strategy):
+        return strategy
+    if isinstance(strategy, (int, np.integer)):
+        return OneBit() if strategy == 1 else Expand(int(strategy))
+    if isinstance(strategy, str) and strategy.startswith("expand"):
+        _, _, k = strategy.partition(":")
+        if not k:
+            raise ValidationError(
+                "Give the number of compartments, e.g. 'expand:4'", attr="strategy"
+            )
+        return Expand(int(k))
+    raise ValidationError(
+        f"Unknown strategy {strategy!r}; use OneBit(), Expand(K), 'onebit' or "
+        "'expand:K'",
+        attr="strategy",
+    )
+
+
+def hybrid_counts(increments, v0):
+    """Spike counts of the multi-bit reference neuron (`.HybridSpiking.step`).
+
+    Parameters
+    ----------
+    increments : (n_steps, n) array_like
+        ``precision * dt * r(J)`` on each step.
+    v0 : (n,) array_like
+        Initial voltages in ``[0, 1)``.
+
+    Returns
+    -------
+    counts : (n_steps, n) ndarray of int
+    """
+    increments = np.asarray(increments, dtype=np.float64)
+    v = np.array(v0, dtype=np.float64)
+    counts = np.zeros(increments.shape, dtype=np.int64)
+    for t, inc in enumerate(increments):
+        v += inc
+        n = np.floor(v)
+        v -= n
+        counts[t] = n
+    return counts
+
+
+def expanded_counts(increments, v0, K, reset="subtract"):
+    """Summed spike counts of ``K`` one-bit compartments per neuron.
+
+    Compartment ``k`` of a neuron starts at ``(v0 + k) / K`` (in units of its
+    threshold), integrates ``increments / K`` and emits at most one spike per
+    step.
+
+    Parameters
+    ----------
+    increments : (n_steps, n) array_like
+        ``precision * dt * r(J)`` of the multi-bit neuron on each step.
+    v0 : (n,) array_like
+        Initial voltages of the multi-bit neurons, in ``[0, 1)``.
+    K : int
+        Compartments per neuron.
+    reset : {"subtract", "zero"}
+        ``"subtract"``: the threshold is subtracted on a spike (exact by
+        Hermite's identity when no count exceeds ``K``). ``"zero"``: Loihi 1
+        behaviour, the voltage is set to zero and the spike condition is the
+        strict ``v > threshold`` of nengo-loihi's emulator.
+
+    Returns
+    -------
+    counts : (n_steps, n) ndarray of int
+    """
+    if reset not in ("subtract", "zero"):
+        raise ValidationError("reset must be 'subtract' or 'zero'", attr="reset")
+    increments = np.asarray(increments, dtype=np.float64)
+    v0 = np.asarray(v0, dtype=np.float64)
+    v = (v0[None, :] + np.arange(K)[:, None]) / K  # (K, n)
+    counts = np.zeros(increments.shape, dtype=np.int64)
+    for t, inc in enumerate(increments):
+        v += inc[None, :] / K
+        if reset == "subtract":
+            spiked = v >= 1
+            v[spiked] -= 1
+        else:
+            spiked = v > 1
+            v[spiked] = 0
+        counts[t] = spiked.sum(axis=0)
+    return counts
