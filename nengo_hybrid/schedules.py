@@ -11,7 +11,7 @@ objects, like Nengo distributions: they compare equal by value, have a clear
 import math
 
 from nengo.exceptions import ValidationError
-from nengo.params import DictParam, FrozenObject
+from nengo.params import DictParam, FrozenObject, NumberParam
 
 from nengo_hybrid.neurons import FiniteNumberParam
 
@@ -77,20 +77,42 @@ class Constant(Schedule):
 
 
 class _Interpolated(Schedule):
+    """Interpolates from ``start`` to ``end`` over the first ``1 - hold`` of training.
+
+    Parameters
+    ----------
+    start : float
+        Precision on the first batch (large: close to the rate network).
+    end : float
+        Final (deployment) precision.
+    hold : float
+        Fraction of training, at the end, spent at ``end`` (fine-tuning at the
+        deployment precision). ``0 <= hold < 1``.
+    """
+
     start = _precision_param("start")
     end = _precision_param("end")
+    hold = NumberParam("hold", low=0, high=1, high_open=True, readonly=True)
 
-    def __init__(self, start, end):
+    def __init__(self, start, end, hold=0.0):
         super().__init__()
         self.start = start
         self.end = end
+        self.hold = hold
+
+    def at(self, progress):
+        return self.interpolate(min(progress / (1.0 - self.hold), 1.0))
+
+    def interpolate(self, t):
+        """Precision at ``t`` in [0, 1] of the annealing phase."""
+        raise NotImplementedError
 
 
 class Linear(_Interpolated):
     """Linear interpolation from ``start`` to ``end`` precision."""
 
-    def at(self, progress):
-        return self.start + (self.end - self.start) * progress
+    def interpolate(self, t):
+        return self.start + (self.end - self.start) * t
 
 
 class Geometric(_Interpolated):
@@ -99,15 +121,15 @@ class Geometric(_Interpolated):
     Spends equal training time per decade of precision, i.e. per bit removed.
     """
 
-    def at(self, progress):
-        return self.start * (self.end / self.start) ** progress
+    def interpolate(self, t):
+        return self.start * (self.end / self.start) ** t
 
 
 class Cosine(_Interpolated):
     """Cosine interpolation: slow at both ends, fastest mid-way."""
 
-    def at(self, progress):
-        return self.end + (self.start - self.end) * 0.5 * (1 + math.cos(math.pi * progress))
+    def interpolate(self, t):
+        return self.end + (self.start - self.end) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 class Stepwise(Schedule):

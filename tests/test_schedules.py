@@ -12,6 +12,8 @@ CASES = [
     (Geometric(1000.0, 10.0), {0: 1000.0, 11: 10.0, 5: 1000 * 0.01 ** (5 / 11)}),
     (Cosine(50.0, 2.0), {0: 50.0, 11: 2.0, 5: 2 + 48 * 0.5 * (1 + math.cos(math.pi * 5 / 11))}),
     (Stepwise({0: 100, 2: 10, 3: 1}), {0: 100.0, 5: 100.0, 6: 10.0, 8: 10.0, 9: 1.0, 11: 1.0}),
+    # anneal over the first half (progress 0..0.5 -> t 0..1), then hold
+    (Linear(100.0, 1.0, hold=0.5), {0: 100.0, 4: 100 - 99 * (4 / 11) / 0.5, 6: 1.0, 11: 1.0}),
 ]
 
 
@@ -49,6 +51,8 @@ def test_final_is_deployment_precision():
         (lambda: Geometric(100, float("nan")), "finite"),
         (lambda: Cosine(float("inf"), 1), "finite"),
         (lambda: Stepwise({1: 10}), "epoch 0"),
+        (lambda: Geometric(100, 1, hold=1.0), "hold"),
+        (lambda: Linear(100, 1, hold=-0.1), "hold"),
         (lambda: Stepwise({0: 10, 2: -1}), "finite and > 0"),
         (lambda: Schedule.from_dict({"type": "Exponentialish", "start": 1}), "unknown schedule"),
     ],
