@@ -271,9 +271,10 @@ upstream_cast = pytest.mark.filterwarnings(
 
 
 @upstream_cast
-@pytest.mark.parametrize("p, K", [(1.0, 1), (2.0, 3)])
-def test_emulator_spikes_match_reference_within_reset_difference(p, K):
-    n, steps = 16, 200
+@pytest.mark.parametrize("p, K, n", [(1.0, 1, 16), (2.0, 3, 16), (1.0, 4, 300)])
+def test_emulator_spikes_match_reference_within_reset_difference(p, K, n):
+    # n=300, K=4: 1200 compartments, split over two cores
+    steps = 200
     rng = np.random.RandomState(1)
     max_inc = 0.9 * K  # per step, in units of the multi-bit threshold
     bias = rng.uniform(0.05, max_inc, n) / (p * DT)
@@ -283,6 +284,7 @@ def test_emulator_spikes_match_reference_within_reset_difference(p, K):
     with Simulator(net, dt=DT, strategy=K, target="sim") as emu:
         emu.run_steps(steps)
         v0 = hw_loihi.reference_initial_voltages(emu.model, ens)
+        assert len(emu.model.blocks) == (2 if n * K > 1024 else 1)
     ref_counts = np.round(ref.data[probe] * p * DT).astype(int)
     emu_counts = np.round(emu.data[probe] * p * DT).astype(int)
     inc = np.tile(p * DT * bias, (steps, 1))
@@ -330,3 +332,43 @@ def test_compare_reports_layers_and_accuracy():
     assert hidden["total_reference"] > 0
     # 1-bit drive <= 0.3 per step: reset-to-zero loses at most ~30% of spikes
     assert 0.6 < hidden["total_ratio"] <= 1.05
+
+
+# --- deployment recipes -----------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "name", ["mnist_dense_loihi1.json", "mnist_dense_loihi2.json", "lmu_quick_loihi1.json"]
+)
+def test_recipes_load(name):
+    from nengo_hybrid.hardware import load_recipe
+
+    recipe = load_recipe(REPO / "deploy" / name)
+    assert recipe["profile"] in ("loihi1", "loihi2")
+
+
+def test_mnist_dense_recipe_fits_loihi1(no_emulation):
+    import runpy
+
+    from nengo_hybrid.hardware import apply_recipe
+
+    module = runpy.run_path(str(REPO / "models" / "mnist_dense.py"))
+    images = np.random.RandomState(0).uniform(0, 1, (2, 784))
+    net, handles = module["build"](images)
+    kwargs = apply_recipe(net, REPO / "deploy" / "mnist_dense_loihi1.json")
+    hidden1, hidden2 = handles["layers"][1:]
+    assert kwargs["strategy"][hidden1] == OneBit()
+    assert kwargs["strategy"][hidden2] == Expand(2)
+    report = check(net, profile=kwargs["profile"], strategy=kwargs["strategy"])
+    assert report.ok, report
+    assert {row["ensemble"] for row in report.ensembles} == {
+        "<Ensemble 'hidden1'>",
+        "<Ensemble 'hidden2'>",
+    }
+    assert "<Ensemble 'input'>" in {row["object"] for row in report.host}
+
+    with pytest.raises(ValidationError, match="no ensemble or node"):
+        apply_recipe(net, {"profile": "loihi1", "strategy": {}, "host": {"nope": ""},
+                           "chip": []})

@@ -6,6 +6,7 @@
 * strategies for multi-bit neurons: `OneBit`, `Expand`.
 * `compare` -- run a network in the reference simulator and on the emulator and
   report accuracy, output error and spike-count agreement per layer.
+* `load_recipe` / `apply_recipe` -- deployment recipes (``deploy/*.json``).
 
 Importing this package registers the nengo-loihi builder for `.HybridSpiking`
 (in `nengo_hybrid.hardware.loihi`, the only module that touches nengo-loihi
@@ -23,6 +24,7 @@ from nengo_hybrid.hardware.strategies import (
 from nengo_hybrid.hardware.loihi import HAS_NXSDK, Model, Simulator, build_model
 from nengo_hybrid.hardware.check import Report, Violation, check
 from nengo_hybrid.hardware.run import compare
+from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
 
 __all__ = [
     "HAS_NXSDK",
@@ -34,6 +36,7 @@ __all__ = [
     "Simulator",
     "Strategy",
     "Violation",
+    "apply_recipe",
     "available_profiles",
     "build_model",
     "check",
@@ -41,4 +44,5 @@ __all__ = [
     "expanded_counts",
     "hybrid_counts",
     "load_profile",
+    "load_recipe",
 ]
