@@ -26,7 +26,6 @@ import contextlib
 import importlib.util
 import io
 import pathlib
-import sys
 import time
 
 import numpy as np
@@ -37,6 +36,7 @@ PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent
 MODEL_DIRS = (pathlib.Path.cwd() / "models", PACKAGE_ROOT.parent / "models")
 CHECKPOINT = "checkpoint.npz"
 RASTER_FILE = "raster.npz"
+SUPPORTED_TASKS = ("psmnist",)
 
 
 class PipelineUsageError(Exception):
@@ -126,6 +126,14 @@ def load_recipe(model):
             f"{path} is not a nengo-hybrid recipe: it lacks {', '.join(missing)}",
             hint="a recipe defines `model`, a `RECIPE` dict and `build(seed=...)`; see "
             "models/lmu_quick.py",
+        )
+    task = module.RECIPE.get("task", "psmnist")
+    if task not in SUPPORTED_TASKS:
+        raise PipelineUsageError(
+            f"{path.name} is a {task!r} recipe; the nengo-hybrid pipeline runs "
+            f"{', '.join(repr(t) for t in SUPPORTED_TASKS)} recipes",
+            hint=f"use --model lmu_quick or lmu_paper (open {path.name} in Nengo GUI: "
+            f"`nengo {path}`)",
         )
     module.RECIPE_PATH = path
     return module
@@ -319,8 +327,19 @@ def _restore(run_dir, config):
     seed = _set_seed(recipe, config["seed"])
     net, hidden_probe = _build(recipe)
     sim = _simulator(net, config["batch_size"], seed)
-    _compile(sim, net, config["learning_rate"])
-    training.load_checkpoint(sim, checkpoint)
+    try:
+        _compile(sim, net, config["learning_rate"])
+        training.load_checkpoint(sim, checkpoint)
+    except training.CheckpointError as err:
+        sim.close()
+        raise PipelineUsageError(
+            f"cannot load the trained parameters of {run_dir}: {err}",
+            hint="the recipe or library changed since this run was trained; train "
+            f"again (`nengo-hybrid train --model {config['model_path']} --out NEW_DIR`)",
+        ) from err
+    except BaseException:
+        sim.close()
+        raise
     return recipe, net, hidden_probe, sim
 
 

