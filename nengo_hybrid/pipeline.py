@@ -34,6 +34,7 @@ from nengo_hybrid import report as reporting
 
 PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent
 MODEL_DIRS = (pathlib.Path.cwd() / "models", PACKAGE_ROOT.parent / "models")
+DEPLOY_DIRS = (pathlib.Path.cwd() / "deploy", PACKAGE_ROOT.parent / "deploy")
 CHECKPOINT = "checkpoint.npz"
 RASTER_FILE = "raster.npz"
 SUPPORTED_TASKS = ("psmnist",)
@@ -587,6 +588,23 @@ def strategy_spec(strategy):
     return "onebit" if k == 1 else f"expand:{k}"
 
 
+def deploy_recipe(model, profile):
+    """The deployment recipe ``deploy/MODEL_PROFILE.json`` if there is one.
+
+    Returns
+    -------
+    dict or None
+        ``path``, ``target``, ``description`` and ``status`` of the recipe.
+    """
+    for folder in DEPLOY_DIRS:
+        path = folder / f"{model}_{profile}.json"
+        if path.is_file():
+            data = reporting.read_json(path)
+            return {"path": str(path), "target": data.get("target"),
+                    "description": data.get("description"), "status": data.get("status")}
+    return None
+
+
 def _profile(profile):
     from nengo_hybrid.hardware import load_profile
 
@@ -663,6 +681,7 @@ def check(run=None, model=None, profile="loihi1", strategy="auto"):
         table=str(report), model=info["model"], data=info.get("data"), seed=info.get("seed"),
         strategy=repr(strat), strategy_spec=strategy_spec(strat), counts_source="measured by evaluate" if max_count else "estimated",
         limits=dict(prof.limits),
+        deploy_recipe=deploy_recipe(info["model"], prof.name),
         seconds=time.perf_counter() - tic,
     )
     if run is not None:
@@ -785,6 +804,56 @@ def _present(frozen, x):
     return n * steps
 
 
+def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", seed=0,
+                      chunk=25, progress=True):
+    """`nengo_hybrid.hardware.compare` over ``x`` in chunks, with a progress bar.
+
+    Each chunk of sequences is played back to back (see `_present`); the class
+    is read from the output on the last step of each sequence.
+
+    Returns
+    -------
+    dict
+        Sample-weighted ``accuracy_emulator``, ``accuracy_reference``,
+        ``prediction_agreement``; ``emulator_s_per_step``, ``cores``,
+        ``compartments``; and ``chunks`` (each chunk's `compare` result).
+    """
+    from tqdm.auto import tqdm
+
+    from nengo_hybrid import hardware
+
+    results = []
+    with tqdm(total=len(y), desc=f"emulator ({target})", unit="sample",
+              disable=not progress) as bar:
+        for start in range(0, len(y), chunk):
+            xs, ys = x[start:start + chunk], y[start:start + chunk]
+            n_steps = _present(frozen, xs)
+            results.append(hardware.compare(
+                frozen, n_steps, frozen.probe, layer_probes=layer_probes, labels=ys,
+                presentation_steps=xs.shape[1], score_steps=1, strategy=strategy,
+                target=target, seed=seed,
+            ))
+            bar.update(len(ys))
+            bar.set_postfix(accuracy=f"{_weighted(results, 'accuracy_emulator'):.3f}")
+    steps = sum(r["n_steps"] for r in results)
+    return {
+        "n_samples": int(len(y)),
+        "accuracy_emulator": _weighted(results, "accuracy_emulator"),
+        "accuracy_reference": _weighted(results, "accuracy_reference"),
+        "prediction_agreement": _weighted(results, "prediction_agreement"),
+        "emulator_s_per_step": sum(r["emulator_ms_per_step"] * r["n_steps"]
+                                   for r in results) / steps / 1000,
+        "cores": results[0].get("cores"),
+        "compartments": results[0].get("compartments"),
+        "chunks": results,
+    }
+
+
+def _weighted(results, key):
+    total = sum(r["n_samples"] for r in results)
+    return sum(r[key] * r["n_samples"] for r in results) / total
+
+
 def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=None,
            check_result=None):
     """Run a trained run's network on nengo-loihi's emulator (or a chip).
@@ -836,7 +905,6 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
     dataset = load_data(recipe, config["data"])
     n = int(n_samples or recipe.RECIPE.get("n_samples", 200))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
-    n_steps = _present(frozen, x)
     strat = choose_strategy(strategy or checked.get("strategy_spec"), None)
     hidden_cores = sum(1 for row in checked.get("cores", []) if "hidden" in str(row.get("ensemble")))
     # nengo-loihi 1.1.0 cannot probe an expanded ensemble split over cores
@@ -844,9 +912,8 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
     # the hidden layer fits on one core
     layer_probes = [frozen.hidden_probe()] if hidden_cores <= 1 else []
     tic = time.perf_counter()
-    compared = hardware.compare(
-        frozen, n_steps, frozen.probe, layer_probes=layer_probes, labels=y,
-        presentation_steps=x.shape[1], score_steps=1, strategy=strat,
+    compared = compare_in_chunks(
+        frozen, x, y, strategy=strat, layer_probes=layer_probes,
         target="sim" if target == "emulator" else "loihi", seed=config["seed"],
     )
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
@@ -865,7 +932,7 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
         "accuracy_reference_source": "Nengo reference simulator, same frozen network "
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
-        "seconds_per_step": compared["emulator_ms_per_step"] / 1000,
+        "seconds_per_step": compared["emulator_s_per_step"],
         "seconds": time.perf_counter() - tic,
         "compare": compared,
     }

@@ -322,6 +322,14 @@ def _stage_sections(report):
     check = _ok(report.get("check"))
     if check:
         lines += ["", f"## Hardware check ({_fmt(check.get('profile'), missing='?')})", ""]
+        recipe = check.get("deploy_recipe")
+        if recipe:
+            lines += [
+                f"Deployment recipe `{recipe['path']}` (target "
+                f"{_fmt(recipe.get('target'), missing='?')}): "
+                f"{_fmt(recipe.get('description'), missing='')}",
+                "",
+            ]
         violations = check.get("violations") or []
         if not violations:
             lines.append("No violations.")

@@ -249,6 +249,16 @@ def test_check_untrained_recipe_ok(capsys, recipe):
 # ------------------------------------------------------------------ round trip
 
 
+def test_deploy_recipe_is_found():
+    from nengo_hybrid import pipeline
+
+    found = pipeline.deploy_recipe("lmu_quick", "loihi1")
+    if found is None:
+        pytest.skip("deploy/lmu_quick_loihi1.json not present")
+    assert found["path"].endswith("deploy/lmu_quick_loihi1.json")
+    assert pipeline.deploy_recipe("no_such_model", "loihi1") is None
+
+
 def test_round_trip_exit_codes(trained_run):
     _, codes = trained_run
     assert codes == {stage: 0 for stage in codes}
