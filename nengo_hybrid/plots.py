@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # noqa: E402  (before pyplot; no display on servers and CI)
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from nengo_hybrid.report import write_atomic  # noqa: E402
@@ -92,11 +93,13 @@ def precision_schedule(steps, precision, path, epoch_steps=None):
     ax.plot(steps, precision, "-", drawstyle="steps-post")
     if np.all(precision[np.isfinite(precision)] > 0):
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     for s in epoch_steps or ():
         ax.axvline(s, color="0.8", lw=0.8, zorder=0)
     ax.set_xlabel("training step (batch)")
     ax.set_ylabel("precision p")
-    ax.set_title("precision schedule (large p: rates; p=1: one spike per quantum)")
+    ax.set_title("precision schedule (high p: close to the rate network; last: deployed)")
     return _save(fig, path)
 
 
