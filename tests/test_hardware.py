@@ -372,3 +372,15 @@ def test_mnist_dense_recipe_fits_loihi1(no_emulation):
     with pytest.raises(ValidationError, match="no ensemble or node"):
         apply_recipe(net, {"profile": "loihi1", "strategy": {}, "host": {"nope": ""},
                            "chip": []})
+
+
+def test_max_spikes_bounds_the_needed_count(no_emulation):
+    n = 4
+    with nengo.Network(seed=0) as net:
+        nengo.Ensemble(
+            n, 1, neuron_type=relu(max_spikes=1), gain=np.ones(n),
+            bias=np.full(n, 3000.0), label="clipped",
+        )
+    report = check(net)
+    assert report.ok, report
+    assert report.ensembles[0]["max_count"] == 1

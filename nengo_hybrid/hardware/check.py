@@ -425,7 +425,10 @@ def _max_count(model, ens, info, counts, dt):
         gain, bias = built.gain, built.bias
         max_rates = info.neuron_type.base_type.rates(1.0, gain, bias)
     drive = p * dt * float(np.max(max_rates))
-    return int(math.ceil(drive - 1e-9)), drive, "estimated from max_rates"
+    count = int(math.ceil(drive - 1e-9))
+    if info.neuron_type.max_spikes is not None:
+        count = min(count, info.neuron_type.max_spikes)
+    return count, drive, "estimated from max_rates"
 
 
 def _check_hybrid(model, report, profile, counts, dt):
