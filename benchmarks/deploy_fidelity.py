@@ -100,16 +100,17 @@ def markdown(res):
         f"({res['reference_ms_per_step']:.2f} ms/step); largest measured count "
         f"per step: {res['reference_max_counts']}.",
         "",
-        "| strategy | check | cores | compartments | emulator acc. | drop vs NengoDL "
-        "(pp) | drop vs reference (pp) | same prediction | output NRMSE | "
-        "spike ratio hidden1 / hidden2 | emulator ms/step |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| strategy | check | cores | compartments | chip steps per model step | "
+        "emulator acc. | drop vs NengoDL (pp) | drop vs reference (pp) | same "
+        "prediction | output NRMSE | spike ratio hidden1 / hidden2 | emulator ms "
+        "per model step |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in res["strategies"]:
         if "emulator" not in s:
             lines.append(
                 f"| {s['strategy']} | {'ok' if s['check']['ok'] else 'REFUSED'} | "
-                f"{s['check']['n_cores']} | - | not run: "
+                f"{s['check']['n_cores']} | - | - | not run: "
                 f"{s['check']['violations'][0]['kind'] if s['check']['violations'] else ''}"
                 " | | | | | | |"
             )
@@ -121,6 +122,7 @@ def markdown(res):
         lines.append(
             f"| {s['strategy']} | {'ok' if s['check']['ok'] else 'violations'} | "
             f"{e['cores']} | {e['compartments']} | "
+            f"{e.get('chip_steps_per_model_step', 1)} | "
             f"{100 * e['accuracy_emulator']:.1f}% | "
             f"{100 * (res['nengo_dl']['accuracy'] - e['accuracy_emulator']):+.1f} | "
             f"{e['accuracy_drop_pp']:+.1f} | {100 * e['prediction_agreement']:.1f}% | "
@@ -168,8 +170,10 @@ def main(argv=None):
     parser.add_argument("--n-test", type=int, default=300)
     parser.add_argument(
         "--strategies", nargs="+",
-        default=["onebit", "expand:2", "expand:4", "expand:8", "recipe"],
-        help="'onebit', 'expand:K', or 'recipe' (deploy/mnist_dense_loihi1.json)",
+        default=["onebit", "expand:2", "expand:4", "expand:8", "substeps:2",
+                 "substeps:4", "recipe"],
+        help="'onebit', 'expand:K', 'substeps:K' or 'recipe' "
+        "(deploy/mnist_dense_loihi1.json)",
     )
     parser.add_argument("--params", default=None, help="cached params .npz")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))

@@ -384,3 +384,57 @@ def test_max_spikes_bounds_the_needed_count(no_emulation):
     report = check(net)
     assert report.ok, report
     assert report.ensembles[0]["max_count"] == 1
+
+
+@upstream_cast
+@pytest.mark.filterwarnings("ignore:Lost .* extra bits in weight rounding")
+def test_negative_input_resynchronises_expanded_compartments():
+    """Documents the Loihi 1 limit of Expand: voltages clip at zero on inhibition."""
+
+    def count_histogram(w):
+        with nengo.Network(seed=0) as net:
+            a = nengo.Ensemble(1, 1, neuron_type=relu(), gain=[1.0], bias=[100.0])
+            b = nengo.Ensemble(20, 1, neuron_type=relu(), gain=np.ones(20),
+                               bias=np.linspace(1500, 3500, 20))
+            nengo.Connection(a.neurons, b.neurons, transform=np.full((20, 1), w),
+                             synapse=None)
+            probe = nengo.Probe(b.neurons)
+        with Simulator(net, strategy={b: Expand(4)}, target="sim") as sim:
+            sim.run_steps(300)
+        counts = np.round(sim.data[probe] * DT).astype(int)
+        return np.bincount(counts.ravel(), minlength=5)
+
+    # staggered compartments never fire all together at drives <= 3.5 per step
+    assert count_histogram(0.0)[4] == 0
+    # after an inhibitory spike all four voltages are zero: they fire in sync
+    assert count_histogram(-5.0)[4] > 0.2 * 20 * 300
+
+
+@upstream_cast
+def test_substeps_strategy():
+    from nengo_hybrid.hardware import Substeps
+
+    n, steps, K = 10, 100, 4
+    bias = np.linspace(500, 3500, n)  # up to 3.5 spikes per model step
+    net, ens, probe = bias_network(n, bias)
+    assert not check(net).ok
+    report = check(net, strategy="substeps:4")
+    assert report.ok, report
+    row = report.ensembles[0]
+    assert row["compartments"] == n and row["chip_steps_per_model_step"] == K
+
+    with pytest.raises(BuildError, match="whole network"):
+        Simulator(net, strategy={ens: Substeps(K)})
+
+    with nengo.Simulator(net, dt=DT, progress_bar=False) as ref:
+        ref.run_steps(steps)
+    with Simulator(net, dt=DT, strategy=Substeps(K), target="sim") as emu:
+        assert emu.dt == DT / K
+        emu.run_steps(steps * K)
+    ref_counts = np.round(ref.data[probe] * DT).sum(0)
+    emu_counts = np.round(emu.data[probe] * DT / K).sum(0)
+    # one compartment, drive <= 3.5/4 per chip step: reset to zero loses residuals
+    v0 = hw_loihi.reference_initial_voltages(emu.model, ens)
+    predicted = expanded_counts(np.tile(DT / K * bias, (steps * K, 1)), v0, 1, "zero")
+    assert np.array_equal(emu_counts, predicted.sum(0))
+    assert np.all(emu_counts <= ref_counts + 1)

@@ -3,7 +3,7 @@
 * `check` -- hardware-constraint checks against a `.Profile`, before anything runs.
 * `Simulator` -- a nengo-loihi simulator (emulator, or chip when NxSDK is
   importable) for networks with `.HybridSpiking` neurons.
-* strategies for multi-bit neurons: `OneBit`, `Expand`.
+* strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`.
 * `compare` -- run a network in the reference simulator and on the emulator and
   report accuracy, output error and spike-count agreement per layer.
 * `load_recipe` / `apply_recipe` -- deployment recipes (``deploy/*.json``).
@@ -18,6 +18,7 @@ from nengo_hybrid.hardware.strategies import (
     Expand,
     OneBit,
     Strategy,
+    Substeps,
     expanded_counts,
     hybrid_counts,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "Report",
     "Simulator",
     "Strategy",
+    "Substeps",
     "Violation",
     "apply_recipe",
     "available_profiles",

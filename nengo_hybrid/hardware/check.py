@@ -18,6 +18,7 @@ from nengo_hybrid.hardware.loihi import (
     SUPPORTED_BASES,
     build_model,
     check_supported,
+    substeps,
     _pieces_synapse_bits,
 )
 from nengo_hybrid.hardware.profiles import load_profile
@@ -226,7 +227,7 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
     strategy : Strategy, str, int or dict
         Multi-bit strategy for `.HybridSpiking` ensembles (see `.strategies`).
     dt : float
-        Simulator time step.
+        Model time step (with `.Substeps`, the chip runs at ``dt / K``).
     counts : dict of {Ensemble: int or array_like}, optional
         Measured spike counts per step (e.g. from a NengoDL run, via
         ``nengo_hybrid.metrics.spike_counts``) or their maximum. Without them
@@ -304,7 +305,7 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
         return report
 
     _check_cores(model, report, lim)
-    _check_hybrid(model, report, profile, counts, dt)
+    _check_hybrid(model, report, profile, counts, dt, substeps(strategy))
     _check_weights(model, report, lim, max_weight_bits_lost)
     _host_objects(model, network, report)
     n_chips = math.ceil(len(model.blocks) / lim["cores_per_chip"])
@@ -431,7 +432,7 @@ def _max_count(model, ens, info, counts, dt):
     return count, drive, "estimated from max_rates"
 
 
-def _check_hybrid(model, report, profile, counts, dt):
+def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
     lim = profile.limits
     graded = lim["spike_payload_bits"] > 0
     for block, info in model.hybrid_blocks.items():
@@ -441,7 +442,7 @@ def _check_hybrid(model, report, profile, counts, dt):
         max_count, drive, source = _max_count(model, ens, info, counts, dt)
         bits_needed = math.ceil(math.log2(1 + max_count)) if max_count > 0 else 0
         if graded:
-            representable = lim["max_spikes_per_step"] * K
+            representable = lim["max_spikes_per_step"] * K * n_sub
         else:
             representable = strategy.max_count
         exact = strategy.exact(profile) and type(nt.base_type) is nengo.RectifiedLinear
@@ -453,6 +454,7 @@ def _check_hybrid(model, report, profile, counts, dt):
                 "n_neurons": ens.n_neurons,
                 "strategy": repr(strategy),
                 "compartments": ens.n_neurons * K,
+                "chip_steps_per_model_step": n_sub,
                 "max_count": max_count,
                 "count_source": source,
                 "spike_bits_needed": bits_needed,
@@ -477,7 +479,7 @@ def _check_hybrid(model, report, profile, counts, dt):
                 )
             )
         if not profile.subtractive_reset and max_count > 0:
-            x = min(drive, representable) / K
+            x = min(drive, representable) / (K * n_sub)
             # reset to zero, strict threshold, constant drive x < 1 per step:
             # rate 1/(floor(1/x) + 1) instead of x; on average ~x/(1 + x/2)
             typical = x / (2 + x)

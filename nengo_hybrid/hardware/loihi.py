@@ -45,7 +45,7 @@ from nengo_loihi.config import BlockShape
 from nengo_loihi.splitter import Split
 
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import OneBit, as_strategy
+from nengo_hybrid.hardware.strategies import OneBit, Substeps, as_strategy
 from nengo_hybrid.neurons import HybridSpiking
 
 try:  # pragma: no cover (no NxSDK in CI)
@@ -143,6 +143,11 @@ class Model(LoihiModel):
         if isinstance(strategy, dict):
             self.strategies = {ens: as_strategy(s) for ens, s in strategy.items()}
             self.default_strategy = OneBit()
+            if any(isinstance(s, Substeps) for s in self.strategies.values()):
+                raise BuildError(
+                    "Substeps(K) changes the simulation step of the whole network; "
+                    "pass it as the strategy for all ensembles, not per ensemble"
+                )
         else:
             self.strategies = {}
             self.default_strategy = as_strategy(strategy)
@@ -397,14 +402,24 @@ def plan_splits(model):
             model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
 
 
+def substeps(strategy):
+    """Chip steps per model step for ``strategy`` (1 unless `.Substeps`)."""
+    if isinstance(strategy, dict):
+        return 1
+    strategy = as_strategy(strategy)
+    return strategy.K if isinstance(strategy, Substeps) else 1
+
+
 def build_model(network, dt=0.001, strategy=None, profile="loihi1", validate=True,
                 discretize=True):
     """Build ``network`` into a nengo-loihi `Model` without running anything.
 
+    ``dt`` is the model step; with `.Substeps` the model is built at ``dt / K``.
+
     With ``validate=False`` nengo-loihi's own validation is skipped, so that a
     network that does not fit still builds and `.check` can report on it.
     """
-    model = Model(dt=dt, strategy=strategy, profile=profile)
+    model = Model(dt=dt / substeps(strategy), strategy=strategy, profile=profile)
     if not validate:
         model.validation_level = ValidationLevel.NONE
     model.build(network, discretize=discretize)
@@ -465,6 +480,8 @@ def Simulator(network, dt=0.001, strategy=None, profile="loihi1", target=None,
     ----------
     network : nengo.Network
     dt : float
+        The model step. With `.Substeps` (K) the simulator runs at ``dt / K``:
+        run ``K`` times as many steps (``sim.run(seconds)`` needs no change).
     strategy : Strategy, str, int or dict
         Multi-bit strategy (see `.strategies`).
     profile : str or Profile
@@ -488,9 +505,10 @@ def Simulator(network, dt=0.001, strategy=None, profile="loihi1", target=None,
             "run on the emulator with target='sim' (or install NxSDK on a machine "
             "with a Loihi board)"
         )
-    model = Model(dt=dt, strategy=strategy, profile=profile)
+    dt_chip = dt / substeps(strategy)
+    model = Model(dt=dt_chip, strategy=strategy, profile=profile)
     sim = nengo_loihi.Simulator(
-        network, dt=dt, model=model, target=target, seed=seed,
+        network, dt=dt_chip, model=model, target=target, seed=seed,
         precompute=precompute, **kwargs
     )
     if target == "sim" and match_initial_voltages and model.hybrid_blocks:

@@ -16,6 +16,18 @@ one needs a strategy:
     count above ``K``. Loihi 1 resets to zero, which makes it approximate
     (see `expanded_counts` to measure the difference). Cost: ``K`` times the
     compartments and ``K`` times the synapse memory into the ensemble.
+    A second Loihi 1 effect: a ReLU compartment integrates the *signed* input
+    current and clips its voltage at zero, so a negative input sets all ``K``
+    voltages of a neuron to zero and re-synchronises them (they then fire in
+    bursts of ``K``). Choose ``K`` = the largest measured count, not more
+    (``benchmarks/results/deploy_fidelity.md``).
+
+`Substeps`
+    ``K`` chip steps per model step: the whole network runs at ``dt / K``, so
+    each one-bit compartment can emit up to ``K`` spikes per model step. One
+    compartment per neuron; cost: ``K`` times the chip steps (time and neuron
+    updates) per model step. Approximate: it simulates the same continuous-time
+    network on a finer time grid (synapses and inputs update every sub-step).
 
 This module is pure NumPy (no nengo-loihi): the reference math the emulator
 runs are compared against.
@@ -82,24 +94,55 @@ class Expand(Strategy):
         return f"Expand(K={self.K})"
 
 
+class Substeps(Strategy):
+    """``K`` chip steps per model step (the network runs at ``dt / K``).
+
+    Parameters
+    ----------
+    K : int
+        Chip steps per model step; the largest representable count per step.
+    """
+
+    def __init__(self, K):
+        if int(K) != K or K < 1:
+            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
+        self.K = int(K)
+
+    steps = property(lambda self: self.K)
+
+    @property
+    def max_count(self):
+        return self.K
+
+    def exact(self, profile):
+        return False  # a finer time grid, not the same discrete-time network
+
+    def to_dict(self):
+        return {"name": "Substeps", "compartments": 1, "K": self.K, "steps": self.K}
+
+    def __repr__(self):
+        return f"Substeps(K={self.K})"
+
+
 def as_strategy(strategy):
-    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, an int K or a Strategy."""
+    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, ``"substeps:K"``, an int K
+    (`Expand`) or a Strategy."""
     if strategy is None or strategy == "onebit":
         return OneBit()
     if isinstance(strategy, Strategy):
         return strategy
     if isinstance(strategy, (int, np.integer)):
         return OneBit() if strategy == 1 else Expand(int(strategy))
-    if isinstance(strategy, str) and strategy.startswith("expand"):
-        _, _, k = strategy.partition(":")
+    if isinstance(strategy, str) and strategy.startswith(("expand", "substeps")):
+        kind, _, k = strategy.partition(":")
         if not k:
             raise ValidationError(
-                "Give the number of compartments, e.g. 'expand:4'", attr="strategy"
+                f"Give the number K, e.g. '{kind}:4'", attr="strategy"
             )
-        return Expand(int(k))
+        return Expand(int(k)) if kind == "expand" else Substeps(int(k))
     raise ValidationError(
-        f"Unknown strategy {strategy!r}; use OneBit(), Expand(K), 'onebit' or "
-        "'expand:K'",
+        f"Unknown strategy {strategy!r}; use OneBit(), Expand(K), Substeps(K), "
+        "'onebit', 'expand:K' or 'substeps:K'",
         attr="strategy",
     )
 
