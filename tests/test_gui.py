@@ -6,6 +6,12 @@ presses play, and checks that simulated time advances and that no error is
 shown, neither in the GUI's console pane nor as a JavaScript error. A
 screenshot of each run is saved as a test artifact in ``tests/artifacts/``.
 
+Backends: the reference simulator (``nengo``; the default run opens
+``models/lmu_quick.py``, the other models are marked slow) and, marked slow,
+nengo-loihi's emulator through ``nengo_hybrid.hardware`` (a module with a
+``Simulator``, as Nengo GUI's ``-b`` expects: ``nengo -b nengo_hybrid.hardware
+FILE``); plain ``-b nengo_loihi`` does not know HybridSpiking neurons.
+
 Set-up (what CI runs): ``tests/setup_browser.sh`` installs Debian's
 ``chromium`` and Playwright for Python. Without them these tests are skipped
 with the reason. Playwright's own browser download is never used.
@@ -36,6 +42,10 @@ CHROMIUM_ARGS = [
 ]
 # upper bound on any wait in the browser (a hang guard, not a timing assertion)
 HANG_GUARD_MS = 600_000
+# Nengo GUI backend for nengo-loihi's emulator: a module with a ``Simulator``.
+# Plain ``nengo_loihi`` does not know HybridSpiking; nengo_hybrid.hardware.Simulator
+# is nengo_loihi.Simulator with the HybridSpiking builder (`nengo -b nengo_hybrid.hardware`)
+LOIHI_BACKEND = "nengo_hybrid.hardware"
 # the model used by the default (fast) test; the others are marked slow
 DEFAULT_MODEL = "lmu_quick.py"
 
@@ -79,10 +89,7 @@ def _model_params():
         params.append(pytest.param(path, "nengo", marks=marks, id=f"{path.stem}-nengo"))
         params.append(
             pytest.param(
-                path,
-                "nengo_loihi",
-                marks=[pytest.mark.slow],
-                id=f"{path.stem}-nengo_loihi",
+                path, LOIHI_BACKEND, marks=[pytest.mark.slow], id=f"{path.stem}-loihi"
             )
         )
     return params
@@ -194,7 +201,7 @@ def run_in_browser(model, backend, tmp_path, screenshot):
 @pytest.mark.parametrize("model, backend", _model_params())
 def test_model_simulates_in_gui(model, backend, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
-    screenshot = ARTIFACTS / f"gui-{model.stem}-{backend}.png"
+    screenshot = ARTIFACTS / f"gui-{model.stem}-{backend.replace('.', '_')}.png"
     result = run_in_browser(model, backend, tmp_path, screenshot)
 
     assert result["console_error"].strip() == "", result["console_error"]
