@@ -60,7 +60,7 @@ class Violation:
 
     @property
     def message(self):
-        text = f"{self.obj}: {self.kind} {self.value} exceeds the limit {self.limit}"
+        text = f"{self.obj}: {self.kind} = {self.value} (limit: {self.limit})"
         if self.detail:
             text += f" ({self.detail})"
         return f"{text}. Fix: {self.fix}"
