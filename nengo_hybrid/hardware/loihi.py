@@ -513,4 +513,9 @@ def Simulator(network, dt=0.001, strategy=None, profile="loihi1", target=None,
     )
     if target == "sim" and match_initial_voltages and model.hybrid_blocks:
         set_emulator_voltages(sim)
+    elif model.hybrid_blocks and match_initial_voltages:  # pragma: no cover (chip)
+        warnings.warn(
+            "On Loihi hardware all compartments start at zero voltage: HybridSpiking "
+            "initial voltages (and the Expand staggering) are not applied"
+        )
     return sim
