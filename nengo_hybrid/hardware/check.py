@@ -148,7 +148,11 @@ class Report:
             {
                 "ok": self.ok,
                 "profile": self.profile.name,
-                "strategy": repr(self.strategy),
+                "strategy": (
+                    {str(k): repr(as_strategy(v)) for k, v in self.strategy.items()}
+                    if isinstance(self.strategy, dict)
+                    else repr(as_strategy(self.strategy))
+                ),
                 "n_cores": self.n_cores,
                 "n_chips": n_chips,
                 "violations": [v.to_dict() for v in self.violations],
