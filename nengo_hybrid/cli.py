@@ -173,7 +173,9 @@ def _add_strategy(p):
     p.add_argument(
         "--strategy", default="auto", metavar="STRATEGY",
         help="how multi-bit neurons map onto 1-bit Loihi compartments: auto (from "
-        "the measured spike counts), onebit, or expand:K (K compartments per neuron)",
+        "the measured spike counts: expand:K with K the largest count), onebit, "
+        "expand:K (K compartments per neuron) or substeps:K (K chip steps per "
+        "model step)",
     )
 
 
@@ -290,7 +292,7 @@ def build_parser():
     p = parsers["deploy"]
     _add_run(p), _add_deploy_opts(p), _add_profile(p)
     p.add_argument("--strategy", metavar="STRATEGY",
-                   help="onebit or expand:K (default: the one `check` chose)")
+                   help="onebit, expand:K or substeps:K (default: the one `check` chose)")
     p = parsers["report"]
     _add_run(p)
     p = parsers["run"]
@@ -441,8 +443,8 @@ def cmd_run(args):
         code = EXIT_OK
         if checked["ok"]:
             stage = "deploy"
-            _log(f"[4/5] deploy on the {args.target} ({args.n_samples or 'recipe default'} "
-                 "test samples; nengo-loihi's emulator is a Python loop, no progress bar)")
+            _log(f"[4/5] deploy on the {args.target} "
+                 f"({args.n_samples or 'the recipe default of'} test samples)")
             pipeline.deploy(out, target=args.target, profile=args.profile,
                             n_samples=args.n_samples, check_result=checked)
         else:

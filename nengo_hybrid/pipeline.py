@@ -562,7 +562,7 @@ def choose_strategy(strategy, max_count):
     strategy : str or None
         ``"auto"``/``None`` (from the measured spike counts: `Expand` with ``K``
         equal to the largest count, `OneBit` if that is 1), ``"onebit"`` or
-        ``"expand:K"``.
+        ``"expand:K"`` or ``"substeps:K"``.
     max_count : int or None
         Largest spike count per step measured by `evaluate`.
 
@@ -578,14 +578,15 @@ def choose_strategy(strategy, max_count):
         return as_strategy(strategy)
     except Exception as err:
         raise PipelineUsageError(
-            f"bad strategy {strategy!r}: {err}", hint="use auto, onebit or expand:K"
+            f"bad strategy {strategy!r}: {err}",
+            hint="use auto, onebit, expand:K or substeps:K",
         ) from err
 
 
 def strategy_spec(strategy):
-    """``"onebit"`` or ``"expand:K"``: the CLI spelling of a strategy."""
-    k = getattr(strategy, "K", 1)
-    return "onebit" if k == 1 else f"expand:{k}"
+    """``"onebit"``, ``"expand:K"`` or ``"substeps:K"``: the CLI spelling of a strategy."""
+    k = getattr(strategy, "K", None)
+    return "onebit" if k is None else f"{type(strategy).__name__.lower()}:{k}"
 
 
 def deploy_recipe(model, profile):
@@ -843,10 +844,31 @@ def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", see
         "prediction_agreement": _weighted(results, "prediction_agreement"),
         "emulator_s_per_step": sum(r["emulator_ms_per_step"] * r["n_steps"]
                                    for r in results) / steps / 1000,
+        "layers": _merge_layers(results),
         "cores": results[0].get("cores"),
         "compartments": results[0].get("compartments"),
         "chunks": results,
     }
+
+
+def _merge_layers(results):
+    """Per-layer spike agreement over all chunks (totals summed, fractions weighted)."""
+    merged = {}
+    for label in results[0].get("layers", {}):
+        parts = [(r["n_steps"], r["layers"][label]) for r in results]
+        ref = sum(p["total_reference"] for _, p in parts)
+        emu = sum(p["total_emulator"] for _, p in parts)
+        steps = sum(n for n, _ in parts)
+        merged[label] = {
+            "total_reference": ref,
+            "total_emulator": emu,
+            "total_ratio": emu / ref if ref else None,
+            "fraction_equal_step_neuron": sum(
+                n * p["fraction_equal_step_neuron"] for n, p in parts) / steps,
+            "max_count_reference": max(p["max_count_reference"] for _, p in parts),
+            "max_count_emulator": max(p["max_count_emulator"] for _, p in parts),
+        }
+    return merged
 
 
 def _weighted(results, key):
@@ -906,11 +928,7 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
     n = int(n_samples or recipe.RECIPE.get("n_samples", 200))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     strat = choose_strategy(strategy or checked.get("strategy_spec"), None)
-    hidden_cores = sum(1 for row in checked.get("cores", []) if "hidden" in str(row.get("ensemble")))
-    # nengo-loihi 1.1.0 cannot probe an expanded ensemble split over cores
-    # (split_probe with an index-array slice), so spikes are compared only when
-    # the hidden layer fits on one core
-    layer_probes = [frozen.hidden_probe()] if hidden_cores <= 1 else []
+    layer_probes = [frozen.hidden_probe()]
     tic = time.perf_counter()
     compared = compare_in_chunks(
         frozen, x, y, strategy=strat, layer_probes=layer_probes,
@@ -933,14 +951,10 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
         "seconds_per_step": compared["emulator_s_per_step"],
+        "layers": compared["layers"],
         "seconds": time.perf_counter() - tic,
         "compare": compared,
     }
-    if not layer_probes:
-        result["note"] = (
-            f"hidden layer spans {hidden_cores} cores; per-layer spike agreement not "
-            "measured (nengo-loihi cannot probe an expanded ensemble split over cores)"
-        )
     if dl_pred is not None and len(dl_pred) >= len(y):
         result["accuracy_nengo_dl_same_samples"] = float(np.mean(np.asarray(dl_pred[: len(y)]) == y))
     reporting.write_stage(run, "deploy", result)

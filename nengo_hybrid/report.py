@@ -207,6 +207,7 @@ def summarize(report):
         "accuracy_nengo_dl": _get(evaluate, "accuracy"),
         "accuracy_emulator": acc_emu,
         "accuracy_emulator_reference": acc_ref,
+        "accuracy_nengo_dl_sample": _get(deploy, "accuracy_nengo_dl_same_samples"),
         "accuracy_drop": None if acc_emu is None or acc_ref is None else acc_ref - acc_emu,
         "activity_bits": _get(evaluate, "activity_bits"),
         "significant_bits": _get(evaluate, "significant_bits"),
@@ -238,12 +239,18 @@ def _pct(value):
     return _fmt(value, "{:.2%}")
 
 
+def _pp(value):
+    return _fmt(value if value is None else 100 * value, "{:.2f} percentage points")
+
+
 # (label, summary key, formatter) rows of the headline table in report.md
 HEADLINE = [
     ("Accuracy, NengoDL (test set)", "accuracy_nengo_dl", _pct),
     ("Accuracy, emulator (sample)", "accuracy_emulator", _pct),
-    ("Accuracy, NengoDL on the same sample", "accuracy_emulator_reference", _pct),
-    ("Accuracy drop on the emulator", "accuracy_drop", _pct),
+    ("Accuracy, NengoDL (same sample)", "accuracy_nengo_dl_sample", _pct),
+    ("Accuracy, Nengo reference simulator (same sample, same frozen network)",
+     "accuracy_emulator_reference", _pct),
+    ("Accuracy drop, reference simulator to emulator", "accuracy_drop", _pp),
     ("Activity bits (mean over neurons)", "activity_bits", lambda v: _fmt(v, "{:.3f}")),
     ("Significant bits per weight multiply", "significant_bits", lambda v: _fmt(v, "{:.3f}")),
     ("Synaptic events per sample", "synaptic_events_per_sample", lambda v: _fmt(v, "{:.4g}")),
@@ -345,9 +352,18 @@ def _stage_sections(report):
             f"- Samples: {_fmt(deploy.get('n_samples'))}; steps per sample: "
             f"{_fmt(deploy.get('steps_per_sample'))}; emulator time per step: "
             f"{_fmt(deploy.get('seconds_per_step'), '{:.3g}')} s",
-            f"- Output agreement with NengoDL (same samples): "
-            f"{_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
+            f"- Strategy: {_fmt(deploy.get('strategy'), missing='?')}; predictions equal "
+            f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]
+        for label, layer in sorted((deploy.get("layers") or {}).items()):
+            lines.append(
+                f"- Layer `{label}`: spikes on the emulator / reference "
+                f"{_fmt(layer.get('total_ratio'), '{:.3f}')} "
+                f"({layer.get('total_emulator')} / {layer.get('total_reference')}); "
+                f"(step, neuron) counts equal: "
+                f"{_fmt(layer.get('fraction_equal_step_neuron'), '{:.1%}')}; largest count "
+                f"{layer.get('max_count_emulator')} vs {layer.get('max_count_reference')}"
+            )
         if deploy.get("note"):
             lines.append(f"- Note: {deploy['note']}")
     return lines

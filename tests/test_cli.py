@@ -299,6 +299,16 @@ def test_stage_results(trained_run):
     deploy = json.loads((run / "deploy.json").read_text())
     assert deploy["target"] == "emulator" and deploy["n_samples"] == 5
     assert 0 <= deploy["accuracy"] <= 1 and deploy["seconds_per_step"] > 0
+    hidden = deploy["layers"]["hidden"]
+    assert hidden["total_reference"] > 0 and 0 <= hidden["fraction_equal_step_neuron"] <= 1
+    assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(
+        np.mean(np.array(evaluate["predictions"][:5]) == _test_labels(5)))
+
+
+def _test_labels(n):
+    from nengo_hybrid.data import psmnist
+
+    return psmnist(source="embedded", pool=7).y_test[:n]
 
 
 def test_report_matches_json(trained_run):
@@ -320,6 +330,7 @@ def test_report_matches_json(trained_run):
     assert summary["cores"] == data["check"]["n_cores"]
     assert rows["Accuracy, NengoDL (test set)"] == f"{100 * summary['accuracy_nengo_dl']:.2f}%"
     assert summary["data"] in markdown and summary["data"] == data["train"]["data"]
+    assert "- Layer `hidden`: spikes on the emulator / reference" in markdown
     for rel in data["plots"].values():
         assert f"]({rel})" in markdown and (run / rel).is_file()
 
