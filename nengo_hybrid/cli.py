@@ -23,6 +23,7 @@ import sys
 import textwrap
 import time
 import traceback
+import warnings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -494,6 +495,8 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with 2 and a usage message on bad usage
+    # expected on CPU-only machines; says nothing the user can act on
+    warnings.filterwarnings("ignore", message="No GPU support detected")
     debug = getattr(args, "debug", False)
     try:
         return COMMANDS[args.command](args)

@@ -249,6 +249,19 @@ def test_check_untrained_recipe_ok(capsys, recipe):
 # ------------------------------------------------------------------ round trip
 
 
+def test_strategy_choice():
+    from nengo_hybrid import pipeline
+    from nengo_hybrid.hardware.strategies import Expand, OneBit
+
+    assert pipeline.choose_strategy("auto", 5) == Expand(5)
+    assert pipeline.choose_strategy("auto", 1) == OneBit()
+    assert pipeline.choose_strategy(None, None) == OneBit()
+    for spec in ("onebit", "expand:3", "substeps:4"):
+        assert pipeline.strategy_spec(pipeline.choose_strategy(spec, 7)) == spec
+    with pytest.raises(pipeline.PipelineUsageError, match="bad strategy 'expand'"):
+        pipeline.choose_strategy("expand", 2)
+
+
 def test_deploy_recipe_is_found():
     from nengo_hybrid import pipeline
 
