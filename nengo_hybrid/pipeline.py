@@ -918,7 +918,13 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
             "Loihi board and NxSDK installed",
         )
     checked = check_result or reporting.read_stage(run, "check", required=False)
-    if checked is None:
+    stale = (
+        checked is None
+        or checked.get("error")
+        or checked.get("profile") != _profile(profile).name
+        or (strategy is not None and checked.get("strategy_spec") != strategy)
+    )
+    if stale and check_result is None:
         checked = check(run=run, profile=profile, strategy=strategy or "auto")
     if not checked["ok"]:
         return {"check_ok": False, "check": checked}
