@@ -444,8 +444,8 @@ def cmd_run(args):
         code = EXIT_OK
         if checked["ok"]:
             stage = "deploy"
-            _log(f"[4/5] deploy on the {args.target} "
-                 f"({args.n_samples or 'the recipe default of'} test samples)")
+            samples = args.n_samples or "the recipe's number of"
+            _log(f"[4/5] deploy on the {args.target} ({samples} test samples)")
             pipeline.deploy(out, target=args.target, profile=args.profile,
                             n_samples=args.n_samples, check_result=checked)
         else:
