@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow install clean
+.PHONY: run test test-slow install browser clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/nengo-hybrid run $(RUN_ARGS)
 
-test: $(STAMP)
+# Debian's chromium (apt, only if missing) for the Nengo GUI browser test
+browser: $(STAMP)
+	bash tests/setup_browser.sh $(BIN)/python
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
