@@ -14,11 +14,11 @@ and an interrupted run leaves the previous version intact.
 import datetime
 import json
 import math
-import os
 import pathlib
-import tempfile
 
 import numpy as np
+
+from nengo_hybrid.io import atomic_write_bytes
 
 SCHEMA = "nengo-hybrid-report/1"
 STAGES = ("train", "evaluate", "check", "deploy")
@@ -41,21 +41,9 @@ def write_atomic(path, data):
     data : str or bytes
         Content; ``str`` is encoded as UTF-8.
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def to_jsonable(obj):
