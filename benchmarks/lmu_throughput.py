@@ -26,49 +26,14 @@ Usage::
 
 import argparse
 import json
-import os
-import platform
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from nengo_hybrid.io import atomic_write_text, environment_info
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` via a temp file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def machine_info():
-    """Machine and library versions for result files."""
-    import keras_lmu
-    import nengo
-    import nengo_dl
-    import tensorflow as tf
-
-    import nengo_hybrid
-
-    return dict(
-        platform=platform.platform(),
-        processor=platform.processor() or platform.machine(),
-        cpu_count=os.cpu_count(),
-        python=sys.version.split()[0],
-        numpy=np.__version__,
-        tensorflow=tf.__version__,
-        nengo=nengo.__version__,
-        nengo_dl=nengo_dl.__version__,
-        keras_lmu=keras_lmu.__version__,
-        nengo_hybrid=nengo_hybrid.__version__,
-    )
 
 
 def data(n_train, steps, seed=0):
@@ -190,11 +155,11 @@ def main(argv=None):
     }
     record = dict(
         config=vars(args), data=description, seeds=dict(tensorflow=0, weights=0),
-        machine=machine_info(), results=results,
+        machine=environment_info(), results=results,
         speed_ratio_keras_over_nengo_dl=ratios,
         note="ratio > 1 means the NengoDL hybrid LMU trains faster than keras-lmu",
     )
-    write_atomic(args.out + ".json", json.dumps(record, indent=2))
+    atomic_write_text(args.out + ".json", json.dumps(record, indent=2))
     lines = [
         "# LMU training throughput", "",
         f"Data: {description}. Hidden {args.n_hidden}, order {args.order}, theta "
@@ -212,7 +177,7 @@ def main(argv=None):
             f"{r['sequences_per_second']:.1f} | "
             f"{r['trainable_parameters']} | {ratio:.2f} |"
         )
-    write_atomic(args.out + ".md", "\n".join(lines) + "\n")
+    atomic_write_text(args.out + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return record
 
