@@ -35,7 +35,7 @@ Recipe format
 
 import nengo  # noqa: F401 (Nengo GUI expects a Nengo script)
 
-from nengo_hybrid.networks import build_classifier, gui_stimulus
+from nengo_hybrid.networks import build_classifier
 
 RECIPE = dict(
     task="psmnist",
@@ -56,10 +56,7 @@ def build(precision=None, memory=None, spiking=True, gui=False):
     ``gui=True`` uses the step-by-step linear memory and an input that plays
     embedded psMNIST test digits, for Nengo GUI.
     """
-    if gui:
-        memory = "linear"
-    stimulus = gui_stimulus(RECIPE) if gui else None
-    return build_classifier(RECIPE, precision, memory, spiking, stimulus)
+    return build_classifier(RECIPE, precision, memory, spiking, gui=gui)
 
 
 model = build(gui=True)

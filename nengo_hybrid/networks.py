@@ -471,7 +471,9 @@ class LMUClassifier(nengo.Network):
         return np.asarray(y).reshape(-1, 1, 1)
 
 
-def build_classifier(recipe, precision=None, memory=None, spiking=True, stimulus=None):
+def build_classifier(
+    recipe, precision=None, memory=None, spiking=True, stimulus=None, gui=False
+):
     """Build the `LMUClassifier` of a model-zoo recipe (see ``models/lmu_quick.py``).
 
     Parameters
@@ -486,8 +488,14 @@ def build_classifier(recipe, precision=None, memory=None, spiking=True, stimulus
     spiking : bool
         False builds the non-spiking LMU (ReLU rate neurons, same weights).
     stimulus : array_like or nengo.Process, optional
-        Output of the input node (e.g. for Nengo GUI).
+        Output of the input node.
+    gui : bool
+        Build for Nengo GUI: the step-by-step linear memory, and an input that
+        plays embedded psMNIST test digits (`gui_stimulus`).
     """
+    if gui:
+        memory = "linear"
+        stimulus = gui_stimulus(recipe)
     kwargs = dict(recipe["network"])
     if precision is None:
         precision = recipe["schedule"]["end"]

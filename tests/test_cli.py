@@ -24,7 +24,7 @@ TINY_RECIPE = '''\
 """A tiny LMU recipe for the CLI tests (16-step psMNIST, {n_hidden} hidden units)."""
 import nengo  # noqa: F401
 
-from nengo_hybrid.networks import build_classifier, gui_stimulus
+from nengo_hybrid.networks import build_classifier
 
 RECIPE = dict(
     task="psmnist",
@@ -41,10 +41,7 @@ RECIPE = dict(
 
 
 def build(precision=None, memory=None, spiking=True, gui=False):
-    if gui:
-        memory = "linear"
-    stimulus = gui_stimulus(RECIPE) if gui else None
-    return build_classifier(RECIPE, precision, memory, spiking, stimulus)
+    return build_classifier(RECIPE, precision, memory, spiking, gui=gui)
 
 
 model = build(gui=True)
