@@ -463,3 +463,119 @@ def test_lifrate_base_is_rate_equivalent(p):
     ratio = emu_counts / ref_counts
     assert np.all(ratio <= 1.02) and np.all(ratio >= 0.8), ratio
     assert not check(net).ensembles[0]["exact"]
+
+
+# --- Thermometer strategy and host input encoding ----------------------------
+
+
+def signed_input_network(p=2.0, levels=4, scale=1.0, bias=0.1, n=6, steps=120):
+    """Hybrid neurons driven by a signed host signal through the spike encoder."""
+    from nengo_hybrid.hardware.inputs import encode_node_inputs
+
+    t = np.arange(steps)
+    signal = np.stack([np.sin(2 * np.pi * t / 17), np.cos(2 * np.pi * t / 23)], axis=1)
+    signal = 0.9 * scale * signal
+    w = np.zeros((n, 2))
+    w[: n // 2, 0], w[n // 2:, 1] = 3.0, 3.0  # drives up to p * 3 * (0.9 + bias)
+    with nengo.Network(seed=0) as net:
+        node = nengo.Node(nengo.processes.PresentInput(signal, DT), label="signal")
+        # output max(J, 0) in quanta of 1/p (as nengo_hybrid.networks.hybrid_relu)
+        neuron_type = HybridSpiking(nengo.RectifiedLinear(amplitude=1 / DT),
+                                    precision=p, amplitude=DT)
+        ens = nengo.Ensemble(n, 1, neuron_type=neuron_type, gain=np.ones(n),
+                             bias=np.full(n, bias), label="hidden")
+        nengo.Connection(node, ens.neurons, transform=w, synapse=None)
+        probe = nengo.Probe(ens.neurons)
+    (enc,) = encode_node_inputs(net, {node: scale}, levels=levels)
+    return net, ens, probe, signal, w, enc
+
+
+def test_thermometer_counts_round_the_drive():
+    from nengo_hybrid.hardware.strategies import Thermometer, thermometer_counts
+    from nengo_hybrid.hardware.strategies import as_strategy
+
+    drive = np.array([[-1.0, 0.2, 0.6, 1.4, 2.6, 9.0]])
+    assert thermometer_counts(drive, 3).tolist() == [[0, 0, 1, 1, 3, 3]]
+    assert as_strategy("thermometer:3") == Thermometer(3) != Expand(3)
+    assert Thermometer(3).max_count == 3 and not Thermometer(3).exact(load_profile("loihi2"))
+
+
+def test_input_encoder_sends_exact_sigma_delta_counts():
+    from nengo_hybrid.hardware.inputs import encoded_values
+
+    levels, scale = 4, 1.0
+    net, ens, probe, signal, w, enc = signed_input_network(levels=levels, scale=scale)
+    assert enc["input_axons"] == 2 * 2 * levels
+    with net:
+        p_enc = nengo.Probe(enc["ensemble"].neurons)
+    with nengo.Simulator(net, dt=DT, progress_bar=False) as ref:
+        ref.run_steps(len(signal))
+    counts = np.round(ref.data[p_enc]).astype(int)  # precision 1, amplitude dt: n
+    assert counts.min() >= 0 and counts.max() <= 1  # one event per host neuron
+    d = signal.shape[1]
+    sums = counts.reshape(len(signal), 2, d, levels).sum(axis=-1)
+    sent = (sums[:, 0] - sums[:, 1]) * scale / levels
+    assert np.allclose(sent, encoded_values(signal, scale, levels))
+    # error diffusion: the running sum never drifts more than one step of scale/levels
+    assert np.abs(np.cumsum(sent - signal, axis=0)).max() <= scale / levels + 1e-9
+
+
+@upstream_cast
+@pytest.mark.filterwarnings("ignore:Lost .* extra bits in weight rounding")
+def test_thermometer_on_emulator_is_exact_for_signed_inputs():
+    from nengo_hybrid.hardware.inputs import encoded_values
+    from nengo_hybrid.hardware.strategies import Thermometer, thermometer_counts
+
+    p, levels, K = 2.0, 4, 8
+    net, ens, probe, signal, w, enc = signed_input_network(p=p, levels=levels)
+    steps = len(signal)
+    with Simulator(net, dt=DT, strategy={ens: Thermometer(K)}, target="sim") as emu:
+        emu.run_steps(steps + 1)
+    emu_counts = np.round(emu.data[probe] * p).astype(int)  # output n / p
+    # the chip gets host spikes one step late
+    J = encoded_values(signal, 1.0, levels) @ w.T + 0.1
+    expected = thermometer_counts(p * J, K)
+    assert expected.max() > 1 and (J < 0).any()  # multi-bit counts, negative inputs
+    assert np.array_equal(emu_counts[1:], expected)
+    # Expand on the same input: reset to zero and clipping at zero lose the residual
+    with Simulator(net, dt=DT, strategy={ens: Expand(K)}, target="sim") as emu:
+        emu.run_steps(steps + 1)
+    with nengo.Simulator(net, dt=DT, progress_bar=False) as ref:
+        ref.run_steps(steps)
+    expand_total = np.round(emu.data[probe] * p).sum()
+    ref_total = np.round(ref.data[probe] * p).sum()
+    assert expand_total < 0.9 * ref_total
+
+
+def test_thermometer_needs_relu_base():
+    from nengo_hybrid.hardware.strategies import Thermometer
+
+    with nengo.Network() as net:
+        ens = nengo.Ensemble(4, 1, neuron_type=HybridSpiking(nengo.LIFRate(), precision=2))
+    with pytest.raises(BuildError, match="Thermometer strategy needs a RectifiedLinear"):
+        hw_loihi.build_model(net, strategy={ens: Thermometer(2)})
+
+
+def test_check_flags_node_inputs_and_strategy_semantics(no_emulation):
+    from nengo_hybrid.hardware.inputs import encode_node_inputs
+    from nengo_hybrid.hardware.strategies import Thermometer
+
+    def network():
+        with nengo.Network(seed=0) as net:
+            node = nengo.Node(np.zeros(3), label="memory")
+            ens = nengo.Ensemble(8, 1, neuron_type=relu(2.0), gain=np.ones(8),
+                                 bias=np.zeros(8), label="hidden")
+            nengo.Connection(node, ens.neurons, transform=np.ones((8, 3)), synapse=None)
+        return net, node, ens
+
+    net, node, ens = network()
+    report = check(net, strategy=Expand(4), counts={ens: 4})
+    kinds = {w.kind for w in report.warnings}
+    assert {"node_input_encoding", "signed_integration", "reset_to_zero"} <= kinds
+    net, node, ens = network()
+    encode_node_inputs(net, {node: 1.0}, levels=2)
+    report = check(net, strategy=Thermometer(5), counts={ens: 4})
+    kinds = {w.kind for w in report.warnings}
+    assert report.ok and "quantizer" in kinds
+    assert not kinds & {"node_input_encoding", "signed_integration", "reset_to_zero"}
+    assert any("memory_spikes" in h["object"] for h in report.host)

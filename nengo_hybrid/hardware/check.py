@@ -22,7 +22,7 @@ from nengo_hybrid.hardware.loihi import (
     _pieces_synapse_bits,
 )
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import as_strategy
+from nengo_hybrid.hardware.strategies import Thermometer, as_strategy
 from nengo_hybrid.neurons import HybridSpiking
 
 # neuron types nengo-loihi 1.1.0 can map onto compartments (exact classes)
@@ -312,6 +312,7 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
     _check_hybrid(model, report, profile, counts, dt, substeps(strategy))
     _check_weights(model, report, lim, max_weight_bits_lost)
     _host_objects(model, network, report)
+    _node_inputs(model, network, report)
     n_chips = math.ceil(len(model.blocks) / lim["cores_per_chip"])
     if n_chips > 1:
         report.add(
@@ -482,7 +483,42 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
                     f"{representable}/dt",
                 )
             )
-        if not profile.subtractive_reset and max_count > 0:
+        if isinstance(strategy, Thermometer):
+            report.add(
+                Violation(
+                    "quantizer", ens, "reference quantizer (error carried to the "
+                    "next step)", "rounded per step (no carry)",
+                    "measure the accuracy on the emulator (nengo-hybrid deploy); "
+                    "Expand reproduces the reference exactly only with a "
+                    "subtractive reset",
+                    severity="warning",
+                    detail=f"{repr(strategy)} runs exactly on {profile.name} "
+                    "(thresholds at 0.5, 1.5, ... quanta, no voltage memory, so reset "
+                    "to zero and clipping at zero change nothing), but each step's "
+                    "count is the drive rounded, not the reference's error-diffused "
+                    "count",
+                )
+            )
+        elif (not profile.subtractive_reset and max_count > 1
+              and type(nt.base_type) is nengo.RectifiedLinear):
+            report.add(
+                Violation(
+                    "signed_integration", ens, "integrate max(J, 0)",
+                    "integrate J, clip at 0",
+                    f"use Thermometer(K={max_count + 1}) (memoryless levels, exact on "
+                    f"{profile.name}) and measure, or train with max_spikes=1 and a "
+                    "low precision",
+                    severity="warning",
+                    detail=f"{profile.name} compartments integrate the signed input "
+                    "and clip the voltage at zero, so a negative input erases the "
+                    "residual the reference keeps (and re-synchronises Expand's "
+                    "compartments); with multi-spike counts in a recurrent network "
+                    "this can cost all accuracy (quick LMU: Expand(18) 8.5% vs "
+                    "NengoDL 84.5%)",
+                )
+            )
+        if (not profile.subtractive_reset and max_count > 0
+                and not isinstance(strategy, Thermometer)):
             x = min(drive, representable) / (K * n_sub)
             # reset to zero, strict threshold, constant drive x < 1 per step:
             # rate 1/(floor(1/x) + 1) instead of x; on average ~x/(1 + x/2)
@@ -584,6 +620,36 @@ def _check_host_hybrid(model, ens, report):
                 "at x=1)",
             )
         )
+
+
+def _node_inputs(model, network, report):
+    """Flag per-step Node signals that nengo-loihi encodes with 1-bit, filtered spikes."""
+    host = model.split.hostchip.host_objs
+    for conn in network.all_connections:
+        pre, post = conn.pre_obj, conn.post_obj
+        if (
+            isinstance(pre, nengo.Node)
+            and pre in host
+            and pre not in model.split.passthrough.to_remove
+            and isinstance(post, nengo.ensemble.Neurons)
+            and post.ensemble not in host
+        ):
+            report.add(
+                Violation(
+                    "node_input_encoding", conn, "the signal on every step",
+                    f"1 on/off spike pair per dimension, {model.decode_tau * 1000:g} ms "
+                    "filter",
+                    "send it as spikes of host encoder neurons: "
+                    "nengo_hybrid.hardware.inputs.encode_node_inputs (exact counts, "
+                    "no filter)",
+                    severity="warning",
+                    detail="nengo-loihi encodes a host Node's value with one on/off "
+                    "pair of neurons per dimension (at most one spike per step) and "
+                    f"lowpass-filters it on the chip (tau {model.decode_tau:g} s): a "
+                    "signal that changes every step arrives blurred and late (quick "
+                    "LMU memory: hidden spikes 0.31 of the reference's)",
+                )
+            )
 
 
 def _host_objects(model, network, report):

@@ -45,7 +45,7 @@ from nengo_loihi.config import BlockShape
 from nengo_loihi.splitter import Split
 
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import OneBit, Substeps, as_strategy
+from nengo_hybrid.hardware.strategies import OneBit, Substeps, Thermometer, as_strategy
 from nengo_hybrid.neurons import HybridSpiking
 
 try:  # pragma: no cover (no NxSDK in CI)
@@ -118,6 +118,13 @@ def build_hybrid_spiking(model, neuron_type, neurons, block):
         return
 
     strategy = model.strategy_for(ens)
+    if isinstance(strategy, Thermometer) and type(neuron_type.base_type) is not (
+        nengo.RectifiedLinear
+    ):
+        raise BuildError(
+            f"{ens}: the Thermometer strategy needs a RectifiedLinear base (its "
+            "thresholds are levels of a linear drive); use Expand or OneBit"
+        )
     configure_block(block, neuron_type, model.dt, K=strategy.compartments)
     model.hybrid_blocks[block] = HybridBlock(ens, neuron_type, strategy)
 
@@ -255,6 +262,25 @@ def hybrid_pass(model):
         K = info.strategy.compartments
         if K > 1:
             expand_block(model, block, K, info.ensemble)
+        if isinstance(info.strategy, Thermometer):
+            configure_thermometer(block, K)
+
+
+def configure_thermometer(block, K):
+    """Thresholds ``0.5, 1.5, ..., K - 0.5`` quanta and no voltage memory.
+
+    `configure_block` set every threshold to ``K`` quanta (``K`` compartments
+    sharing one neuron's drive); here compartment ``k`` of each neuron gets
+    ``(k + 0.5)`` quanta and receives the full drive (its synapses already
+    carry it), and the voltage decays fully each step (``decay_v = 1``; after
+    nengo-loihi's 12-bit discretisation at most 2**-12 of the voltage is
+    kept), so the count of a step is its drive rounded (`thermometer_counts`).
+    """
+    comp = block.compartment
+    quantum = comp.vth / K
+    levels = np.tile(np.arange(K) + 0.5, block.n_neurons // K)
+    comp.vth = (quantum * levels).astype(np.float32)
+    comp.decay_v[:] = 1.0
 
 
 def expand_block(model, block, K, ens):
@@ -459,6 +485,8 @@ def set_emulator_voltages(sim, voltages=None):
     for old_block, info in model.hybrid_blocks.items():
         ens = info.ensemble
         K = info.strategy.compartments
+        if isinstance(info.strategy, Thermometer):
+            continue  # memoryless: nothing to match
         v0 = (
             reference_initial_voltages(model, ens)
             if voltages is None or ens not in voltages

@@ -60,7 +60,7 @@ def window_scores(output, presentation_steps, score_steps):
 
 def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
             presentation_steps=None, score_steps=None, strategy=None, dt=0.001,
-            target="sim", seed=0, reference=None):
+            target="sim", seed=0, reference=None, latency=0):
     """Run ``network`` on the reference simulator and on Loihi; compare.
 
     Parameters
@@ -82,6 +82,12 @@ def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
         ``"loihi"`` needs NxSDK (a clear error otherwise).
     reference : dict of {nengo.Probe: array}, optional
         Reference outputs already computed (otherwise `nengo.Simulator` is run).
+    latency : int or dict of {nengo.Probe: int}
+        Model steps by which Loihi lags the reference at each probe (e.g. 1 for
+        on-chip neurons fed from host spikes, 2 for a host readout of them:
+        nengo-loihi delivers host spikes to the chip one step late, and chip
+        spikes to the host one step late). The Loihi run is that many steps
+        longer and its probes are shifted back before comparing.
 
     Returns
     -------
@@ -104,6 +110,9 @@ def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
         result["reference_s_per_step"] = (time.perf_counter() - t0) / n_steps
 
     n_sub = substeps(strategy)
+    lags = {p: int(latency.get(p, 0) if isinstance(latency, dict) else latency)
+            for p in probes}
+    extra = max(lags.values())
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # discretization notes are in `check`
@@ -111,21 +120,22 @@ def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
     build_s = time.perf_counter() - t0
     with sim:
         t0 = time.perf_counter()
-        sim.run_steps(n_steps * n_sub)
+        sim.run_steps((n_steps + extra) * n_sub)
         run_s = time.perf_counter() - t0
         # back to model steps: mean output, summed spike counts per model step
         emulated = {}
         for p in probes:
             data = np.asarray(sim.data[p])
-            data = data.reshape((n_steps, n_sub) + data.shape[1:])
-            emulated[p] = data.mean(axis=1)
+            data = data.reshape((n_steps + extra, n_sub) + data.shape[1:])
+            emulated[p] = data.mean(axis=1)[lags[p]:lags[p] + n_steps]
         result["cores"] = len(sim.model.blocks)
         result["compartments"] = int(
             sum(b.compartment.n_compartments for b in sim.model.blocks)
         )
     result["build_s"] = build_s
     result["chip_steps_per_model_step"] = n_sub
-    result["emulator_ms_per_step"] = 1000 * run_s / n_steps
+    result["emulator_ms_per_step"] = 1000 * run_s / (n_steps + extra)
+    result["latency_steps"] = {str(p): lag for p, lag in lags.items()}
 
     ref_out, emu_out = np.asarray(reference[output_probe]), emulated[output_probe]
     result["output_nrmse_per_step"] = _nrmse(ref_out, emu_out)

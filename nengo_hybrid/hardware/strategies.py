@@ -29,6 +29,19 @@ one needs a strategy:
     updates) per model step. Approximate: it simulates the same continuous-time
     network on a finer time grid (synapses and inputs update every sub-step).
 
+`Thermometer`
+    ``K`` one-bit compartments per neuron with thresholds at ``0.5, 1.5, ...,
+    K - 0.5`` quanta and no voltage memory (full voltage decay each step):
+    compartment ``k`` spikes when this step's drive ``p * dt * r(J)`` exceeds
+    ``k + 0.5``, so the summed count is the drive *rounded* to an integer
+    (clipped to ``0..K``), `thermometer_counts`. This is not the reference
+    neuron (which carries the rounding error to the next step), but Loihi 1
+    runs it exactly: with no voltage memory, its reset to zero and its
+    clipping of negative voltages change nothing. Use it where the residual
+    matters, e.g. recurrent networks whose inputs change every step (the
+    quick LMU: Expand lost all accuracy on the emulator, see
+    ``benchmarks/results/deploy_fidelity.md``). Cost as for `Expand`.
+
 This module is pure NumPy (no nengo-loihi): the reference math the emulator
 runs are compared against.
 """
@@ -124,25 +137,48 @@ class Substeps(Strategy):
         return f"Substeps(K={self.K})"
 
 
+class Thermometer(Expand):
+    """``K`` memoryless threshold compartments per neuron: counts = rounded drive.
+
+    Parameters
+    ----------
+    K : int
+        Compartments per neuron; the largest representable count per step.
+    """
+
+    def exact(self, profile):
+        # exact for `thermometer_counts`, not for the reference neuron
+        return False
+
+    def to_dict(self):
+        return {"name": "Thermometer", "compartments": self.K, "K": self.K}
+
+    def __repr__(self):
+        return f"Thermometer(K={self.K})"
+
+
+KINDS = {"expand": Expand, "substeps": Substeps, "thermometer": Thermometer}
+
+
 def as_strategy(strategy):
-    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, ``"substeps:K"``, an int K
-    (`Expand`) or a Strategy."""
+    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, ``"substeps:K"``,
+    ``"thermometer:K"``, an int K (`Expand`) or a Strategy."""
     if strategy is None or strategy == "onebit":
         return OneBit()
     if isinstance(strategy, Strategy):
         return strategy
     if isinstance(strategy, (int, np.integer)):
         return OneBit() if strategy == 1 else Expand(int(strategy))
-    if isinstance(strategy, str) and strategy.startswith(("expand", "substeps")):
+    if isinstance(strategy, str) and strategy.partition(":")[0] in KINDS:
         kind, _, k = strategy.partition(":")
         if not k:
             raise ValidationError(
                 f"Give the number K, e.g. '{kind}:4'", attr="strategy"
             )
-        return Expand(int(k)) if kind == "expand" else Substeps(int(k))
+        return KINDS[kind](int(k))
     raise ValidationError(
         f"Unknown strategy {strategy!r}; use OneBit(), Expand(K), Substeps(K), "
-        "'onebit', 'expand:K' or 'substeps:K'",
+        "Thermometer(K), 'onebit', 'expand:K', 'substeps:K' or 'thermometer:K'",
         attr="strategy",
     )
 
@@ -213,3 +249,25 @@ def expanded_counts(increments, v0, K, reset="subtract"):
             v[spiked] = 0
         counts[t] = spiked.sum(axis=0)
     return counts
+
+
+def thermometer_counts(increments, K):
+    """Summed spike counts of a neuron mapped with `Thermometer` (``K``).
+
+    Compartment ``k`` (``k = 0 .. K-1``) spikes when the step's drive exceeds
+    ``k + 0.5`` (strict, as nengo-loihi's emulator), with no memory between
+    steps: the count is the drive rounded to an integer, clipped to ``0..K``.
+
+    Parameters
+    ----------
+    increments : (n_steps, n) array_like
+        ``precision * dt * r(J)`` on each step.
+    K : int
+
+    Returns
+    -------
+    counts : (n_steps, n) ndarray of int
+    """
+    increments = np.asarray(increments, dtype=np.float64)
+    thresholds = np.arange(K) + 0.5
+    return (increments[..., None] > thresholds).sum(axis=-1).astype(np.int64)
