@@ -37,6 +37,15 @@ MODEL_DIRS = (pathlib.Path.cwd() / "models", PACKAGE_ROOT.parent / "models")
 DEPLOY_DIRS = (pathlib.Path.cwd() / "deploy", PACKAGE_ROOT.parent / "deploy")
 CHECKPOINT = "checkpoint.npz"
 RASTER_FILE = "raster.npz"
+#: host-to-chip encoder of the LMU's memory input (`nengo_hybrid.hardware.inputs`):
+#: spikes per sign and dimension and step, and full scale relative to the largest
+#: magnitude on (up to) 1000 training sequences
+INPUT_LEVELS = 8
+INPUT_MARGIN = 1.25
+#: model steps by which the nengo-loihi emulator lags the reference simulator:
+#: host spikes reach the chip one step late, chip spikes reach the host one step late
+CHIP_LATENCY = 1
+HOST_LATENCY = 2
 SUPPORTED_TASKS = ("psmnist",)
 
 
@@ -560,9 +569,10 @@ def choose_strategy(strategy, max_count):
     Parameters
     ----------
     strategy : str or None
-        ``"auto"``/``None`` (from the measured spike counts: `Expand` with ``K``
-        equal to the largest count, `OneBit` if that is 1), ``"onebit"`` or
-        ``"expand:K"`` or ``"substeps:K"``.
+        ``"auto"``/``None`` (from the measured spike counts: `Thermometer`
+        with ``K`` one more than the largest count; `OneBit` when no counts
+        were measured), ``"onebit"``, ``"expand:K"``, ``"substeps:K"`` or
+        ``"thermometer:K"``.
     max_count : int or None
         Largest spike count per step measured by `evaluate`.
 
@@ -570,16 +580,21 @@ def choose_strategy(strategy, max_count):
     -------
     Strategy
     """
-    from nengo_hybrid.hardware.strategies import Expand, OneBit, as_strategy
+    from nengo_hybrid.hardware.strategies import OneBit, Thermometer, as_strategy
 
     if strategy in (None, "auto"):
-        return Expand(int(max_count)) if max_count and max_count > 1 else OneBit()
+        # Thermometer, not Expand: Loihi 1 compartments reset to zero and clip
+        # negative voltages, which destroys the residual a HybridSpiking neuron
+        # carries; memoryless rounding levels run exactly (measured on the quick
+        # LMU: Expand(18) 8.5%, Thermometer(18) ~NengoDL; deploy_fidelity.md).
+        # One level more than the reference's largest count: rounding up.
+        return OneBit() if max_count is None else Thermometer(int(max_count) + 1)
     try:
         return as_strategy(strategy)
     except Exception as err:
         raise PipelineUsageError(
             f"bad strategy {strategy!r}: {err}",
-            hint="use auto, onebit, expand:K or substeps:K",
+            hint="use auto, onebit, expand:K, substeps:K or thermometer:K",
         ) from err
 
 
@@ -638,6 +653,40 @@ def frozen_network(run):
     return recipe, net
 
 
+def deployable_network(run):
+    """The frozen network of a run as it is deployed, with its host input encoder.
+
+    The LMU's precomputed memory (a host Node feeding the hidden neurons every
+    step) is sent to the chip as exact spike counts of host encoder neurons
+    (`nengo_hybrid.hardware.inputs.encode_node_inputs`, ``INPUT_LEVELS`` per
+    sign and dimension, full scale ``INPUT_MARGIN`` times the largest magnitude
+    on training sequences) instead of nengo-loihi's 1-bit, 5 ms-filtered node
+    encoder.
+
+    Returns
+    -------
+    recipe : module
+    net : nengo.Network
+    dataset : the run's data
+    encoding : dict
+        ``levels``, ``scale`` (list), ``input_axons`` of the memory encoder;
+        empty if the network has no precomputed memory node.
+    """
+    from nengo_hybrid.hardware.inputs import encode_node_inputs
+
+    recipe, net = frozen_network(run)
+    dataset = load_data(recipe, _config(run)["data"])
+    memory = getattr(getattr(net, "lmu", None), "memory", None)
+    values = net.inputs(dataset.x_train[:1000]).get(memory) if memory is not None else None
+    if values is None:
+        return recipe, net, dataset, {}
+    scale = INPUT_MARGIN * np.maximum(np.abs(values).max(axis=(0, 1)), 1e-3)
+    (done,) = encode_node_inputs(net, {memory: scale}, levels=INPUT_LEVELS)
+    encoding = {"node": str(memory.label), "levels": INPUT_LEVELS,
+                "scale": [float(v) for v in scale], "input_axons": done["input_axons"]}
+    return recipe, net, dataset, encoding
+
+
 def check(run=None, model=None, profile="loihi1", strategy="auto"):
     """Check a trained run (or an untrained recipe) against a hardware profile.
 
@@ -666,8 +715,9 @@ def check(run=None, model=None, profile="loihi1", strategy="auto"):
     prof = _profile(profile)
     evaluated = None if run is None else reporting.read_stage(run, "evaluate", required=False)
     max_count = None if evaluated is None else evaluated.get("max_count")
+    encoding = None
     if run is not None:
-        recipe, net = frozen_network(run)
+        recipe, net, _, encoding = deployable_network(run)
         info = reporting.read_stage(run, "train")
     else:
         recipe = load_recipe(model)
@@ -683,6 +733,7 @@ def check(run=None, model=None, profile="loihi1", strategy="auto"):
         strategy=repr(strat), strategy_spec=strategy_spec(strat), counts_source="measured by evaluate" if max_count else "estimated",
         limits=dict(prof.limits),
         deploy_recipe=deploy_recipe(info["model"], prof.name),
+        input_encoding=encoding,
         seconds=time.perf_counter() - tic,
     )
     if run is not None:
@@ -806,7 +857,7 @@ def _present(frozen, x):
 
 
 def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", seed=0,
-                      chunk=25, progress=True):
+                      chunk=25, progress=True, latency=0):
     """`nengo_hybrid.hardware.compare` over ``x`` in chunks, with a progress bar.
 
     Each chunk of sequences is played back to back (see `_present`); the class
@@ -832,7 +883,7 @@ def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", see
             results.append(hardware.compare(
                 frozen, n_steps, frozen.probe, layer_probes=layer_probes, labels=ys,
                 presentation_steps=xs.shape[1], score_steps=1, strategy=strategy,
-                target=target, seed=seed,
+                target=target, seed=seed, latency=latency,
             ))
             bar.update(len(ys))
             bar.set_postfix(accuracy=f"{_weighted(results, 'accuracy_emulator'):.3f}")
@@ -922,23 +973,35 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
         checked is None
         or checked.get("error")
         or checked.get("profile") != _profile(profile).name
+        or strategy == "auto"
         or (strategy is not None and checked.get("strategy_spec") != strategy)
     )
     if stale and check_result is None:
         checked = check(run=run, profile=profile, strategy=strategy or "auto")
     if not checked["ok"]:
         return {"check_ok": False, "check": checked}
+    from nengo_hybrid.hardware.inputs import input_clip_fraction
+    from nengo_hybrid.hardware.strategies import Substeps
+
     config = _config(run)
-    recipe, frozen = frozen_network(run)
-    dataset = load_data(recipe, config["data"])
+    recipe, frozen, dataset, encoding = deployable_network(run)
     n = int(n_samples or recipe.RECIPE.get("n_samples", 200))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
-    strat = choose_strategy(strategy or checked.get("strategy_spec"), None)
+    strat = choose_strategy(
+        checked.get("strategy_spec") if strategy in (None, "auto") else strategy, None)
     layer_probes = [frozen.hidden_probe()]
+    # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
+    latency = {} if isinstance(strat, Substeps) else {
+        frozen.probe: HOST_LATENCY, layer_probes[0]: CHIP_LATENCY}
+    if encoding:
+        values = frozen.inputs(x)[frozen.lmu.memory]
+        encoding = dict(encoding, clip_fraction=input_clip_fraction(
+            values, np.asarray(encoding["scale"])))
     tic = time.perf_counter()
     compared = compare_in_chunks(
         frozen, x, y, strategy=strat, layer_probes=layer_probes,
         target="sim" if target == "emulator" else "loihi", seed=config["seed"],
+        latency=latency,
     )
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
     dl_pred = evaluated.get("predictions")
@@ -956,6 +1019,9 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
         "accuracy_reference_source": "Nengo reference simulator, same frozen network "
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
+        "input_encoding": encoding,
+        "latency_steps": {"output": latency.get(frozen.probe, 0),
+                          "hidden": latency.get(layer_probes[0], 0)},
         "seconds_per_step": compared["emulator_s_per_step"],
         "layers": compared["layers"],
         "seconds": time.perf_counter() - tic,

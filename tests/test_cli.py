@@ -248,12 +248,13 @@ def test_check_untrained_recipe_ok(capsys, recipe):
 
 def test_strategy_choice():
     from nengo_hybrid import pipeline
-    from nengo_hybrid.hardware.strategies import Expand, OneBit
+    from nengo_hybrid.hardware.strategies import OneBit, Thermometer
 
-    assert pipeline.choose_strategy("auto", 5) == Expand(5)
-    assert pipeline.choose_strategy("auto", 1) == OneBit()
+    # memoryless levels, one above the largest measured count (rounding up)
+    assert pipeline.choose_strategy("auto", 5) == Thermometer(6)
+    assert pipeline.choose_strategy("auto", 1) == Thermometer(2)
     assert pipeline.choose_strategy(None, None) == OneBit()
-    for spec in ("onebit", "expand:3", "substeps:4"):
+    for spec in ("onebit", "expand:3", "substeps:4", "thermometer:5"):
         assert pipeline.strategy_spec(pipeline.choose_strategy(spec, 7)) == spec
     with pytest.raises(pipeline.PipelineUsageError, match="bad strategy 'expand'"):
         pipeline.choose_strategy("expand", 2)
@@ -303,8 +304,8 @@ def test_stage_results(trained_run):
 
     check = json.loads((run / "check.json").read_text())
     assert check["ok"] and check["profile"] == "loihi1" and check["n_cores"] >= 1
-    assert check["strategy_spec"] == ("onebit" if evaluate["max_count"] == 1
-                                      else f"expand:{evaluate['max_count']}")
+    assert check["strategy_spec"] == f"thermometer:{evaluate['max_count'] + 1}"
+    assert check["input_encoding"]["node"] == "memory"
 
     deploy = json.loads((run / "deploy.json").read_text())
     assert deploy["target"] == "emulator" and deploy["n_samples"] == 5

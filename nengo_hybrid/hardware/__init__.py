@@ -3,7 +3,9 @@
 * `check` -- hardware-constraint checks against a `.Profile`, before anything runs.
 * `Simulator` -- a nengo-loihi simulator (emulator, or chip when NxSDK is
   importable) for networks with `.HybridSpiking` neurons.
-* strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`.
+* strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`, `Thermometer`.
+* `encode_node_inputs` -- send per-step host signals to on-chip neurons as exact
+  spike counts of host encoder neurons (not nengo-loihi's filtered encoder).
 * `compare` -- run a network in the reference simulator and on the emulator and
   report accuracy, output error and spike-count agreement per layer.
 * `load_recipe` / `apply_recipe` -- deployment recipes (``deploy/*.json``).
@@ -19,13 +21,16 @@ from nengo_hybrid.hardware.strategies import (
     OneBit,
     Strategy,
     Substeps,
+    Thermometer,
     expanded_counts,
     hybrid_counts,
+    thermometer_counts,
 )
 from nengo_hybrid.hardware.loihi import HAS_NXSDK, Model, Simulator, build_model
 from nengo_hybrid.hardware.check import Report, Violation, check
 from nengo_hybrid.hardware.run import compare
 from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
+from nengo_hybrid.hardware.inputs import encode_node_inputs
 
 __all__ = [
     "HAS_NXSDK",
@@ -37,14 +42,17 @@ __all__ = [
     "Simulator",
     "Strategy",
     "Substeps",
+    "Thermometer",
     "Violation",
     "apply_recipe",
     "available_profiles",
     "build_model",
     "check",
     "compare",
+    "encode_node_inputs",
     "expanded_counts",
     "hybrid_counts",
     "load_profile",
     "load_recipe",
+    "thermometer_counts",
 ]
