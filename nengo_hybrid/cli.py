@@ -175,9 +175,10 @@ def _add_strategy(p):
     p.add_argument(
         "--strategy", default="auto", metavar="STRATEGY",
         help="how multi-bit neurons map onto 1-bit Loihi compartments: auto (from "
-        "the measured spike counts: expand:K with K the largest count), onebit, "
-        "expand:K (K compartments per neuron) or substeps:K (K chip steps per "
-        "model step)",
+        "the measured spike counts: thermometer:K with K one more than the largest "
+        "count), onebit, expand:K (K compartments per neuron), substeps:K (K chip "
+        "steps per model step) or thermometer:K (K memoryless rounding levels per "
+        "neuron, exact on Loihi 1)",
     )
 
 
