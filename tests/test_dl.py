@@ -81,7 +81,7 @@ def input_gradient(base, hybrid, n_steps=20, seed=0):
         stim = nengo.Node(np.zeros(10))
         ens = nengo.Ensemble(10, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(250, 350))
         nengo.Connection(stim, ens.neurons, synapse=None)
-        probe = nengo.Probe(ens.neurons)
+        nengo.Probe(ens.neurons)
     x = tf.constant(np.random.RandomState(seed).uniform(-1, 1, (1, n_steps, 10)))
     with nengo_dl.Simulator(net, progress_bar=False) as sim:
         with tf.GradientTape() as tape:

@@ -1,7 +1,6 @@
 """Tests of nengo_hybrid.hardware with the real nengo-loihi builder and emulator."""
 
 import json
-import math
 import warnings
 
 import nengo
