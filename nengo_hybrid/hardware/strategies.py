@@ -85,7 +85,19 @@ class OneBit(Strategy):
     """One compartment per neuron; requires at most one spike per step."""
 
 
-class Expand(Strategy):
+class _PerStep(Strategy):
+    """A strategy parameterised by ``K``, the largest count per model step."""
+
+    def __init__(self, K):
+        if int(K) != K or K < 1:
+            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
+        self.K = int(K)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(K={self.K})"
+
+
+class Expand(_PerStep):
     """``K`` one-bit compartments per neuron (exact by Hermite's identity).
 
     Parameters
@@ -94,11 +106,6 @@ class Expand(Strategy):
         Compartments per neuron; the largest representable count per step.
     """
 
-    def __init__(self, K):
-        if int(K) != K or K < 1:
-            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
-        self.K = int(K)
-
     @property
     def compartments(self):
         return self.K
@@ -106,11 +113,8 @@ class Expand(Strategy):
     def to_dict(self):
         return {"name": "Expand", "compartments": self.K, "K": self.K}
 
-    def __repr__(self):
-        return f"Expand(K={self.K})"
 
-
-class Substeps(Strategy):
+class Substeps(_PerStep):
     """``K`` chip steps per model step (the network runs at ``dt / K``).
 
     Parameters
@@ -118,11 +122,6 @@ class Substeps(Strategy):
     K : int
         Chip steps per model step; the largest representable count per step.
     """
-
-    def __init__(self, K):
-        if int(K) != K or K < 1:
-            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
-        self.K = int(K)
 
     steps = property(lambda self: self.K)
 
@@ -135,9 +134,6 @@ class Substeps(Strategy):
 
     def to_dict(self):
         return {"name": "Substeps", "compartments": 1, "K": self.K, "steps": self.K}
-
-    def __repr__(self):
-        return f"Substeps(K={self.K})"
 
 
 class Thermometer(Expand):
@@ -155,9 +151,6 @@ class Thermometer(Expand):
 
     def to_dict(self):
         return {"name": "Thermometer", "compartments": self.K, "K": self.K}
-
-    def __repr__(self):
-        return f"Thermometer(K={self.K})"
 
 
 KINDS = {"expand": Expand, "substeps": Substeps, "thermometer": Thermometer}
