@@ -235,9 +235,7 @@ def parse_schedule(spec):
             return schedules.Constant(numbers[0])
         if len(numbers) != 2:
             raise ValueError(f"{kind} takes START:END")
-        cls = {"linear": schedules.Linear, "geometric": schedules.Geometric,
-               "cosine": schedules.Cosine}[kind]
-        return cls(numbers[0], numbers[1])
+        return schedules.Schedule.registry[kind.capitalize()](numbers[0], numbers[1])
     except PipelineUsageError:
         raise
     except Exception as err:  # ValueError, ValidationError from the schedule
