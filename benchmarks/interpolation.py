@@ -31,7 +31,12 @@ import tensorflow as tf
 
 from nengo_hybrid import HybridSpiking, metrics, training
 from nengo_hybrid.data import EMBEDDED_SOURCE, embedded_mnist
-from nengo_hybrid.io import atomic_write_json, atomic_write_text, environment_info, markdown_table
+from nengo_hybrid.io import (
+    atomic_write_json,
+    atomic_write_text,
+    environment_info,
+    markdown_table,
+)
 from nengo_hybrid.schedules import Constant, Geometric
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,7 +46,9 @@ AMPLITUDE = 0.01
 
 def hybrid(precision):
     """Hidden neurons: ~1 spike per step at 100 Hz when precision = 10."""
-    return HybridSpiking(nengo.RectifiedLinear(), precision=precision, amplitude=AMPLITUDE)
+    return HybridSpiking(
+        nengo.RectifiedLinear(), precision=precision, amplitude=AMPLITUDE
+    )
 
 
 def build(neuron_type, seed):
@@ -83,7 +90,9 @@ def evaluate(net, inp, probe, x, y, args, sim=None):
     """Accuracy and bit metrics of ``net`` (HybridSpiking neurons) on ``x``."""
     own = sim is None
     if own:
-        sim = nengo_dl.Simulator(net, minibatch_size=args.batch, progress_bar=False, seed=0)
+        sim = nengo_dl.Simulator(
+            net, minibatch_size=args.batch, progress_bar=False, seed=0
+        )
     try:
         out = sim.predict({inp: x}, verbose=0)
     finally:
@@ -91,9 +100,14 @@ def evaluate(net, inp, probe, x, y, args, sim=None):
             sim.close()
     accuracy = float(np.mean(out[probe].mean(axis=1).argmax(axis=-1) == y[:, -1, 0]))
     counts = [
-        metrics.spike_counts(out[p], p.target.ensemble.neuron_type, 0.001,
-                             precision=args.current_precision)
-        for p in net.all_probes if p is not probe
+        metrics.spike_counts(
+            out[p],
+            p.target.ensemble.neuron_type,
+            0.001,
+            precision=args.current_precision,
+        )
+        for p in net.all_probes
+        if p is not probe
     ]
     return dict(
         accuracy=accuracy,
@@ -104,21 +118,41 @@ def evaluate(net, inp, probe, x, y, args, sim=None):
 
 def train_hybrid(schedule, seed, train, test, args):
     net, inp, probe = build(hybrid(schedule.final), seed)
-    with nengo_dl.Simulator(net, minibatch_size=args.batch, progress_bar=False, seed=seed) as sim:
-        sim.compile(optimizer=tf.optimizers.Adam(args.lr), loss={probe: mean_logit_loss})
-        training.fit(sim, {inp: train[0]}, {probe: train[1]}, schedule,
-                     epochs=args.epochs, seed=seed, progress=False)
+    with nengo_dl.Simulator(
+        net, minibatch_size=args.batch, progress_bar=False, seed=seed
+    ) as sim:
+        sim.compile(
+            optimizer=tf.optimizers.Adam(args.lr), loss={probe: mean_logit_loss}
+        )
+        training.fit(
+            sim,
+            {inp: train[0]},
+            {probe: train[1]},
+            schedule,
+            epochs=args.epochs,
+            seed=seed,
+            progress=False,
+        )
         return evaluate(net, inp, probe, *test, args, sim=sim)
 
 
 def train_rate_then_swap(precision, seed, train, test, args):
     net, inp, probe = build(nengo.RectifiedLinear(amplitude=AMPLITUDE), seed)
-    with nengo_dl.Simulator(net, minibatch_size=args.batch, progress_bar=False, seed=seed) as sim:
-        sim.compile(optimizer=tf.optimizers.Adam(args.lr), loss={probe: mean_logit_loss})
+    with nengo_dl.Simulator(
+        net, minibatch_size=args.batch, progress_bar=False, seed=seed
+    ) as sim:
+        sim.compile(
+            optimizer=tf.optimizers.Adam(args.lr), loss={probe: mean_logit_loss}
+        )
         for epoch in range(args.epochs):  # same per-epoch shuffle as training.fit
             order = np.random.RandomState(seed + epoch).permutation(len(train[0]))
-            sim.fit({inp: train[0][order]}, {probe: train[1][order]}, epochs=1,
-                    shuffle=False, verbose=0)
+            sim.fit(
+                {inp: train[0][order]},
+                {probe: train[1][order]},
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+            )
         sim.freeze_params(net)
     for ens in net.all_ensembles:
         ens.neuron_type = hybrid(precision)
@@ -126,15 +160,30 @@ def train_rate_then_swap(precision, seed, train, test, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=8, help="steps each digit is shown")
-    parser.add_argument("--precision", type=float, nargs="+", default=[0.5, 2.0, 8.0],
-                        help="final precisions to compare at")
-    parser.add_argument("--start", type=float, default=1e4, help="interpolation start precision")
-    parser.add_argument("--hold", type=float, default=0.25,
-                        help="fraction of training at the final precision for (a+hold)")
+    parser.add_argument(
+        "--steps", type=int, default=8, help="steps each digit is shown"
+    )
+    parser.add_argument(
+        "--precision",
+        type=float,
+        nargs="+",
+        default=[0.5, 2.0, 8.0],
+        help="final precisions to compare at",
+    )
+    parser.add_argument(
+        "--start", type=float, default=1e4, help="interpolation start precision"
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.25,
+        help="fraction of training at the final precision for (a+hold)",
+    )
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -142,12 +191,18 @@ def main(argv=None):
 
     train, test = split(args.steps)
     methods = {
-        "(a) interpolation": lambda p, s: train_hybrid(Geometric(args.start, p), s, train, test, args),
+        "(a) interpolation": lambda p, s: train_hybrid(
+            Geometric(args.start, p), s, train, test, args
+        ),
         "(a+hold) interpolation, then hold": lambda p, s: train_hybrid(
             Geometric(args.start, p, hold=args.hold), s, train, test, args
         ),
-        "(b) direct at final precision": lambda p, s: train_hybrid(Constant(p), s, train, test, args),
-        "(c) rate then swap": lambda p, s: train_rate_then_swap(p, s, train, test, args),
+        "(b) direct at final precision": lambda p, s: train_hybrid(
+            Constant(p), s, train, test, args
+        ),
+        "(c) rate then swap": lambda p, s: train_rate_then_swap(
+            p, s, train, test, args
+        ),
     }
     runs, rows = [], []
     for precision in args.precision:
@@ -157,7 +212,9 @@ def main(argv=None):
             for seed in args.seeds:
                 tf.random.set_seed(seed)
                 tic = time.perf_counter()
-                result = method(precision, seed) | dict(seed=seed, seconds=time.perf_counter() - tic)
+                result = method(precision, seed) | dict(
+                    seed=seed, seconds=time.perf_counter() - tic
+                )
                 per_seed.append(result)
                 print(f"p={precision:g} {name} seed {seed}: {result}", flush=True)
             runs.append(dict(precision=precision, method=name, seeds=per_seed))
@@ -168,20 +225,23 @@ def main(argv=None):
         benchmark="interpolation",
         config=vars(args) | {"out": str(args.out)},
         data=f"{EMBEDDED_SOURCE}; {len(train[0])} train / {len(test[0])} test digits "
-             f"(split seed 0), each shown for {args.steps} steps",
+        f"(split seed 0), each shown for {args.steps} steps",
         environment=environment_info(),
         summary=rows,
         runs=runs,
     )
     atomic_write_json(args.out / "interpolation.json", result)
-    table = markdown_table(rows, [
-        ("precision", "final precision", "g"),
-        ("method", "method", ""),
-        ("accuracy_mean", "test accuracy (mean)", ".4f"),
-        ("accuracy_std", "std", ".4f"),
-        ("activity_bits_mean", "activity bits", ".2f"),
-        ("significant_bits_mean", "significant bits", ".2f"),
-    ])
+    table = markdown_table(
+        rows,
+        [
+            ("precision", "final precision", "g"),
+            ("method", "method", ""),
+            ("accuracy_mean", "test accuracy (mean)", ".4f"),
+            ("accuracy_std", "std", ".4f"),
+            ("activity_bits_mean", "activity bits", ".2f"),
+            ("significant_bits_mean", "significant bits", ".2f"),
+        ],
+    )
     header = (
         "# Interpolation training vs alternatives\n\n"
         f"Network 784-{'-'.join(map(str, HIDDEN))}-10, HybridSpiking(RectifiedLinear), "

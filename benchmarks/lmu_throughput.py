@@ -53,11 +53,18 @@ def nengo_dl_epoch(args, x, y, memory):
     from nengo_hybrid.networks import LMUClassifier, hybrid_relu
 
     net = LMUClassifier(
-        n_hidden=args.n_hidden, order=args.order, theta=args.steps,
-        hidden_neurons=hybrid_relu(precision=2.0), memory=memory, seed=0,
+        n_hidden=args.n_hidden,
+        order=args.order,
+        theta=args.steps,
+        hidden_neurons=hybrid_relu(precision=2.0),
+        memory=memory,
+        seed=0,
     )
     sim = nengo_dl.Simulator(
-        net, minibatch_size=args.batch, progress_bar=False, seed=0,
+        net,
+        minibatch_size=args.batch,
+        progress_bar=False,
+        seed=0,
         unroll_simulation=args.unroll,
     )
     sim.compile(
@@ -79,9 +86,13 @@ def keras_lmu_epoch(args, x, y):
 
     inp = tf.keras.Input((args.steps, 1))
     lmu = keras_lmu.LMU(
-        memory_d=1, order=args.order, theta=args.steps,
+        memory_d=1,
+        order=args.order,
+        theta=args.steps,
         hidden_cell=tf.keras.layers.SimpleRNNCell(args.n_hidden, activation="relu"),
-        hidden_to_memory=False, memory_to_memory=False, input_to_hidden=True,
+        hidden_to_memory=False,
+        memory_to_memory=False,
+        input_to_hidden=True,
         kernel_initializer="ones",
     )(inp)
     model = tf.keras.Model(inp, tf.keras.layers.Dense(10)(lmu))
@@ -104,9 +115,15 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--unroll", type=int, default=1,
-                        help="NengoDL unroll_simulation (must divide --steps)")
-    parser.add_argument("--variants", default="nengo_dl_precomputed,nengo_dl_linear,keras_lmu")
+    parser.add_argument(
+        "--unroll",
+        type=int,
+        default=1,
+        help="NengoDL unroll_simulation (must divide --steps)",
+    )
+    parser.add_argument(
+        "--variants", default="nengo_dl_precomputed,nengo_dl_linear,keras_lmu"
+    )
     parser.add_argument("--out", default=str(RESULTS / "lmu_throughput"))
     args = parser.parse_args(argv)
 
@@ -141,12 +158,17 @@ def main(argv=None):
     for variant in variants:
         best = min(times[variant])
         results[variant] = dict(
-            epoch_seconds=best, median_epoch_seconds=float(np.median(times[variant])),
-            all_epoch_seconds=times[variant], sequences_per_second=len(y) / best,
+            epoch_seconds=best,
+            median_epoch_seconds=float(np.median(times[variant])),
+            all_epoch_seconds=times[variant],
+            sequences_per_second=len(y) / best,
             trainable_parameters=params[variant],
         )
-        print(f"{variant}: best {best:.2f} s/epoch, median "
-              f"{np.median(times[variant]):.2f}, {params[variant]} params", flush=True)
+        print(
+            f"{variant}: best {best:.2f} s/epoch, median "
+            f"{np.median(times[variant]):.2f}, {params[variant]} params",
+            flush=True,
+        )
 
     ratios = {
         name: results["keras_lmu"]["epoch_seconds"] / r["epoch_seconds"]
@@ -154,18 +176,24 @@ def main(argv=None):
         if name != "keras_lmu" and "keras_lmu" in results
     }
     record = dict(
-        config=vars(args), data=description, seeds=dict(tensorflow=0, weights=0),
-        machine=environment_info(), results=results,
+        config=vars(args),
+        data=description,
+        seeds=dict(tensorflow=0, weights=0),
+        machine=environment_info(),
+        results=results,
         speed_ratio_keras_over_nengo_dl=ratios,
         note="ratio > 1 means the NengoDL hybrid LMU trains faster than keras-lmu",
     )
     atomic_write_text(args.out + ".json", json.dumps(record, indent=2))
     lines = [
-        "# LMU training throughput", "",
+        "# LMU training throughput",
+        "",
         f"Data: {description}. Hidden {args.n_hidden}, order {args.order}, theta "
         f"{args.steps}, batch {args.batch}, {len(y)} sequences per epoch, best of "
-        f"{args.repeats} interleaved epochs after a warm-up. Machine: {record['machine']['platform']}, "
-        f"{record['machine']['cpu_count']} CPUs (shared).", "",
+        f"{args.repeats} interleaved epochs after a warm-up. "
+        f"Machine: {record['machine']['platform']}, "
+        f"{record['machine']['cpu_count']} CPUs (shared).",
+        "",
         "| variant | best s/epoch | median s/epoch | sequences/s | trainable params "
         "| keras-lmu time / this |",
         "| --- | --- | --- | --- | --- | --- |",

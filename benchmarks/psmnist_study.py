@@ -42,7 +42,9 @@ def load_data(recipe, source, n_train):
 
     data = psmnist(**{**recipe["data"], "source": source})
     if data.n_steps != recipe["n_steps"]:
-        raise ValueError(f"recipe expects {recipe['n_steps']} steps, data has {data.n_steps}")
+        raise ValueError(
+            f"recipe expects {recipe['n_steps']} steps, data has {data.n_steps}"
+        )
     if n_train:
         data.x_train, data.y_train = data.x_train[:n_train], data.y_train[:n_train]
     return data
@@ -53,7 +55,10 @@ def _simulator(net, recipe):
     import tensorflow as tf
 
     sim = nengo_dl.Simulator(
-        net, minibatch_size=recipe["minibatch_size"], seed=recipe["seed"], progress_bar=False
+        net,
+        minibatch_size=recipe["minibatch_size"],
+        seed=recipe["seed"],
+        progress_bar=False,
     )
     sim.compile(
         optimizer=tf.optimizers.Adam(recipe["learning_rate"]),
@@ -79,7 +84,9 @@ def _test_nengo_dl(sim, net, hidden, data, precision, memory=None):
         )
     if precision is not None:
         neuron_type = net.lmu.hidden.neuron_type
-        counts = metrics.spike_counts(out[hidden], neuron_type, sim.dt, precision=precision)
+        counts = metrics.spike_counts(
+            out[hidden], neuron_type, sim.dt, precision=precision
+        )
         result.update(
             activity_bits=float(metrics.activity_bits(counts)),
             significant_bits=float(metrics.significant_bits(counts)),
@@ -126,27 +133,41 @@ def run_hybrid(recipe, data, precision, epochs, memory_precision=None):
     sim = _simulator(net, recipe)
     tic = time.perf_counter()
     history = training.fit(
-        sim, net.inputs(data.x_train), {net.probe: net.targets(data.y_train)},
-        schedule=schedule, epochs=epochs, seed=recipe["seed"], progress=False,
+        sim,
+        net.inputs(data.x_train),
+        {net.probe: net.targets(data.y_train)},
+        schedule=schedule,
+        epochs=epochs,
+        seed=recipe["seed"],
+        progress=False,
         validation_data=(net.inputs(data.x_val), {net.probe: net.targets(data.y_val)}),
     )
     train_seconds = time.perf_counter() - tic
     row = dict(
-        model=name, kind="hybrid_lmu", precision=precision,
+        model=name,
+        kind="hybrid_lmu",
+        precision=precision,
         memory="precomputed linear" if memory is None else "spiking",
         memory_precision=memory_precision,
         schedule={
             getattr(k, "label", "all"): v.to_dict()
-            for k, v in (schedule.items() if isinstance(schedule, dict)
-                         else [(None, schedule)])
+            for k, v in (
+                schedule.items() if isinstance(schedule, dict) else [(None, schedule)]
+            )
         },
-        parameters=net.lmu.trainable_parameters(), train_seconds=train_seconds,
+        parameters=net.lmu.trainable_parameters(),
+        train_seconds=train_seconds,
         val_accuracy=next(
-            (v for k, v in history.epochs[-1].items()
-             if k.startswith("val_") and k.endswith("acc")), None
+            (
+                v
+                for k, v in history.epochs[-1].items()
+                if k.startswith("val_") and k.endswith("acc")
+            ),
+            None,
         ),
         epoch_history=[
-            {k: v for k, v in e.items() if not isinstance(v, dict)} for e in history.epochs
+            {k: v for k, v in e.items() if not isinstance(v, dict)}
+            for e in history.epochs
         ],
     )
     row.update(_test_nengo_dl(sim, net, hidden, data, precision, memory_probe))
@@ -162,11 +183,16 @@ def run_rate_lmu(recipe, data, epochs):
     sim = _simulator(net, recipe)
     tic = time.perf_counter()
     sim.fit(
-        net.inputs(data.x_train), {net.probe: net.targets(data.y_train)},
-        epochs=epochs, verbose=0, shuffle=True,
+        net.inputs(data.x_train),
+        {net.probe: net.targets(data.y_train)},
+        epochs=epochs,
+        verbose=0,
+        shuffle=True,
     )
     row = dict(
-        model="LMU (non-spiking)", kind="rate_lmu", precision=None,
+        model="LMU (non-spiking)",
+        kind="rate_lmu",
+        precision=None,
         memory="precomputed linear",
         parameters=net.lmu.trainable_parameters(),
         train_seconds=time.perf_counter() - tic,
@@ -196,17 +222,25 @@ def run_keras(recipe, data, epochs, cell):
     )
     tic = time.perf_counter()
     model.fit(
-        data.x_train, data.y_train, batch_size=recipe["minibatch_size"],
-        epochs=epochs, verbose=0, validation_data=(data.x_val, data.y_val),
+        data.x_train,
+        data.y_train,
+        batch_size=recipe["minibatch_size"],
+        epochs=epochs,
+        verbose=0,
+        validation_data=(data.x_val, data.y_val),
     )
     train_seconds = time.perf_counter() - tic
     logits = model.predict(data.x_test, batch_size=recipe["minibatch_size"], verbose=0)
     return dict(
-        model=cell.upper(), kind=cell, precision=None, memory=None,
+        model=cell.upper(),
+        kind=cell,
+        precision=None,
+        memory=None,
         parameters=int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         train_seconds=train_seconds,
         test_accuracy=float(np.mean(np.argmax(logits, -1) == data.y_test)),
-        activity_bits=FLOAT_BITS, significant_bits=None,
+        activity_bits=FLOAT_BITS,
+        significant_bits=None,
     )
 
 
@@ -220,12 +254,23 @@ def plot(rows, path):
     from nengo_hybrid.io import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    hybrid = [r for r in rows if r["kind"] == "hybrid_lmu" and not r.get("memory_precision")]
-    ax.plot([r["activity_bits"] for r in hybrid], [r["test_accuracy"] for r in hybrid],
-            "o-", label="hybrid-spiking LMU")
+    hybrid = [
+        r for r in rows if r["kind"] == "hybrid_lmu" and not r.get("memory_precision")
+    ]
+    ax.plot(
+        [r["activity_bits"] for r in hybrid],
+        [r["test_accuracy"] for r in hybrid],
+        "o-",
+        label="hybrid-spiking LMU",
+    )
     for r in hybrid:
-        ax.annotate(f"p={r['precision']:g}", (r["activity_bits"], r["test_accuracy"]),
-                    fontsize=7, xytext=(3, -9), textcoords="offset points")
+        ax.annotate(
+            f"p={r['precision']:g}",
+            (r["activity_bits"], r["test_accuracy"]),
+            fontsize=7,
+            xytext=(3, -9),
+            textcoords="offset points",
+        )
     for r, marker in zip([r for r in rows if r not in hybrid], "Dsv^*"):
         ax.plot([r["activity_bits"]], [r["test_accuracy"]], marker, label=r["model"])
     ax.set_xscale("log", base=2)
@@ -258,13 +303,21 @@ PAPER_BITS = 3.74
 
 def claim_check(rows):
     """One sentence testing the paper's claim on these rows."""
-    hybrid = [r for r in rows if r["kind"] == "hybrid_lmu" and r["activity_bits"] <= PAPER_BITS]
+    hybrid = [
+        r
+        for r in rows
+        if r["kind"] == "hybrid_lmu" and r["activity_bits"] <= PAPER_BITS
+    ]
     rnn = [r for r in rows if r["kind"] in ("lstm", "gru")]
     if not hybrid or not rnn:
         return "Claim check: not enough rows (need a hybrid LMU <= 3.74 bits and LSTM/GRU)."
     best = max(hybrid, key=lambda r: r["test_accuracy"])
     best_rnn = max(rnn, key=lambda r: r["test_accuracy"])
-    verdict = "beats" if best["test_accuracy"] > best_rnn["test_accuracy"] else "does NOT beat"
+    verdict = (
+        "beats"
+        if best["test_accuracy"] > best_rnn["test_accuracy"]
+        else "does NOT beat"
+    )
     return (
         f"Claim check (paper: hybrid LMU at <= {PAPER_BITS} activity bits beats LSTM and "
         f"GRU): the best hybrid LMU at <= {PAPER_BITS} bits ({best['model']}, "
@@ -281,8 +334,10 @@ def write_results(record, out):
     atomic_write_json(out.with_suffix(".json"), record)
     cfg = record["config"]
     text = [
-        "# psMNIST study", "",
-        f"Data: {record['data']['description']}.", "",
+        "# psMNIST study",
+        "",
+        f"Data: {record['data']['description']}.",
+        "",
         f"Recipe `{cfg['recipe']}`: {record['recipe']['network']}; every model trained "
         f"{cfg['epochs']} epochs, minibatch {record['recipe']['minibatch_size']}, Adam "
         f"lr {record['recipe']['learning_rate']}, seed {record['recipe']['seed']} "
@@ -290,13 +345,17 @@ def write_results(record, out):
         "LMUs: precision annealed geometrically from "
         f"{record['recipe']['schedule']['start']:g} to the final precision. Bits: "
         "hidden-layer spike counts on the whole test set (nengo_hybrid.metrics "
-        "definitions). LSTM/GRU have as many hidden units as the LMU.", "",
+        "definitions). LSTM/GRU have as many hidden units as the LMU.",
+        "",
         markdown_table(record["rows"], COLUMNS),
-        claim_check(record["rows"]), "",
+        claim_check(record["rows"]),
+        "",
         f"Machine: {record['machine']['platform']}, {record['machine']['cpu_count']} "
         f"CPUs (shared with other jobs; times are indicative). Total "
-        f"{record['total_seconds']:.0f} s.", "",
-        f"![accuracy vs bits]({out.with_suffix('.png').name})", "",
+        f"{record['total_seconds']:.0f} s.",
+        "",
+        f"![accuracy vs bits]({out.with_suffix('.png').name})",
+        "",
     ]
     atomic_write_text(out.with_suffix(".md"), "\n".join(text))
 
@@ -305,12 +364,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipe", default=str(ROOT / "models" / "lmu_quick.py"))
     parser.add_argument("--precisions", default="1,2,4,8")
-    parser.add_argument("--spiking-memory", default="2:8",
-                        help="hidden:memory precision pairs with a spiking memory")
+    parser.add_argument(
+        "--spiking-memory",
+        default="2:8",
+        help="hidden:memory precision pairs with a spiking memory",
+    )
     parser.add_argument("--baselines", default="rate_lmu,lstm,gru")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--n-train", type=int, default=None)
-    parser.add_argument("--source", default="embedded", choices=["embedded", "full", "auto"])
+    parser.add_argument(
+        "--source", default="embedded", choices=["embedded", "full", "auto"]
+    )
     parser.add_argument("--out", default=str(RESULTS / "psmnist_study"))
     args = parser.parse_args(argv)
 
@@ -326,26 +390,42 @@ def main(argv=None):
     start = time.perf_counter()
     rows = []
     jobs = [("hybrid", (float(p), None)) for p in args.precisions.split(",") if p]
-    jobs += [("hybrid", tuple(map(float, pair.split(":"))))
-             for pair in args.spiking_memory.split(",") if pair]
+    jobs += [
+        ("hybrid", tuple(map(float, pair.split(":"))))
+        for pair in args.spiking_memory.split(",")
+        if pair
+    ]
     jobs += [(b, None) for b in args.baselines.split(",") if b]
     out = Path(args.out)
     for kind, precision in jobs:
         tf.random.set_seed(recipe["seed"])
         if kind == "hybrid":
-            row = run_hybrid(recipe, data, precision[0], epochs, memory_precision=precision[1])
+            row = run_hybrid(
+                recipe, data, precision[0], epochs, memory_precision=precision[1]
+            )
         elif kind == "rate_lmu":
             row = run_rate_lmu(recipe, data, epochs)
         else:
             row = run_keras(recipe, data, epochs, kind)
         rows.append(row)
-        print({k: row[k] for k in ("model", "test_accuracy", "activity_bits",
-                                   "train_seconds")}, flush=True)
+        print(
+            {
+                k: row[k]
+                for k in ("model", "test_accuracy", "activity_bits", "train_seconds")
+            },
+            flush=True,
+        )
         record = dict(
-            config=dict(vars(args), epochs=epochs,
-                        recipe=str(Path(args.recipe).resolve().relative_to(ROOT))),
-            recipe=recipe, data=data.to_dict(), machine=environment_info(),
-            rows=rows, total_seconds=time.perf_counter() - start,
+            config=dict(
+                vars(args),
+                epochs=epochs,
+                recipe=str(Path(args.recipe).resolve().relative_to(ROOT)),
+            ),
+            recipe=recipe,
+            data=data.to_dict(),
+            machine=environment_info(),
+            rows=rows,
+            total_seconds=time.perf_counter() - start,
             complete=len(rows) == len(jobs),
         )
         write_results(record, out)  # after every model, so partial runs keep results

@@ -56,7 +56,9 @@ def time_epochs(neuron_types, x, y, args):
         for name, neuron_type in neuron_types.items():
             net, inp, probe = build(neuron_type, args.seed)
             sim = stack.enter_context(
-                nengo_dl.Simulator(net, minibatch_size=args.batch, progress_bar=False, seed=args.seed)
+                nengo_dl.Simulator(
+                    net, minibatch_size=args.batch, progress_bar=False, seed=args.seed
+                )
             )
             sim.compile(
                 optimizer=tf.optimizers.Adam(1e-3),
@@ -78,9 +80,15 @@ def _timed_epoch(sim, x, y):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=2000, help="training digits per epoch")
-    parser.add_argument("--steps", type=int, default=8, help="steps each digit is shown")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--samples", type=int, default=2000, help="training digits per epoch"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=8, help="steps each digit is shown"
+    )
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs per type")
     parser.add_argument("--precision", type=float, default=4.0)

@@ -83,8 +83,15 @@ def load_data(recipe=RECIPE):
     return x[:n], y[:n], x[n:], y[n:]
 
 
-def build(images, params=None, precision=None, recipe=RECIPE, on_chip=True,
-          input_precision=None, synapse=None):
+def build(
+    images,
+    params=None,
+    precision=None,
+    recipe=RECIPE,
+    on_chip=True,
+    input_precision=None,
+    synapse=None,
+):
     """Build the network presenting ``images`` one after another.
 
     Parameters
@@ -138,23 +145,37 @@ def build(images, params=None, precision=None, recipe=RECIPE, on_chip=True,
             label="image",
         )
         layer0 = nengo.Ensemble(
-            784, 1, neuron_type=hybrid(input_precision, recipe["input_rate"]), gain=np.ones(784), bias=np.zeros(784),
+            784,
+            1,
+            neuron_type=hybrid(input_precision, recipe["input_rate"]),
+            gain=np.ones(784),
+            bias=np.zeros(784),
             label="input",
         )
         layer1 = nengo.Ensemble(
-            n1, 1, neuron_type=hybrid(precision, recipe["rate_scale"]), gain=np.ones(n1), bias=params["b1"],
+            n1,
+            1,
+            neuron_type=hybrid(precision, recipe["rate_scale"]),
+            gain=np.ones(n1),
+            bias=params["b1"],
             label="hidden1",
         )
         layer2 = nengo.Ensemble(
-            n2, 1, neuron_type=hybrid(precision, recipe["rate_scale"]), gain=np.ones(n2), bias=params["b2"],
+            n2,
+            1,
+            neuron_type=hybrid(precision, recipe["rate_scale"]),
+            gain=np.ones(n2),
+            bias=params["b2"],
             label="hidden2",
         )
         out = nengo.Node(size_in=10, label="scores")
         nengo.Connection(inp, layer0.neurons, synapse=None)
-        nengo.Connection(layer0.neurons, layer1.neurons, transform=params["W1"],
-                         synapse=synapse)
-        nengo.Connection(layer1.neurons, layer2.neurons, transform=params["W2"],
-                         synapse=synapse)
+        nengo.Connection(
+            layer0.neurons, layer1.neurons, transform=params["W1"], synapse=synapse
+        )
+        nengo.Connection(
+            layer1.neurons, layer2.neurons, transform=params["W2"], synapse=synapse
+        )
         nengo.Connection(layer2.neurons, out, transform=params["W3"], synapse=None)
         p_out = nengo.Probe(out, label="scores")
         p_layers = [nengo.Probe(e.neurons, label=e.label) for e in (layer1, layer2)]
@@ -165,7 +186,10 @@ def build(images, params=None, precision=None, recipe=RECIPE, on_chip=True,
         nengo_loihi.add_params(net)
         net.config[layer0].on_chip = False
     return net, dict(
-        input=inp, layers=[layer0, layer1, layer2], output=out, p_output=p_out,
+        input=inp,
+        layers=[layer0, layer1, layer2],
+        output=out,
+        p_output=p_out,
         p_layers=p_layers,
     )
 
@@ -181,25 +205,36 @@ def train(recipe=RECIPE, verbose=0):
     import tensorflow as tf
 
     x_train, y_train, _, _ = load_data(recipe)
-    net, h = build(x_train[:1], precision=recipe["train_precision"], on_chip=False,
-                   recipe=recipe, input_precision=recipe["train_precision"],
-                   synapse=False)
+    net, h = build(
+        x_train[:1],
+        precision=recipe["train_precision"],
+        on_chip=False,
+        recipe=recipe,
+        input_precision=recipe["train_precision"],
+        synapse=False,
+    )
     with net:
         nengo_dl.configure_settings(stateful=False, trainable=None)
         net.config[h["layers"][0]].trainable = False
     tf.random.set_seed(recipe["seed"])
-    with nengo_dl.Simulator(net, minibatch_size=recipe["minibatch_size"],
-                            seed=recipe["seed"], progress_bar=False) as sim:
+    with nengo_dl.Simulator(
+        net,
+        minibatch_size=recipe["minibatch_size"],
+        seed=recipe["seed"],
+        progress_bar=False,
+    ) as sim:
         sim.compile(
             optimizer=tf.optimizers.Adam(recipe["learning_rate"]),
-            loss={h["p_output"]: tf.losses.SparseCategoricalCrossentropy(
-                from_logits=True)},
+            loss={
+                h["p_output"]: tf.losses.SparseCategoricalCrossentropy(from_logits=True)
+            },
             metrics={h["p_output"]: "accuracy"},
         )
         history = sim.fit(
             {h["input"]: x_train[:, None, :]},
             {h["p_output"]: y_train[:, None, None]},
-            epochs=recipe["epochs"], verbose=verbose,
+            epochs=recipe["epochs"],
+            verbose=verbose,
         )
         params = _extract(sim, net)
     params["train_accuracy"] = np.array(history.history["scores_accuracy"])
@@ -214,8 +249,9 @@ def _extract(sim, net):
     return dict(W1=w[0], W2=w[1], W3=w[2], b1=sim.data[l1].bias, b2=sim.data[l2].bias)
 
 
-def evaluate_nengo_dl(params, images, labels, recipe=RECIPE, precision=None,
-                      minibatch_size=50):
+def evaluate_nengo_dl(
+    params, images, labels, recipe=RECIPE, precision=None, minibatch_size=50
+):
     """Spiking accuracy in NengoDL: each image alone, ``presentation_steps`` steps.
 
     Returns ``(accuracy, max spike count per step for each hidden layer)``.
@@ -223,15 +259,17 @@ def evaluate_nengo_dl(params, images, labels, recipe=RECIPE, precision=None,
     import nengo_dl
 
     steps = recipe["presentation_steps"]
-    net, h = build(images[:1], params=params, precision=precision, on_chip=False,
-                   recipe=recipe)
+    net, h = build(
+        images[:1], params=params, precision=precision, on_chip=False, recipe=recipe
+    )
     n = len(images) // minibatch_size * minibatch_size
-    with nengo_dl.Simulator(net, minibatch_size=minibatch_size, seed=recipe["seed"],
-                            progress_bar=False) as sim:
+    with nengo_dl.Simulator(
+        net, minibatch_size=minibatch_size, seed=recipe["seed"], progress_bar=False
+    ) as sim:
         data = sim.predict(
             {h["input"]: np.tile(images[:n, None, :], (1, steps, 1))}, n_steps=steps
         )
-    scores = data[h["p_output"]][:, -recipe["score_steps"]:].mean(axis=1)
+    scores = data[h["p_output"]][:, -recipe["score_steps"] :].mean(axis=1)
     acc = float(np.mean(scores.argmax(axis=1) == labels[:n]))
     p = recipe["precision"] if precision is None else precision
     quantum = 1.0 / (recipe["rate_scale"] * p * 0.001)

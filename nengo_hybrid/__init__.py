@@ -10,9 +10,11 @@ import os
 # TensorFlow's C++ start-up chatter buries our output; users can still override
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from nengo_hybrid import (
+    dl,  # noqa: E402,F401  (registers the NengoDL builder)
+    hardware,  # noqa: E402,F401  (registers the nengo-loihi builder)
+)
 from nengo_hybrid.neurons import HybridSpiking  # noqa: E402
 from nengo_hybrid.version import version as __version__  # noqa: E402
-from nengo_hybrid import dl  # noqa: E402,F401  (registers the NengoDL builder)
-from nengo_hybrid import hardware  # noqa: E402,F401  (registers the nengo-loihi builder)
 
 __all__ = ["HybridSpiking", "__version__"]

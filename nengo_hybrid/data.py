@@ -133,7 +133,9 @@ def load_mnist_arrays(path):
     if not path.exists():
         raise FileNotFoundError(f"MNIST source {path} does not exist. {_FIX}")
     if path.is_dir():
-        return {key: _read_idx(_find_idx(path, stem)) for key, stem in IDX_FILES.items()}
+        return {
+            key: _read_idx(_find_idx(path, stem)) for key, stem in IDX_FILES.items()
+        }
     with np.load(path, allow_pickle=False) as npz:
         missing = [key for key in IDX_FILES if key not in npz.files]
         if missing:
@@ -163,14 +165,18 @@ def check_images(images, labels, name="data"):
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{name}: labels must be digits 0-9, got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"{name}: labels must be digits 0-9, got {labels.min()}..{labels.max()}"
+        )
     if np.issubdtype(images.dtype, np.integer):
         if images.size and (images.min() < 0 or images.max() > 255):
             raise ValueError(f"{name}: integer images must be in [0, 255]")
         images = images.astype(np.float32) / np.float32(255)
     elif np.issubdtype(images.dtype, np.floating):
         if not np.all(np.isfinite(images)):
-            raise ValueError(f"{name}: images contain NaN or infinity; re-download the data")
+            raise ValueError(
+                f"{name}: images contain NaN or infinity; re-download the data"
+            )
         if images.size and (images.min() < 0 or images.max() > 1):
             raise ValueError(
                 f"{name}: float images must be scaled to [0, 1], got range "

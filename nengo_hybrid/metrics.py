@@ -253,7 +253,9 @@ def energy(counts, fan_out, device="loihi1", n_compartments=None):
         device = DEVICES[device]
     costs = device
     flat = _as_counts(counts)
-    n_updates = flat.shape[0] * (flat.shape[1] if n_compartments is None else n_compartments)
+    n_updates = flat.shape[0] * (
+        flat.shape[1] if n_compartments is None else n_compartments
+    )
     parts = {
         "synaptic_ops": synaptic_events(counts, fan_out) * costs.synaptic_op,
         "spike_messages": int(np.abs(flat).sum()) * costs.spike_message,

@@ -260,12 +260,16 @@ class LMU(nengo.Network):
         if self.memory_mode == "precomputed":
             # one input node carries [m, u], so one connection (one matmul per
             # step) applies the whole hidden input kernel, as in keras-lmu
-            self.memory = nengo.Node(np.zeros(self.memory_d + self.input_d), label="memory")
+            self.memory = nengo.Node(
+                np.zeros(self.memory_d + self.input_d), label="memory"
+            )
             return
         self.memory = nengo.Node(size_in=self.memory_d, label="memory")
         if self.memory_mode == "linear":
             fixed = [
-                nengo.Connection(self.input, self.memory, transform=B_all, synapse=None),
+                nengo.Connection(
+                    self.input, self.memory, transform=B_all, synapse=None
+                ),
                 nengo.Connection(self.memory, self.memory, transform=A_all, synapse=0),
             ]
         else:
@@ -273,14 +277,22 @@ class LMU(nengo.Network):
             enc = np.kron(np.eye(self.memory_d), [[1.0], [-1.0]])  # (2d, d)
             dec = enc.T  # (d, 2d)
             self.memory_neurons = nengo.Ensemble(
-                2 * self.memory_d, 1, neuron_type=memory, gain=np.ones(2 * self.memory_d),
-                bias=np.zeros(2 * self.memory_d), label="memory_neurons",
+                2 * self.memory_d,
+                1,
+                neuron_type=memory,
+                gain=np.ones(2 * self.memory_d),
+                bias=np.zeros(2 * self.memory_d),
+                label="memory_neurons",
             )
             set_trainable(self, self.memory_neurons, False)
             neurons = self.memory_neurons.neurons
             fixed = [
-                nengo.Connection(self.input, neurons, transform=enc @ B_all, synapse=None),
-                nengo.Connection(neurons, neurons, transform=enc @ A_all @ dec, synapse=0),
+                nengo.Connection(
+                    self.input, neurons, transform=enc @ B_all, synapse=None
+                ),
+                nengo.Connection(
+                    neurons, neurons, transform=enc @ A_all @ dec, synapse=0
+                ),
                 nengo.Connection(neurons, self.memory, transform=dec, synapse=None),
             ]
         self.fixed_connections.extend(fixed)
@@ -288,7 +300,11 @@ class LMU(nengo.Network):
     def _build_hidden(self, rng):
         n = self.n_hidden
         self.hidden = nengo.Ensemble(
-            n, 1, neuron_type=self.hidden_neurons, gain=np.ones(n), bias=np.zeros(n),
+            n,
+            1,
+            neuron_type=self.hidden_neurons,
+            gain=np.ones(n),
+            bias=np.zeros(n),
             label="hidden",
         )
         neurons = self.hidden.neurons
@@ -316,13 +332,17 @@ class LMU(nengo.Network):
     def _build_readout(self, rng):
         self.output = nengo.Node(size_in=self.output_d, label="output")
         self.readout = nengo.Connection(
-            self.hidden_output, self.output,
-            transform=_glorot(rng, self.output_d, self.n_hidden), synapse=None,
+            self.hidden_output,
+            self.output,
+            transform=_glorot(rng, self.output_d, self.n_hidden),
+            synapse=None,
         )
         self.readout_bias_node = nengo.Node([1.0], label="readout_bias")
         self.readout_bias = nengo.Connection(
-            self.readout_bias_node, self.output,
-            transform=np.zeros((self.output_d, 1)), synapse=None,
+            self.readout_bias_node,
+            self.output,
+            transform=np.zeros((self.output_d, 1)),
+            synapse=None,
         )
 
     def trainable_parameters(self):
@@ -342,7 +362,9 @@ class LMU(nengo.Network):
         data = {} if input_node is None else {input_node: u}
         if self.memory_mode == "precomputed":
             m = memory_response(u, self.order, self.theta)
-            data[self.memory] = np.concatenate([m, np.asarray(u, dtype=m.dtype)], axis=-1)
+            data[self.memory] = np.concatenate(
+                [m, np.asarray(u, dtype=m.dtype)], axis=-1
+            )
         return data
 
 
@@ -432,7 +454,11 @@ class LMUClassifier(nengo.Network):
     """
 
     def __init__(
-        self, n_classes=10, stimulus=None, label="LMUClassifier", network_seed=0,
+        self,
+        n_classes=10,
+        stimulus=None,
+        label="LMUClassifier",
+        network_seed=0,
         **lmu_kwargs,
     ):
         super().__init__(label=label, seed=network_seed)
@@ -458,7 +484,9 @@ class LMUClassifier(nengo.Network):
         """Add (once) and return a probe of the hidden activities, full history."""
         if getattr(self, "_hidden_probe", None) is None:
             with self:
-                self._hidden_probe = nengo.Probe(self.lmu.hidden.neurons, label="hidden")
+                self._hidden_probe = nengo.Probe(
+                    self.lmu.hidden.neurons, label="hidden"
+                )
                 try:
                     self.config[self._hidden_probe].keep_history = True
                 except (AttributeError, nengo.exceptions.ConfigError):
@@ -513,5 +541,6 @@ def gui_stimulus(recipe, n_digits=10):
 
     data = psmnist(**{**recipe["data"], "source": "embedded"})
     return nengo.processes.PresentInput(
-        data.x_test[:n_digits].reshape(-1, data.x_test.shape[-1]), presentation_time=0.001
+        data.x_test[:n_digits].reshape(-1, data.x_test.shape[-1]),
+        presentation_time=0.001,
     )

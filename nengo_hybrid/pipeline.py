@@ -89,8 +89,13 @@ def resolve_model(model):
         if (folder / name).is_file():
             return (folder / name).resolve()
     known = sorted(
-        {p.stem for d in MODEL_DIRS if d.is_dir() for p in d.glob("*.py")
-         if not p.name.startswith("_")}
+        {
+            p.stem
+            for d in MODEL_DIRS
+            if d.is_dir()
+            for p in d.glob("*.py")
+            if not p.name.startswith("_")
+        }
     )
     raise PipelineUsageError(
         f"unknown model recipe {model!r}",
@@ -121,16 +126,20 @@ def load_recipe(model):
     module
     """
     path = resolve_model(model)
-    spec = importlib.util.spec_from_file_location(f"nengo_hybrid_recipe_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(
+        f"nengo_hybrid_recipe_{path.stem}", path
+    )
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
     except Exception as err:
         raise PipelineUsageError(
             f"model recipe {path} failed to import: {type(err).__name__}: {err}",
-            hint="fix the recipe file (open it in Nengo GUI: `nengo " f"{path}`)",
+            hint=f"fix the recipe file (open it in Nengo GUI: `nengo {path}`)",
         ) from err
-    missing = [name for name in ("model", "RECIPE", "build") if not hasattr(module, name)]
+    missing = [
+        name for name in ("model", "RECIPE", "build") if not hasattr(module, name)
+    ]
     if missing:
         raise PipelineUsageError(
             f"{path} is not a nengo-hybrid recipe: it lacks {', '.join(missing)}",
@@ -369,16 +378,29 @@ def _precision(sim, ens):
 def record_failure(run, stage, error):
     """Write ``STAGE.json`` saying the stage failed and why (for the report)."""
     previous = reporting.read_stage(run, "train", required=False) or {}
-    reporting.write_stage(run, stage, {
-        "error": f"{type(error).__name__}: {error}",
-        "model": previous.get("model"),
-        "data": previous.get("data"),
-        "seed": previous.get("seed"),
-    })
+    reporting.write_stage(
+        run,
+        stage,
+        {
+            "error": f"{type(error).__name__}: {error}",
+            "model": previous.get("model"),
+            "data": previous.get("data"),
+            "seed": previous.get("seed"),
+        },
+    )
 
 
-def train(model="lmu_quick", data="embedded", out="runs/run", epochs=None,
-          schedule=None, batch_size=None, n_train=None, seed=None, progress=True):
+def train(
+    model="lmu_quick",
+    data="embedded",
+    out="runs/run",
+    epochs=None,
+    schedule=None,
+    batch_size=None,
+    n_train=None,
+    seed=None,
+    progress=True,
+):
     """Train a recipe with interpolation and write ``train.json``.
 
     Calls `nengo_hybrid.training.fit` with a checkpoint in the run folder: if
@@ -413,7 +435,9 @@ def train(model="lmu_quick", data="embedded", out="runs/run", epochs=None,
     batch_size = int(batch_size or recipe.RECIPE["minibatch_size"])
     learning_rate = float(recipe.RECIPE.get("learning_rate", 1e-3))
     dataset = load_data(recipe, data)
-    x_train, y_train = _subset(dataset.x_train, dataset.y_train, n_train, batch_size, "training")
+    x_train, y_train = _subset(
+        dataset.x_train, dataset.y_train, n_train, batch_size, "training"
+    )
     x_val, y_val = _subset(dataset.x_val, dataset.y_val, None, batch_size, "validation")
 
     out = pathlib.Path(out)
@@ -424,10 +448,15 @@ def train(model="lmu_quick", data="embedded", out="runs/run", epochs=None,
         _compile(sim, net, learning_rate)
         try:
             history = training.fit(
-                sim, net.inputs(x_train), {net.probe: net.targets(y_train)},
-                schedule=sched, epochs=epochs,
+                sim,
+                net.inputs(x_train),
+                {net.probe: net.targets(y_train)},
+                schedule=sched,
+                epochs=epochs,
                 validation_data=(net.inputs(x_val), {net.probe: net.targets(y_val)}),
-                checkpoint=out / CHECKPOINT, seed=seed, progress=progress,
+                checkpoint=out / CHECKPOINT,
+                seed=seed,
+                progress=progress,
             )
         except training.CheckpointError as err:
             raise PipelineUsageError(
@@ -507,8 +536,9 @@ def evaluate(run, n_test=None, progress=True):
         precision = _precision(sim, ens)
         outputs = _predict(sim, net.inputs(x), progress)
         logits = outputs[net.probe][:, -1, :]
-        counts = metrics.spike_counts(outputs[hidden_probe], ens.neuron_type, sim.dt,
-                                      precision=precision)
+        counts = metrics.spike_counts(
+            outputs[hidden_probe], ens.neuron_type, sim.dt, precision=precision
+        )
         fan_out = metrics.fan_out(sim.model, ens)
         dt = sim.dt
     energy = metrics.energy(counts, fan_out, device="loihi1")
@@ -548,9 +578,10 @@ def _predict(sim, inputs, progress):
     n = len(next(iter(inputs.values())))
     batch = sim.minibatch_size
     parts = []
-    for start in tqdm(range(0, n, batch), desc="evaluating", unit="batch",
-                      disable=not progress):
-        chunk = {k: v[start:start + batch] for k, v in inputs.items()}
+    for start in tqdm(
+        range(0, n, batch), desc="evaluating", unit="batch", disable=not progress
+    ):
+        chunk = {k: v[start : start + batch] for k, v in inputs.items()}
         parts.append(sim.predict_on_batch(chunk))
     return {p: np.concatenate([part[p] for part in parts]) for p in parts[0]}
 
@@ -614,8 +645,12 @@ def deploy_recipe(model, profile):
         path = folder / f"{model}_{profile}.json"
         if path.is_file():
             data = reporting.read_json(path)
-            return {"path": str(path), "target": data.get("target"),
-                    "description": data.get("description"), "status": data.get("status")}
+            return {
+                "path": str(path),
+                "target": data.get("target"),
+                "description": data.get("description"),
+                "status": data.get("status"),
+            }
     return None
 
 
@@ -675,13 +710,19 @@ def deployable_network(run):
     recipe, net = frozen_network(run)
     dataset = load_data(recipe, _config(run)["data"])
     memory = getattr(getattr(net, "lmu", None), "memory", None)
-    values = net.inputs(dataset.x_train[:1000]).get(memory) if memory is not None else None
+    values = (
+        net.inputs(dataset.x_train[:1000]).get(memory) if memory is not None else None
+    )
     if values is None:
         return recipe, net, dataset, {}
     scale = INPUT_MARGIN * np.maximum(np.abs(values).max(axis=(0, 1)), 1e-3)
     (done,) = encode_node_inputs(net, {memory: scale}, levels=INPUT_LEVELS)
-    encoding = {"node": str(memory.label), "levels": INPUT_LEVELS,
-                "scale": [float(v) for v in scale], "input_axons": done["input_axons"]}
+    encoding = {
+        "node": str(memory.label),
+        "levels": INPUT_LEVELS,
+        "scale": [float(v) for v in scale],
+        "input_axons": done["input_axons"],
+    }
     return recipe, net, dataset, encoding
 
 
@@ -711,7 +752,9 @@ def check(run=None, model=None, profile="loihi1", strategy="auto"):
     from nengo_hybrid import hardware
 
     prof = _profile(profile)
-    evaluated = None if run is None else reporting.read_stage(run, "evaluate", required=False)
+    evaluated = (
+        None if run is None else reporting.read_stage(run, "evaluate", required=False)
+    )
     max_count = None if evaluated is None else evaluated.get("max_count")
     encoding = None
     if run is not None:
@@ -720,15 +763,24 @@ def check(run=None, model=None, profile="loihi1", strategy="auto"):
     else:
         recipe = load_recipe(model)
         net = recipe.build()
-        info = {"model": recipe.RECIPE_PATH.stem, "data": None, "seed": recipe.RECIPE.get("seed")}
+        info = {
+            "model": recipe.RECIPE_PATH.stem,
+            "data": None,
+            "seed": recipe.RECIPE.get("seed"),
+        }
     strat = choose_strategy(strategy, max_count)
     counts = None if max_count is None else {net.lmu.hidden: max_count}
     tic = time.perf_counter()
     report = hardware.check(net, profile=prof, strategy=strat, counts=counts)
     result = report.to_dict()
     result.update(
-        table=str(report), model=info["model"], data=info.get("data"), seed=info.get("seed"),
-        strategy=repr(strat), strategy_spec=strategy_spec(strat), counts_source="measured by evaluate" if max_count else "estimated",
+        table=str(report),
+        model=info["model"],
+        data=info.get("data"),
+        seed=info.get("seed"),
+        strategy=repr(strat),
+        strategy_spec=strategy_spec(strat),
+        counts_source="measured by evaluate" if max_count else "estimated",
         limits=dict(prof.limits),
         deploy_recipe=deploy_recipe(info["model"], prof.name),
         input_encoding=encoding,
@@ -786,9 +838,11 @@ def make_plots(run):
         key = accuracy_key(epochs[-1])
         precision = [_mean_value(r.get("precision")) for r in epochs]
         plots.accuracy_vs_bits(
-            [r["epoch"] + 1 for r in epochs], [r.get(key) for r in epochs],
+            [r["epoch"] + 1 for r in epochs],
+            [r.get(key) for r in epochs],
             [r.get("activity_bits_mean") for r in epochs],
-            folder / "accuracy_vs_bits.png", precision=precision,
+            folder / "accuracy_vs_bits.png",
+            precision=precision,
         )
         made["accuracy_vs_bits"] = f"{reporting.PLOTS_DIR}/accuracy_vs_bits.png"
         batches = train_info["history"]["batches"]
@@ -796,20 +850,26 @@ def make_plots(run):
             steps = np.arange(len(batches))
             starts = [i for i, b in enumerate(batches) if b["batch"] == 0]
             plots.precision_schedule(
-                steps, [_mean_value(b["precision"]) for b in batches],
-                folder / "precision_schedule.png", epoch_steps=starts,
+                steps,
+                [_mean_value(b["precision"]) for b in batches],
+                folder / "precision_schedule.png",
+                epoch_steps=starts,
             )
             made["precision_schedule"] = f"{reporting.PLOTS_DIR}/precision_schedule.png"
     if (run / RASTER_FILE).exists():
         with np.load(run / RASTER_FILE) as raster:
-            plots.spike_raster(raster["counts"], folder / "spike_raster.png",
-                               dt=float(raster["dt"]),
-                               title=f"hidden layer, test digit {int(raster['label'])}")
+            plots.spike_raster(
+                raster["counts"],
+                folder / "spike_raster.png",
+                dt=float(raster["dt"]),
+                title=f"hidden layer, test digit {int(raster['label'])}",
+            )
         made["spike_raster"] = f"{reporting.PLOTS_DIR}/spike_raster.png"
     checked = reporting.read_stage(run, "check", required=False)
     if checked and not checked.get("error"):
         plots.core_utilisation(
-            core_fractions(checked), folder / "core_utilisation.png",
+            core_fractions(checked),
+            folder / "core_utilisation.png",
             title=f"per-core utilisation ({checked.get('profile')}, {checked.get('strategy')})",
         )
         made["core_utilisation"] = f"{reporting.PLOTS_DIR}/core_utilisation.png"
@@ -854,8 +914,18 @@ def _present(frozen, x):
     return n * steps
 
 
-def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", seed=0,
-                      chunk=25, progress=True, latency=0):
+def compare_in_chunks(
+    frozen,
+    x,
+    y,
+    strategy,
+    layer_probes=(),
+    target="sim",
+    seed=0,
+    chunk=25,
+    progress=True,
+    latency=0,
+):
     """`nengo_hybrid.hardware.compare` over ``x`` in chunks, with a progress bar.
 
     Each chunk of sequences is played back to back (see `_present`); the class
@@ -873,16 +943,27 @@ def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", see
     from nengo_hybrid import hardware
 
     results = []
-    with tqdm(total=len(y), desc=f"emulator ({target})", unit="sample",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(y), desc=f"emulator ({target})", unit="sample", disable=not progress
+    ) as bar:
         for start in range(0, len(y), chunk):
-            xs, ys = x[start:start + chunk], y[start:start + chunk]
+            xs, ys = x[start : start + chunk], y[start : start + chunk]
             n_steps = _present(frozen, xs)
-            results.append(hardware.compare(
-                frozen, n_steps, frozen.probe, layer_probes=layer_probes, labels=ys,
-                presentation_steps=xs.shape[1], score_steps=1, strategy=strategy,
-                target=target, seed=seed, latency=latency,
-            ))
+            results.append(
+                hardware.compare(
+                    frozen,
+                    n_steps,
+                    frozen.probe,
+                    layer_probes=layer_probes,
+                    labels=ys,
+                    presentation_steps=xs.shape[1],
+                    score_steps=1,
+                    strategy=strategy,
+                    target=target,
+                    seed=seed,
+                    latency=latency,
+                )
+            )
             bar.update(len(ys))
             bar.set_postfix(accuracy=f"{_weighted(results, 'accuracy_emulator'):.3f}")
     steps = sum(r["n_steps"] for r in results)
@@ -891,8 +972,11 @@ def compare_in_chunks(frozen, x, y, strategy, layer_probes=(), target="sim", see
         "accuracy_emulator": _weighted(results, "accuracy_emulator"),
         "accuracy_reference": _weighted(results, "accuracy_reference"),
         "prediction_agreement": _weighted(results, "prediction_agreement"),
-        "emulator_s_per_step": sum(r["emulator_ms_per_step"] * r["n_steps"]
-                                   for r in results) / steps / 1000,
+        "emulator_s_per_step": sum(
+            r["emulator_ms_per_step"] * r["n_steps"] for r in results
+        )
+        / steps
+        / 1000,
         "layers": _merge_layers(results),
         "cores": results[0].get("cores"),
         "compartments": results[0].get("compartments"),
@@ -913,7 +997,9 @@ def _merge_layers(results):
             "total_emulator": emu,
             "total_ratio": emu / ref if ref else None,
             "fraction_equal_step_neuron": sum(
-                n * p["fraction_equal_step_neuron"] for n, p in parts) / steps,
+                n * p["fraction_equal_step_neuron"] for n, p in parts
+            )
+            / steps,
             "max_count_reference": max(p["max_count_reference"] for _, p in parts),
             "max_count_emulator": max(p["max_count_emulator"] for _, p in parts),
         }
@@ -925,8 +1011,14 @@ def _weighted(results, key):
     return sum(r[key] * r["n_samples"] for r in results) / total
 
 
-def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=None,
-           check_result=None):
+def deploy(
+    run,
+    target="emulator",
+    profile="loihi1",
+    n_samples=None,
+    strategy=None,
+    check_result=None,
+):
     """Run a trained run's network on nengo-loihi's emulator (or a chip).
 
     The frozen network plays ``n_samples`` test sequences back to back; the
@@ -959,7 +1051,9 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
 
     run = pathlib.Path(run)
     if target not in ("emulator", "chip"):
-        raise PipelineUsageError(f"unknown target {target!r}", hint="use emulator or chip")
+        raise PipelineUsageError(
+            f"unknown target {target!r}", hint="use emulator or chip"
+        )
     if target == "chip" and not hardware.HAS_NXSDK:
         raise PipelineUsageError(
             "--target chip needs Intel's NxSDK, which is not importable here",
@@ -986,19 +1080,30 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
     n = int(n_samples or recipe.RECIPE.get("n_samples", 200))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     strat = choose_strategy(
-        checked.get("strategy_spec") if strategy in (None, "auto") else strategy, None)
+        checked.get("strategy_spec") if strategy in (None, "auto") else strategy, None
+    )
     layer_probes = [frozen.hidden_probe()]
     # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
-    latency = {} if isinstance(strat, Substeps) else {
-        frozen.probe: HOST_LATENCY, layer_probes[0]: CHIP_LATENCY}
+    latency = (
+        {}
+        if isinstance(strat, Substeps)
+        else {frozen.probe: HOST_LATENCY, layer_probes[0]: CHIP_LATENCY}
+    )
     if encoding:
         values = frozen.inputs(x)[frozen.lmu.memory]
-        encoding = dict(encoding, clip_fraction=input_clip_fraction(
-            values, np.asarray(encoding["scale"])))
+        encoding = dict(
+            encoding,
+            clip_fraction=input_clip_fraction(values, np.asarray(encoding["scale"])),
+        )
     tic = time.perf_counter()
     compared = compare_in_chunks(
-        frozen, x, y, strategy=strat, layer_probes=layer_probes,
-        target="sim" if target == "emulator" else "loihi", seed=config["seed"],
+        frozen,
+        x,
+        y,
+        strategy=strat,
+        layer_probes=layer_probes,
+        target="sim" if target == "emulator" else "loihi",
+        seed=config["seed"],
         latency=latency,
     )
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
@@ -1018,14 +1123,18 @@ def deploy(run, target="emulator", profile="loihi1", n_samples=None, strategy=No
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
         "input_encoding": encoding,
-        "latency_steps": {"output": latency.get(frozen.probe, 0),
-                          "hidden": latency.get(layer_probes[0], 0)},
+        "latency_steps": {
+            "output": latency.get(frozen.probe, 0),
+            "hidden": latency.get(layer_probes[0], 0),
+        },
         "seconds_per_step": compared["emulator_s_per_step"],
         "layers": compared["layers"],
         "seconds": time.perf_counter() - tic,
         "compare": compared,
     }
     if dl_pred is not None and len(dl_pred) >= len(y):
-        result["accuracy_nengo_dl_same_samples"] = float(np.mean(np.asarray(dl_pred[: len(y)]) == y))
+        result["accuracy_nengo_dl_same_samples"] = float(
+            np.mean(np.asarray(dl_pred[: len(y)]) == y)
+        )
     reporting.write_stage(run, "deploy", result)
     return result

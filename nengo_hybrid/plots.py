@@ -56,8 +56,13 @@ def accuracy_vs_bits(epochs, accuracy, bits, path, precision=None):
     points = ax0.scatter(bits, 100 * accuracy, c=epochs, cmap="viridis", zorder=2)
     for i, epoch in enumerate(epochs):
         label = f"{epoch}" if precision is None else f"{epoch} (p={precision[i]:.3g})"
-        ax0.annotate(label, (bits[i], 100 * accuracy[i]), fontsize=7,
-                     xytext=(3, 3), textcoords="offset points")
+        ax0.annotate(
+            label,
+            (bits[i], 100 * accuracy[i]),
+            fontsize=7,
+            xytext=(3, 3),
+            textcoords="offset points",
+        )
     fig.colorbar(points, ax=ax0, label="epoch")
     ax0.set_xlabel("activity bits (validation)")
     ax0.set_ylabel("validation accuracy (%)")
@@ -99,7 +104,9 @@ def precision_schedule(steps, precision, path, epoch_steps=None):
         ax.axvline(s, color="0.8", lw=0.8, zorder=0)
     ax.set_xlabel("training step (batch)")
     ax.set_ylabel("precision p")
-    ax.set_title("precision schedule (high p: close to the rate network; last: deployed)")
+    ax.set_title(
+        "precision schedule (high p: close to the rate network; last: deployed)"
+    )
     return _save(fig, path)
 
 
@@ -123,7 +130,9 @@ def spike_raster(counts, path, dt=0.001, max_neurons=64, title="hidden layer"):
     """
     counts = np.asarray(counts)
     if counts.ndim != 2:
-        raise ValueError(f"counts must be (n_steps, n_neurons), got shape {counts.shape}")
+        raise ValueError(
+            f"counts must be (n_steps, n_neurons), got shape {counts.shape}"
+        )
     counts = counts[:, :max_neurons]
     t_idx, n_idx = np.nonzero(counts)
     values = counts[t_idx, n_idx]
@@ -131,8 +140,14 @@ def spike_raster(counts, path, dt=0.001, max_neurons=64, title="hidden layer"):
     if values.size:
         vmax = max(1, int(np.abs(values).max()))
         points = ax.scatter(
-            t_idx * dt, n_idx, c=values, s=4 + 6 * np.abs(values),
-            marker="|", cmap="plasma", vmin=min(0, values.min()), vmax=vmax,
+            t_idx * dt,
+            n_idx,
+            c=values,
+            s=4 + 6 * np.abs(values),
+            marker="|",
+            cmap="plasma",
+            vmin=min(0, values.min()),
+            vmax=vmax,
         )
         fig.colorbar(points, ax=ax, label="spikes per step")
     ax.set_xlim(0, counts.shape[0] * dt)
@@ -161,7 +176,9 @@ def core_utilisation(cores, path, title="per-core utilisation"):
     """
     cores = list(cores)
     resources = sorted({k for c in cores for k in c if k != "core"})
-    fig, ax = plt.subplots(figsize=(max(5, 1 + 0.6 * len(cores) * max(1, len(resources)) / 2), 4))
+    fig, ax = plt.subplots(
+        figsize=(max(5, 1 + 0.6 * len(cores) * max(1, len(resources)) / 2), 4)
+    )
     if not cores or not resources:
         ax.text(0.5, 0.5, "no cores mapped", ha="center", va="center")
     else:
@@ -172,8 +189,10 @@ def core_utilisation(cores, path, title="per-core utilisation"):
             ax.bar(x + j * width - 0.4 + width / 2, vals, width, label=res)
         ax.axhline(100, color="red", lw=1, ls="--", label="limit")
         ax.set_xticks(x)
-        ax.set_xticklabels([str(c.get("core", i)) for i, c in enumerate(cores)],
-                           rotation=45 if len(cores) > 8 else 0)
+        ax.set_xticklabels(
+            [str(c.get("core", i)) for i, c in enumerate(cores)],
+            rotation=45 if len(cores) > 8 else 0,
+        )
         ax.set_xlabel("core")
         ax.set_ylabel("% of limit")
         ax.legend(fontsize=7, loc="upper right")

@@ -196,7 +196,9 @@ def summarize(report):
         "accuracy_emulator": acc_emu,
         "accuracy_emulator_reference": acc_ref,
         "accuracy_nengo_dl_sample": _get(deploy, "accuracy_nengo_dl_same_samples"),
-        "accuracy_drop": None if acc_emu is None or acc_ref is None else acc_ref - acc_emu,
+        "accuracy_drop": None
+        if acc_emu is None or acc_ref is None
+        else acc_ref - acc_emu,
         "activity_bits": _get(evaluate, "activity_bits"),
         "significant_bits": _get(evaluate, "significant_bits"),
         "synaptic_events_per_sample": _get(evaluate, "synaptic_events_per_sample"),
@@ -236,13 +238,28 @@ HEADLINE = [
     ("Accuracy, NengoDL (test set)", "accuracy_nengo_dl", _pct),
     ("Accuracy, emulator (sample)", "accuracy_emulator", _pct),
     ("Accuracy, NengoDL (same sample)", "accuracy_nengo_dl_sample", _pct),
-    ("Accuracy, Nengo reference simulator (same sample, same frozen network)",
-     "accuracy_emulator_reference", _pct),
+    (
+        "Accuracy, Nengo reference simulator (same sample, same frozen network)",
+        "accuracy_emulator_reference",
+        _pct,
+    ),
     ("Accuracy drop, reference simulator to emulator", "accuracy_drop", _pp),
     ("Activity bits (mean over neurons)", "activity_bits", lambda v: _fmt(v, "{:.3f}")),
-    ("Significant bits per weight multiply", "significant_bits", lambda v: _fmt(v, "{:.3f}")),
-    ("Synaptic events per sample", "synaptic_events_per_sample", lambda v: _fmt(v, "{:.4g}")),
-    ("Energy estimate per sample (J)", "energy_per_sample_j", lambda v: _fmt(v, "{:.3e}")),
+    (
+        "Significant bits per weight multiply",
+        "significant_bits",
+        lambda v: _fmt(v, "{:.3f}"),
+    ),
+    (
+        "Synaptic events per sample",
+        "synaptic_events_per_sample",
+        lambda v: _fmt(v, "{:.4g}"),
+    ),
+    (
+        "Energy estimate per sample (J)",
+        "energy_per_sample_j",
+        lambda v: _fmt(v, "{:.3e}"),
+    ),
     ("Cores used", "cores", _fmt),
     ("Hardware check passed", "check_ok", _fmt),
     ("Violations", "violations", _fmt),
@@ -286,7 +303,9 @@ def render_markdown(report):
     lines += [f"| {label} | {value} |" for label, value in headline_rows(s)]
     if s.get("errors"):
         lines += ["", "## Errors", ""]
-        lines += [f"- **{stage} failed**: {error}" for stage, error in s["errors"].items()]
+        lines += [
+            f"- **{stage} failed**: {error}" for stage, error in s["errors"].items()
+        ]
     lines += _stage_sections(report)
     if report.get("plots"):
         lines += ["", "## Plots", ""]
@@ -316,7 +335,11 @@ def _stage_sections(report):
         ]
     check = _ok(report.get("check"))
     if check:
-        lines += ["", f"## Hardware check ({_fmt(check.get('profile'), missing='?')})", ""]
+        lines += [
+            "",
+            f"## Hardware check ({_fmt(check.get('profile'), missing='?')})",
+            "",
+        ]
         recipe = check.get("deploy_recipe")
         if recipe:
             lines += [

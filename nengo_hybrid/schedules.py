@@ -165,14 +165,21 @@ class Stepwise(Schedule):
 
     def value(self, epoch, batch=0, steps_per_epoch=1, epochs=1):
         return max(
-            (start, precision) for start, precision in self.values.items() if start <= epoch
+            (start, precision)
+            for start, precision in self.values.items()
+            if start <= epoch
         )[1]
 
     def at(self, progress):
         # progress is ambiguous without the epoch count; only the end is defined
         if progress >= 1.0:
             return self.values[max(self.values)]
-        raise NotImplementedError("Stepwise schedules are defined by epoch; use value()")
+        raise NotImplementedError(
+            "Stepwise schedules are defined by epoch; use value()"
+        )
 
     def to_dict(self):
-        return {"type": "Stepwise", "values": {str(k): v for k, v in self.values.items()}}
+        return {
+            "type": "Stepwise",
+            "values": {str(k): v for k, v in self.values.items()},
+        }

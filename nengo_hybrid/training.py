@@ -66,7 +66,9 @@ def hybrid_ensembles(network):
 
     Unlabelled ensembles are called ``hybrid_0``, ``hybrid_1``, ...
     """
-    found = [e for e in network.all_ensembles if isinstance(e.neuron_type, HybridSpiking)]
+    found = [
+        e for e in network.all_ensembles if isinstance(e.neuron_type, HybridSpiking)
+    ]
     labels = {}
     for i, ens in enumerate(found):
         label = ens.label or f"hybrid_{i}"
@@ -142,7 +144,9 @@ def _labels(sim):
 def _uniform_precisions(sim, labels):
     """``{label: precision}`` for ensembles whose neurons share one precision."""
     return {
-        labels[e]: v for e, v in dl.get_precision(sim).items() if not isinstance(v, np.ndarray)
+        labels[e]: v
+        for e, v in dl.get_precision(sim).items()
+        if not isinstance(v, np.ndarray)
     }
 
 
@@ -180,7 +184,9 @@ def _n_samples(data, name):
     if len(sizes) != 1:
         raise ValidationError(f"all {name} arrays must have the same length", attr=name)
     for a in arrays:
-        if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.all(np.isfinite(a)):
+        if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.all(
+            np.isfinite(a)
+        ):
             raise ValidationError(
                 f"{name} contains NaN or infinity; clean the data first", attr=name
             )
@@ -238,12 +244,17 @@ def fit(
     -------
     History
     """
-    if sim.keras_model.optimizer is None or getattr(sim.keras_model, "loss", None) is None:
+    if (
+        sim.keras_model.optimizer is None
+        or getattr(sim.keras_model, "loss", None) is None
+    ):
         raise ValidationError(
             "call sim.compile(optimizer=..., loss=...) before training", attr="sim"
         )
     if int(epochs) != epochs or epochs < 1:
-        raise ValidationError(f"epochs must be a positive integer, got {epochs}", attr="epochs")
+        raise ValidationError(
+            f"epochs must be a positive integer, got {epochs}", attr="epochs"
+        )
     n_samples = _n_samples(x, "x")
     if _n_samples(y, "y") != n_samples:
         raise ValidationError("x and y must have the same number of examples", attr="y")
@@ -263,7 +274,9 @@ def fit(
     if checkpoint is not None and Path(checkpoint).exists():
         start_epoch, history = load_checkpoint(sim, checkpoint, expect=run_info)
 
-    bar = _progress_bar(epochs * steps_per_epoch, start_epoch * steps_per_epoch, progress)
+    bar = _progress_bar(
+        epochs * steps_per_epoch, start_epoch * steps_per_epoch, progress
+    )
     probes = activity_probes(sim.model.toplevel)
     for epoch in range(start_epoch, epochs):
         tic = time.perf_counter()
@@ -283,7 +296,9 @@ def fit(
         record.update({k: float(v[-1]) for k, v in result.history.items()})
         record["precision"] = _uniform_precisions(sim, anneal.labels)
         if validation_data is not None and probes:
-            record.update(_bits(sim, validation_data[0], probes, bits_samples, anneal.labels))
+            record.update(
+                _bits(sim, validation_data[0], probes, bits_samples, anneal.labels)
+            )
         record["seconds"] = time.perf_counter() - tic
         history.epochs.append(record)
         history.batches.extend(anneal.batch_records)
@@ -318,7 +333,13 @@ class _progress_bar:
     def __init__(self, total, initial, enabled):
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="batch", desc="training")
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            disable=not enabled,
+            unit="batch",
+            desc="training",
+        )
 
     def callback(self, epoch, anneal):
         bar = self.bar
@@ -328,9 +349,13 @@ class _progress_bar:
                 bar.update(1)
                 if bar.disable:
                     return
-                precision = np.mean(list(anneal.batch_records[-1]["precision"].values()))
+                precision = np.mean(
+                    list(anneal.batch_records[-1]["precision"].values())
+                )
                 loss = (logs or {}).get("loss", float("nan"))
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.4g}", precision=f"{precision:.4g}")
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{loss:.4g}", precision=f"{precision:.4g}"
+                )
 
         return Update()
 
@@ -417,7 +442,9 @@ def load_checkpoint(sim, path, expect=None):
     """
     meta, arrays = read_checkpoint(path)
     run = meta["run"]
-    expect = expect or {"weight_shapes": [list(w.shape) for w in sim.keras_model.weights]}
+    expect = expect or {
+        "weight_shapes": [list(w.shape) for w in sim.keras_model.weights]
+    }
     for key, wanted in expect.items():
         if run.get(key) != wanted:
             raise CheckpointError(
@@ -428,7 +455,10 @@ def load_checkpoint(sim, path, expect=None):
     weights = [arrays[f"weight_{i}"] for i in range(len(sim.keras_model.weights))]
     optimizer_vars = _optimizer_variables(sim)
     saved_opt = [arrays.get(f"optimizer_{i}") for i in range(len(optimizer_vars))]
-    if any(s is None or s.shape != tuple(v.shape) for s, v in zip(saved_opt, optimizer_vars)):
+    if any(
+        s is None or s.shape != tuple(v.shape)
+        for s, v in zip(saved_opt, optimizer_vars)
+    ):
         raise CheckpointError(
             f"checkpoint {path} has optimizer state that does not fit this simulator's "
             f"{type(sim.keras_model.optimizer).__name__}; compile with the same optimizer"
@@ -440,7 +470,10 @@ def load_checkpoint(sim, path, expect=None):
     ensembles = hybrid_ensembles(sim.model.toplevel)
     for label, values in meta["precision"].items():
         var, sl = dl.precision_slices(sim)[ensembles[label]]
-        var[sl].assign(np.asarray(values, dtype=var.dtype.as_numpy_dtype) * np.ones(sl.stop - sl.start))
+        var[sl].assign(
+            np.asarray(values, dtype=var.dtype.as_numpy_dtype)
+            * np.ones(sl.stop - sl.start)
+        )
     return meta["epochs_done"], History.from_dict(meta["history"])
 
 

@@ -97,7 +97,14 @@ def test_help_at_every_level(capsys, command):
     assert "examples:" in out and "nengo-hybrid" in out
     assert "exit codes:" in out and "3    hardware check failed" in out
     if command in (["train"], ["run"]):
-        for option in ("--model", "--data", "--epochs", "--schedule", "--seed", "--out"):
+        for option in (
+            "--model",
+            "--data",
+            "--epochs",
+            "--schedule",
+            "--seed",
+            "--out",
+        ):
             assert option in out
         assert "geometric:START:END" in out
     if command == ["run"]:
@@ -134,7 +141,9 @@ def test_bad_arguments_exit_2(capsys, args, message):
 
 
 def test_unknown_model(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "train", "--model", "no_such_model", "--out", tmp_path / "r")
+    code, _, err = run_cli(
+        capsys, "train", "--model", "no_such_model", "--out", tmp_path / "r"
+    )
     assert code == 2
     assert "unknown model recipe 'no_such_model'" in err
     assert "fix: use one of" in err and "lmu_quick" in err
@@ -150,8 +159,9 @@ def test_not_a_recipe(capsys, tmp_path):
 
 def test_unsupported_task(capsys, tmp_path):
     path = tmp_path / "static.py"
-    path.write_text("model = None\nRECIPE = {'task': 'mnist_static'}\n"
-                    "def build():\n    pass\n")
+    path.write_text(
+        "model = None\nRECIPE = {'task': 'mnist_static'}\ndef build():\n    pass\n"
+    )
     code, _, err = run_cli(capsys, "train", "--model", path, "--out", tmp_path / "r")
     assert code == 2
     assert "is a 'mnist_static' recipe" in err and "fix: use --model lmu_quick" in err
@@ -159,8 +169,9 @@ def test_unsupported_task(capsys, tmp_path):
 
 def test_missing_data(capsys, recipe, tmp_path):
     missing = tmp_path / "nowhere" / "mnist.npz"
-    code, _, err = run_cli(capsys, "train", "--model", recipe, "--data", missing,
-                           "--out", tmp_path / "r")
+    code, _, err = run_cli(
+        capsys, "train", "--model", recipe, "--data", missing, "--out", tmp_path / "r"
+    )
     assert code == 2
     assert "cannot load data" in err and "does not exist" in err
     assert "fix: use --data embedded" in err
@@ -170,18 +181,21 @@ def test_missing_data(capsys, recipe, tmp_path):
 def test_malformed_data(capsys, recipe, tmp_path):
     bad = tmp_path / "mnist.npz"
     np.savez(bad, x_train=np.zeros((3, 28, 28)))
-    code, _, err = run_cli(capsys, "train", "--model", recipe, "--data", bad,
-                           "--out", tmp_path / "r")
+    code, _, err = run_cli(
+        capsys, "train", "--model", recipe, "--data", bad, "--out", tmp_path / "r"
+    )
     assert code == 2
     assert "lacks arrays" in err
 
 
 @pytest.mark.parametrize(
-    "spec", ["geometric:100", "linear:a:b", "exponential:10:1", "constant:0", "stepwise:"]
+    "spec",
+    ["geometric:100", "linear:a:b", "exponential:10:1", "constant:0", "stepwise:"],
 )
 def test_bad_schedule(capsys, recipe, tmp_path, spec):
-    code, _, err = run_cli(capsys, "train", "--model", recipe, "--schedule", spec,
-                           "--out", tmp_path / "r")
+    code, _, err = run_cli(
+        capsys, "train", "--model", recipe, "--schedule", spec, "--out", tmp_path / "r"
+    )
     assert code == 2
     assert f"bad schedule {spec!r}" in err
     assert "fix: use constant:P" in err
@@ -277,11 +291,23 @@ def test_round_trip_exit_codes(trained_run):
 
 def test_run_folder_contents(trained_run):
     run, _ = trained_run
-    for name in ("train.json", "evaluate.json", "check.json", "deploy.json",
-                 "report.json", "report.md", "checkpoint.npz", "raster.npz"):
+    for name in (
+        "train.json",
+        "evaluate.json",
+        "check.json",
+        "deploy.json",
+        "report.json",
+        "report.md",
+        "checkpoint.npz",
+        "raster.npz",
+    ):
         assert (run / name).is_file(), name
-    for name in ("accuracy_vs_bits", "precision_schedule", "spike_raster",
-                 "core_utilisation"):
+    for name in (
+        "accuracy_vs_bits",
+        "precision_schedule",
+        "spike_raster",
+        "core_utilisation",
+    ):
         png = run / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC, name
     assert not list(run.rglob("*.tmp")), "temporary files left behind"
@@ -311,9 +337,12 @@ def test_stage_results(trained_run):
     assert deploy["target"] == "emulator" and deploy["n_samples"] == 5
     assert 0 <= deploy["accuracy"] <= 1 and deploy["seconds_per_step"] > 0
     hidden = deploy["layers"]["hidden"]
-    assert hidden["total_reference"] > 0 and 0 <= hidden["fraction_equal_step_neuron"] <= 1
+    assert (
+        hidden["total_reference"] > 0 and 0 <= hidden["fraction_equal_step_neuron"] <= 1
+    )
     assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(
-        np.mean(np.array(evaluate["predictions"][:5]) == _test_labels(5)))
+        np.mean(np.array(evaluate["predictions"][:5]) == _test_labels(5))
+    )
 
 
 def _test_labels(n):
@@ -339,7 +368,10 @@ def test_report_matches_json(trained_run):
     assert summary["accuracy_emulator"] == data["deploy"]["accuracy"]
     assert summary["activity_bits"] == data["evaluate"]["activity_bits"]
     assert summary["cores"] == data["check"]["n_cores"]
-    assert rows["Accuracy, NengoDL (test set)"] == f"{100 * summary['accuracy_nengo_dl']:.2f}%"
+    assert (
+        rows["Accuracy, NengoDL (test set)"]
+        == f"{100 * summary['accuracy_nengo_dl']:.2f}%"
+    )
     assert summary["data"] in markdown and summary["data"] == data["train"]["data"]
     assert "- Layer `hidden`: spikes on the emulator / reference" in markdown
     for rel in data["plots"].values():
@@ -356,7 +388,9 @@ def test_report_is_rebuilt_from_stage_files(capsys, trained_run, tmp_path):
     report.write_json(copy / "evaluate.json", evaluate)
     code, _, err = run_cli(capsys, "report", "--run", copy)
     assert code == 0, err
-    assert "| Accuracy, NengoDL (test set) | 50.00% |" in (copy / "report.md").read_text()
+    assert (
+        "| Accuracy, NengoDL (test set) | 50.00% |" in (copy / "report.md").read_text()
+    )
 
 
 def test_train_resumes_from_checkpoint(capsys, trained_run, tmp_path):
@@ -365,14 +399,34 @@ def test_train_resumes_from_checkpoint(capsys, trained_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
     before = json.loads((copy / "train.json").read_text())["history"]
-    code, _, err = run_cli(capsys, "train", "--model", _model_of(copy),
-                           "--out", copy, "--n-train", 100, "--seed", 1)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--model",
+        _model_of(copy),
+        "--out",
+        copy,
+        "--n-train",
+        100,
+        "--seed",
+        1,
+    )
     assert code == 0, err
     after = json.loads((copy / "train.json").read_text())["history"]
     assert after == before
     # different settings: a clear error, nothing changed
-    code, _, err = run_cli(capsys, "train", "--model", _model_of(copy), "--out", copy,
-                           "--n-train", 100, "--seed", 2)
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "--model",
+        _model_of(copy),
+        "--out",
+        copy,
+        "--n-train",
+        100,
+        "--seed",
+        2,
+    )
     assert code == 2
     assert "does not match this training run" in err and "fix: use a new --out" in err
     assert json.loads((copy / "train.json").read_text())["history"] == before
@@ -384,11 +438,28 @@ def _model_of(run):
 
 def test_main_job_on_tiny_recipe(capsys, recipe, tmp_path):
     out = tmp_path / "run"
-    code, _, err = run_cli(capsys, "run", "--model", recipe, "--out", out,
-                           "--n-train", 100, "--n-test", 100, "--n-samples", 5)
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "--model",
+        recipe,
+        "--out",
+        out,
+        "--n-train",
+        100,
+        "--n-test",
+        100,
+        "--n-samples",
+        5,
+    )
     assert code == 0, err
-    for step in ("[1/5] train", "[2/5] evaluate", "[3/5] check", "[4/5] deploy",
-                 "[5/5] report"):
+    for step in (
+        "[1/5] train",
+        "[2/5] evaluate",
+        "[3/5] check",
+        "[4/5] deploy",
+        "[5/5] report",
+    ):
         assert step in err
     assert (out / "report.md").is_file() and (out / "report.json").is_file()
     data = json.loads((out / "report.json").read_text())
@@ -434,8 +505,13 @@ def test_write_atomic_keeps_old_file_on_failure(tmp_path):
 
 def test_to_jsonable():
     value = report.to_jsonable(
-        {"a": np.float32(0.5), "b": np.arange(2), "c": float("nan"), 3: np.bool_(True),
-         "p": pathlib.Path("x")}
+        {
+            "a": np.float32(0.5),
+            "b": np.arange(2),
+            "c": float("nan"),
+            3: np.bool_(True),
+            "p": pathlib.Path("x"),
+        }
     )
     assert value == {"a": 0.5, "b": [0, 1], "c": None, "3": True, "p": "x"}
     json.dumps(value, allow_nan=False)
@@ -452,8 +528,11 @@ def test_collect_errors(tmp_path):
 
 
 def test_partial_report_says_not_run(tmp_path):
-    report.write_stage(tmp_path, "evaluate", {"model": "m", "data": "d", "seed": 0,
-                                              "accuracy": 0.25, "activity_bits": 1.5})
+    report.write_stage(
+        tmp_path,
+        "evaluate",
+        {"model": "m", "data": "d", "seed": 0, "accuracy": 0.25, "activity_bits": 1.5},
+    )
     data = report.write_report(tmp_path)
     markdown = (tmp_path / "report.md").read_text()
     assert data["train"] is None and data["summary"]["accuracy_nengo_dl"] == 0.25
@@ -463,14 +542,22 @@ def test_partial_report_says_not_run(tmp_path):
 
 def test_plots_write_png(tmp_path):
     files = [
-        plots.accuracy_vs_bits([1, 2, 3], [0.2, 0.5, 0.7], [3.0, 2.1, 1.4],
-                               tmp_path / "a.png", precision=[30, 8, 2]),
-        plots.precision_schedule(np.arange(6), [64, 32, 16, 8, 4, 2], tmp_path / "b.png",
-                                 epoch_steps=[0, 3]),
-        plots.spike_raster(np.random.RandomState(0).poisson(0.5, size=(20, 10)),
-                           tmp_path / "c.png"),
-        plots.core_utilisation([{"core": 0, "compartments": 0.5, "synapse_bits": 1.2}],
-                               tmp_path / "d.png"),
+        plots.accuracy_vs_bits(
+            [1, 2, 3],
+            [0.2, 0.5, 0.7],
+            [3.0, 2.1, 1.4],
+            tmp_path / "a.png",
+            precision=[30, 8, 2],
+        ),
+        plots.precision_schedule(
+            np.arange(6), [64, 32, 16, 8, 4, 2], tmp_path / "b.png", epoch_steps=[0, 3]
+        ),
+        plots.spike_raster(
+            np.random.RandomState(0).poisson(0.5, size=(20, 10)), tmp_path / "c.png"
+        ),
+        plots.core_utilisation(
+            [{"core": 0, "compartments": 0.5, "synapse_bits": 1.2}], tmp_path / "d.png"
+        ),
         plots.core_utilisation([], tmp_path / "e.png"),
     ]
     for path in files:

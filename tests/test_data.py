@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from nengo_hybrid import data as hdata
-from nengo_hybrid.data import check_images, embedded_mnist, load_mnist_arrays, permutation, psmnist
+from nengo_hybrid.data import (
+    check_images,
+    embedded_mnist,
+    load_mnist_arrays,
+    permutation,
+    psmnist,
+)
 
 
 def test_permutation_fixed_and_documented():
@@ -27,7 +33,9 @@ def embedded():
 def test_embedded_psmnist_shapes_and_split(embedded):
     d = embedded
     assert (d.x_train.shape, d.x_val.shape, d.x_test.shape) == (
-        (4000, 784, 1), (500, 784, 1), (500, 784, 1),
+        (4000, 784, 1),
+        (500, 784, 1),
+        (500, 784, 1),
     )
     for x, y in [(d.x_train, d.y_train), (d.x_val, d.y_val), (d.x_test, d.y_test)]:
         assert x.dtype == np.float32 and y.dtype == np.int64
@@ -70,13 +78,19 @@ def _write_idx(path, array):
 
 def _real_uint8():
     images, labels = embedded_mnist()
-    return np.round(images * 255).astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.uint8)
+    return np.round(images * 255).astype(np.uint8).reshape(-1, 28, 28), labels.astype(
+        np.uint8
+    )
 
 
 def test_idx_round_trip_and_wrong_size(tmp_path):
     images, labels = _real_uint8()
-    for key, arr in [("x_train", images), ("y_train", labels), ("x_test", images[:100]),
-                     ("y_test", labels[:100])]:
+    for key, arr in [
+        ("x_train", images),
+        ("y_train", labels),
+        ("x_test", images[:100]),
+        ("y_test", labels[:100]),
+    ]:
         _write_idx(tmp_path / (hdata.IDX_FILES[key] + ".gz"), arr)
     arrays = load_mnist_arrays(tmp_path)
     assert np.array_equal(arrays["x_train"], images)
@@ -89,8 +103,13 @@ def test_full_protocol_split_from_npz(tmp_path):
     images, labels = _real_uint8()
     reps = 12  # 60,000 real digits (repeated) in the Keras mnist.npz layout
     path = tmp_path / "mnist.npz"
-    np.savez(path, x_train=np.tile(images, (reps, 1, 1)), y_train=np.tile(labels, reps),
-             x_test=images[np.arange(10000) % 5000], y_test=labels[np.arange(10000) % 5000])
+    np.savez(
+        path,
+        x_train=np.tile(images, (reps, 1, 1)),
+        y_train=np.tile(labels, reps),
+        x_test=images[np.arange(10000) % 5000],
+        y_test=labels[np.arange(10000) % 5000],
+    )
     d = psmnist(source="full", path=path, pool=7)
     assert (len(d.y_train), len(d.y_val), len(d.y_test)) == hdata.FULL_SPLIT
     assert d.x_train.shape == (50000, 16, 1)
@@ -115,7 +134,10 @@ def test_bad_files_give_clear_errors(tmp_path, monkeypatch):
     bad = tmp_path / "truncated"
     bad.mkdir()
     (bad / "train-images-idx3-ubyte").write_bytes(
-        bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\0" * 50
+        bytes([0, 0, 8, 3])
+        + (10).to_bytes(4, "big")
+        + (28).to_bytes(4, "big") * 2
+        + b"\0" * 50
     )
     with pytest.raises(ValueError, match="truncated"):
         load_mnist_arrays(bad)

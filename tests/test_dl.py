@@ -17,7 +17,10 @@ def hybrid_net(neuron_type, seed=0, n_neurons=30):
         nengo_dl.configure_settings(dtype="float64")
         stim = nengo.Node(lambda t: np.sin(15 * t) * np.ones(2))
         ens = nengo.Ensemble(
-            n_neurons, 2, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(250, 350)
+            n_neurons,
+            2,
+            neuron_type=neuron_type,
+            max_rates=nengo.dists.Uniform(250, 350),
         )
         nengo.Connection(stim, ens)
         probe = nengo.Probe(ens.neurons)
@@ -79,7 +82,9 @@ def input_gradient(base, hybrid, n_steps=20, seed=0):
     with nengo.Network(seed=seed) as net:
         nengo_dl.configure_settings(dtype="float64")
         stim = nengo.Node(np.zeros(10))
-        ens = nengo.Ensemble(10, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(250, 350))
+        ens = nengo.Ensemble(
+            10, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(250, 350)
+        )
         nengo.Connection(stim, ens.neurons, synapse=None)
         nengo.Probe(ens.neurons)
     x = tf.constant(np.random.RandomState(seed).uniform(-1, 1, (1, n_steps, 10)))
@@ -92,7 +97,9 @@ def input_gradient(base, hybrid, n_steps=20, seed=0):
         return tape.gradient(total, x).numpy(), out.numpy()
 
 
-@pytest.mark.parametrize("base", [nengo.RectifiedLinear(), nengo.LIFRate(), nengo.Tanh()], ids=repr)
+@pytest.mark.parametrize(
+    "base", [nengo.RectifiedLinear(), nengo.LIFRate(), nengo.Tanh()], ids=repr
+)
 def test_training_gradient_is_base_rate_gradient(base):
     hybrid_grad, hybrid_out = input_gradient(base, hybrid=True)
     rate_grad, rate_out = input_gradient(base, hybrid=False)
@@ -120,7 +127,9 @@ def fit_losses(change_precision):
 
     with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.compile(optimizer=tf.optimizers.SGD(0.0), loss=tf.losses.mse)
-        history = sim.fit({inp: x}, {probe: y}, epochs=2, callbacks=[Anneal()], verbose=0)
+        history = sim.fit(
+            {inp: x}, {probe: y}, epochs=2, callbacks=[Anneal()], verbose=0
+        )
         traces = sim.keras_model.train_function.experimental_get_tracing_count()
         precision = get_precision(sim)[ens]
     return history.history["loss"], traces, precision
@@ -128,7 +137,9 @@ def fit_losses(change_precision):
 
 def test_precision_change_between_fit_batches_without_rebuild():
     (fixed_1, fixed_2), fixed_traces, fixed_p = fit_losses(change_precision=False)
-    assert fixed_1 == fixed_2 and fixed_p == 1.0  # same batch, same precision, same loss
+    assert (
+        fixed_1 == fixed_2 and fixed_p == 1.0
+    )  # same batch, same precision, same loss
 
     (loss_1, loss_2), traces, precision = fit_losses(change_precision=True)
     assert loss_1 == fixed_1
@@ -141,8 +152,12 @@ def test_precision_change_between_fit_batches_without_rebuild():
 def test_set_precision_per_ensemble_and_predict():
     with nengo.Network(seed=0) as net:
         stim = nengo.Node(np.ones(1))
-        a = nengo.Ensemble(20, 1, neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1.0))
-        b = nengo.Ensemble(20, 1, neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1.0))
+        a = nengo.Ensemble(
+            20, 1, neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1.0)
+        )
+        b = nengo.Ensemble(
+            20, 1, neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1.0)
+        )
         nengo.Connection(stim, a)
         nengo.Connection(stim, b)
         pa, pb = nengo.Probe(a.neurons), nengo.Probe(b.neurons)

@@ -116,7 +116,9 @@ class GuiServer:
                 break
         if self.url is None:
             self.proc.wait(timeout=30)
-            raise RuntimeError("Nengo GUI server did not start:\n" + "".join(self.output))
+            raise RuntimeError(
+                "Nengo GUI server did not start:\n" + "".join(self.output)
+            )
 
     def __enter__(self):
         return self

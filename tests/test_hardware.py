@@ -242,7 +242,7 @@ def test_report_table_and_json(no_emulation):
     assert "compart." in text and "<Ensemble 'a'>" in text and "stim" in text
     data = json.loads(json.dumps(report.to_dict()))
     assert data["ok"] is True and data["profile"] == "loihi1"
-    assert data["host"][0]["object"].startswith("<Node \"stim\"") or "stim" in str(
+    assert data["host"][0]["object"].startswith('<Node "stim"') or "stim" in str(
         data["host"]
     )
     assert {row["ensemble"] for row in data["cores"]} >= {"<Ensemble 'a'>"}
@@ -309,10 +309,22 @@ def test_compare_reports_layers_and_accuracy():
     with nengo.Network(seed=0) as net:
         nengo_loihi.add_params(net)
         inp = nengo.Node(nengo.processes.PresentInput(images, 0.02))
-        layer0 = nengo.Ensemble(8, 1, neuron_type=relu(amplitude=0.01),
-                                gain=np.ones(8), bias=np.zeros(8), label="input")
-        layer1 = nengo.Ensemble(3, 1, neuron_type=relu(amplitude=0.01),
-                                gain=np.ones(3), bias=np.zeros(3), label="hidden")
+        layer0 = nengo.Ensemble(
+            8,
+            1,
+            neuron_type=relu(amplitude=0.01),
+            gain=np.ones(8),
+            bias=np.zeros(8),
+            label="input",
+        )
+        layer1 = nengo.Ensemble(
+            3,
+            1,
+            neuron_type=relu(amplitude=0.01),
+            gain=np.ones(3),
+            bias=np.zeros(3),
+            label="hidden",
+        )
         out = nengo.Node(size_in=3)
         nengo.Connection(inp, layer0.neurons, transform=300, synapse=None)
         nengo.Connection(layer0.neurons[:3], layer1.neurons, synapse=None)
@@ -322,8 +334,15 @@ def test_compare_reports_layers_and_accuracy():
         net.config[layer0].on_chip = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = compare(net, 80, p_out, [p_hidden], labels=labels,
-                         presentation_steps=20, score_steps=10)
+        result = compare(
+            net,
+            80,
+            p_out,
+            [p_hidden],
+            labels=labels,
+            presentation_steps=20,
+            score_steps=10,
+        )
     json.dumps(result)
     assert result["n_samples"] == 4 and result["cores"] >= 1
     assert result["emulator_ms_per_step"] > 0
@@ -339,7 +358,8 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    "name", ["mnist_dense_loihi1.json", "mnist_dense_loihi2.json", "lmu_quick_loihi1.json"]
+    "name",
+    ["mnist_dense_loihi1.json", "mnist_dense_loihi2.json", "lmu_quick_loihi1.json"],
 )
 def test_recipes_load(name):
     from nengo_hybrid.hardware import load_recipe
@@ -369,16 +389,21 @@ def test_mnist_dense_recipe_fits_loihi1(no_emulation):
     assert "<Ensemble 'input'>" in {row["object"] for row in report.host}
 
     with pytest.raises(ValidationError, match="no ensemble or node"):
-        apply_recipe(net, {"profile": "loihi1", "strategy": {}, "host": {"nope": ""},
-                           "chip": []})
+        apply_recipe(
+            net, {"profile": "loihi1", "strategy": {}, "host": {"nope": ""}, "chip": []}
+        )
 
 
 def test_max_spikes_bounds_the_needed_count(no_emulation):
     n = 4
     with nengo.Network(seed=0) as net:
         nengo.Ensemble(
-            n, 1, neuron_type=relu(max_spikes=1), gain=np.ones(n),
-            bias=np.full(n, 3000.0), label="clipped",
+            n,
+            1,
+            neuron_type=relu(max_spikes=1),
+            gain=np.ones(n),
+            bias=np.full(n, 3000.0),
+            label="clipped",
         )
     report = check(net)
     assert report.ok, report
@@ -393,10 +418,16 @@ def test_negative_input_resynchronises_expanded_compartments():
     def count_histogram(w):
         with nengo.Network(seed=0) as net:
             a = nengo.Ensemble(1, 1, neuron_type=relu(), gain=[1.0], bias=[100.0])
-            b = nengo.Ensemble(20, 1, neuron_type=relu(), gain=np.ones(20),
-                               bias=np.linspace(1500, 3500, 20))
-            nengo.Connection(a.neurons, b.neurons, transform=np.full((20, 1), w),
-                             synapse=None)
+            b = nengo.Ensemble(
+                20,
+                1,
+                neuron_type=relu(),
+                gain=np.ones(20),
+                bias=np.linspace(1500, 3500, 20),
+            )
+            nengo.Connection(
+                a.neurons, b.neurons, transform=np.full((20, 1), w), synapse=None
+            )
             probe = nengo.Probe(b.neurons)
         with Simulator(net, strategy={b: Expand(4)}, target="sim") as sim:
             sim.run_steps(300)
@@ -445,8 +476,11 @@ def test_lifrate_base_is_rate_equivalent(p):
     n, steps = 10, 1000
     with nengo.Network(seed=0) as net:
         ens = nengo.Ensemble(
-            n, 1, neuron_type=HybridSpiking(nengo.LIFRate(), precision=p),
-            gain=np.ones(n), bias=np.linspace(1.2, 4, n),
+            n,
+            1,
+            neuron_type=HybridSpiking(nengo.LIFRate(), precision=p),
+            gain=np.ones(n),
+            bias=np.linspace(1.2, 4, n),
         )
         probe = nengo.Probe(ens.neurons)
     with nengo.Simulator(net, progress_bar=False) as ref:
@@ -475,14 +509,21 @@ def signed_input_network(p=2.0, levels=4, scale=1.0, bias=0.1, n=6, steps=120):
     signal = np.stack([np.sin(2 * np.pi * t / 17), np.cos(2 * np.pi * t / 23)], axis=1)
     signal = 0.9 * scale * signal
     w = np.zeros((n, 2))
-    w[: n // 2, 0], w[n // 2:, 1] = 3.0, 3.0  # drives up to p * 3 * (0.9 + bias)
+    w[: n // 2, 0], w[n // 2 :, 1] = 3.0, 3.0  # drives up to p * 3 * (0.9 + bias)
     with nengo.Network(seed=0) as net:
         node = nengo.Node(nengo.processes.PresentInput(signal, DT), label="signal")
         # output max(J, 0) in quanta of 1/p (as nengo_hybrid.networks.hybrid_relu)
-        neuron_type = HybridSpiking(nengo.RectifiedLinear(amplitude=1 / DT),
-                                    precision=p, amplitude=DT)
-        ens = nengo.Ensemble(n, 1, neuron_type=neuron_type, gain=np.ones(n),
-                             bias=np.full(n, bias), label="hidden")
+        neuron_type = HybridSpiking(
+            nengo.RectifiedLinear(amplitude=1 / DT), precision=p, amplitude=DT
+        )
+        ens = nengo.Ensemble(
+            n,
+            1,
+            neuron_type=neuron_type,
+            gain=np.ones(n),
+            bias=np.full(n, bias),
+            label="hidden",
+        )
         nengo.Connection(node, ens.neurons, transform=w, synapse=None)
         probe = nengo.Probe(ens.neurons)
     (enc,) = encode_node_inputs(net, {node: scale}, levels=levels)
@@ -490,13 +531,18 @@ def signed_input_network(p=2.0, levels=4, scale=1.0, bias=0.1, n=6, steps=120):
 
 
 def test_thermometer_counts_round_the_drive():
-    from nengo_hybrid.hardware.strategies import Thermometer, thermometer_counts
-    from nengo_hybrid.hardware.strategies import as_strategy
+    from nengo_hybrid.hardware.strategies import (
+        Thermometer,
+        as_strategy,
+        thermometer_counts,
+    )
 
     drive = np.array([[-1.0, 0.2, 0.6, 1.4, 2.6, 9.0]])
     assert thermometer_counts(drive, 3).tolist() == [[0, 0, 1, 1, 3, 3]]
     assert as_strategy("thermometer:3") == Thermometer(3) != Expand(3)
-    assert Thermometer(3).max_count == 3 and not Thermometer(3).exact(load_profile("loihi2"))
+    assert Thermometer(3).max_count == 3 and not Thermometer(3).exact(
+        load_profile("loihi2")
+    )
 
 
 def test_input_encoder_sends_exact_sigma_delta_counts():
@@ -550,8 +596,12 @@ def test_thermometer_needs_relu_base():
     from nengo_hybrid.hardware.strategies import Thermometer
 
     with nengo.Network() as net:
-        ens = nengo.Ensemble(4, 1, neuron_type=HybridSpiking(nengo.LIFRate(), precision=2))
-    with pytest.raises(BuildError, match="Thermometer strategy needs a RectifiedLinear"):
+        ens = nengo.Ensemble(
+            4, 1, neuron_type=HybridSpiking(nengo.LIFRate(), precision=2)
+        )
+    with pytest.raises(
+        BuildError, match="Thermometer strategy needs a RectifiedLinear"
+    ):
         hw_loihi.build_model(net, strategy={ens: Thermometer(2)})
 
 
@@ -562,8 +612,14 @@ def test_check_flags_node_inputs_and_strategy_semantics(no_emulation):
     def network():
         with nengo.Network(seed=0) as net:
             node = nengo.Node(np.zeros(3), label="memory")
-            ens = nengo.Ensemble(8, 1, neuron_type=relu(2.0), gain=np.ones(8),
-                                 bias=np.zeros(8), label="hidden")
+            ens = nengo.Ensemble(
+                8,
+                1,
+                neuron_type=relu(2.0),
+                gain=np.ones(8),
+                bias=np.zeros(8),
+                label="hidden",
+            )
             nengo.Connection(node, ens.neurons, transform=np.ones((8, 3)), synapse=None)
         return net, node, ens
 

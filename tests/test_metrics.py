@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 from nengo.exceptions import ValidationError
 
-from nengo_hybrid import HybridSpiking
-from nengo_hybrid import metrics
+from nengo_hybrid import HybridSpiking, metrics
 
 
 def test_activity_bits_hand_computed():
@@ -45,7 +44,9 @@ def test_spike_counts_from_output():
     neuron = HybridSpiking(nengo.RectifiedLinear(), precision=4.0, amplitude=0.5)
     counts = np.array([[0, 1, 3], [2, 0, -1]])
     output = counts * 0.5 / (4.0 * 0.001)
-    np.testing.assert_array_equal(metrics.spike_counts(output, neuron, dt=0.001), counts)
+    np.testing.assert_array_equal(
+        metrics.spike_counts(output, neuron, dt=0.001), counts
+    )
     np.testing.assert_array_equal(
         metrics.spike_counts(output * 4 / 8, neuron, dt=0.001, precision=8.0), counts
     )
@@ -74,7 +75,9 @@ def test_fan_out_from_built_model():
         c = nengo.Ensemble(3, 1)
         out = nengo.Node(size_in=2)
         nengo.Connection(a, b)  # decoded: every neuron of a reaches all 4 of b
-        nengo.Connection(a.neurons, c.neurons, transform=np.eye(3, 6))  # a0..a2 -> 1 each
+        nengo.Connection(
+            a.neurons, c.neurons, transform=np.eye(3, 6)
+        )  # a0..a2 -> 1 each
         nengo.Connection(a, out, function=lambda x: [x[0], x[0] ** 2])  # 2 dims
         nengo.Connection(a.neurons[4:], c.neurons[:2], transform=0.5)  # a4, a5 -> 1
     with nengo.Simulator(net, progress_bar=False) as sim:

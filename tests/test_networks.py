@@ -48,7 +48,9 @@ def test_legendre_system_matches_keras_lmu():
 def _run_memory(memory, u, order, theta):
     with nengo.Network(seed=0) as net:
         stim = nengo.Node(nengo.processes.PresentInput(u, 0.001))
-        lmu = LMU(4, order, theta, memory=memory, hidden_neurons=nengo.RectifiedLinear())
+        lmu = LMU(
+            4, order, theta, memory=memory, hidden_neurons=nengo.RectifiedLinear()
+        )
         nengo.Connection(stim, lmu.input, synapse=None)
         probe = nengo.Probe(lmu.memory)
     with nengo.Simulator(net, progress_bar=False) as sim:
@@ -122,7 +124,9 @@ def test_parameter_count_matches_nengo_dl():
 def _predict(net, x, minibatch_size=4):
     import nengo_dl
 
-    with nengo_dl.Simulator(net, minibatch_size=minibatch_size, progress_bar=False) as sim:
+    with nengo_dl.Simulator(
+        net, minibatch_size=minibatch_size, progress_bar=False
+    ) as sim:
         out = sim.predict(net.inputs(x), verbose=0)
     return out
 
@@ -131,8 +135,13 @@ def test_nengo_dl_precomputed_equals_step_by_step():
     x = np.random.RandomState(3).rand(4, 30, 1).astype(np.float32)
     logits = []
     for memory in ("linear", "precomputed"):
-        net = LMUClassifier(n_hidden=16, order=8, theta=30, memory=memory,
-                            hidden_neurons=nengo.RectifiedLinear())
+        net = LMUClassifier(
+            n_hidden=16,
+            order=8,
+            theta=30,
+            memory=memory,
+            hidden_neurons=nengo.RectifiedLinear(),
+        )
         logits.append(_predict(net, x)[net.probe])
     assert logits[0].shape == (4, 1, 10)
     assert np.allclose(logits[0], logits[1], atol=1e-4)
@@ -141,8 +150,13 @@ def test_nengo_dl_precomputed_equals_step_by_step():
 
 def test_hybrid_hidden_is_quantized_in_nengo_dl():
     x = np.random.RandomState(4).rand(4, 30, 1).astype(np.float32)
-    net = LMUClassifier(n_hidden=16, order=8, theta=30, hidden_neurons=hybrid_relu(2.0),
-                        memory="precomputed")
+    net = LMUClassifier(
+        n_hidden=16,
+        order=8,
+        theta=30,
+        hidden_neurons=hybrid_relu(2.0),
+        memory="precomputed",
+    )
     probe = net.hidden_probe()
     out = _predict(net, x)[probe]
     assert out.shape == (4, 30, 16)  # full history although keep_history=False
@@ -159,14 +173,25 @@ def test_training_reduces_loss_through_quantized_hidden():
 
     data = psmnist(source="embedded", pool=7)
     x, y = data.x_train[:50], data.y_train[:50]  # fit 50 real 16-step sequences
-    net = LMUClassifier(n_hidden=32, order=8, theta=16, hidden_neurons=hybrid_relu(2.0),
-                        memory="precomputed")
+    net = LMUClassifier(
+        n_hidden=32,
+        order=8,
+        theta=16,
+        hidden_neurons=hybrid_relu(2.0),
+        memory="precomputed",
+    )
     with nengo_dl.Simulator(net, minibatch_size=10, progress_bar=False, seed=0) as sim:
-        sim.compile(tf.optimizers.Adam(0.01),
-                    loss={net.probe: tf.losses.SparseCategoricalCrossentropy(from_logits=True)})
-        before = sim.evaluate(net.inputs(x), {net.probe: net.targets(y)}, verbose=0)["loss"]
+        sim.compile(
+            tf.optimizers.Adam(0.01),
+            loss={net.probe: tf.losses.SparseCategoricalCrossentropy(from_logits=True)},
+        )
+        before = sim.evaluate(net.inputs(x), {net.probe: net.targets(y)}, verbose=0)[
+            "loss"
+        ]
         sim.fit(net.inputs(x), {net.probe: net.targets(y)}, epochs=20, verbose=0)
-        after = sim.evaluate(net.inputs(x), {net.probe: net.targets(y)}, verbose=0)["loss"]
+        after = sim.evaluate(net.inputs(x), {net.probe: net.targets(y)}, verbose=0)[
+            "loss"
+        ]
     assert after < 0.85 * before  # measured: 2.32 -> 1.77
 
 
@@ -186,8 +211,17 @@ def test_model_files_define_gui_model_and_recipe(name):
     ns = runpy.run_path(str(ROOT / "models" / f"{name}.py"))
     model, recipe = ns["model"], ns["RECIPE"]
     assert isinstance(model, nengo.Network)
-    assert {"task", "data", "n_steps", "network", "schedule", "epochs", "minibatch_size",
-            "learning_rate", "seed"} <= set(recipe)
+    assert {
+        "task",
+        "data",
+        "n_steps",
+        "network",
+        "schedule",
+        "epochs",
+        "minibatch_size",
+        "learning_rate",
+        "seed",
+    } <= set(recipe)
     assert model.lmu.memory_mode == "linear"  # runs step by step in Nengo GUI
     if name == "lmu_paper":
         assert model.lmu.trainable_parameters() == 101770

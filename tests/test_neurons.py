@@ -28,7 +28,9 @@ def run_step(neuron_type, rates, dt=0.001, voltage=None, rng=None):
 def probe_spikes(neuron_type, base_seed=3, t=0.2):
     with nengo.Network(seed=base_seed) as net:
         stim = nengo.Node(lambda t: np.sin(20 * t))
-        ens = nengo.Ensemble(40, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(100, 350))
+        ens = nengo.Ensemble(
+            40, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(100, 350)
+        )
         nengo.Connection(stim, ens)
         probe = nengo.Probe(ens.neurons)
     with nengo.Simulator(net, progress_bar=False) as sim:
@@ -57,7 +59,9 @@ def test_error_below_one_quantum(precision, signed):
     dt, amplitude = 0.001, 0.5
     rng = np.random.RandomState(1)
     rates = rng.uniform(-400 if signed else 0, 900, size=(500, 30))
-    neuron = HybridSpiking(nengo.RectifiedLinear(), precision=precision, amplitude=amplitude)
+    neuron = HybridSpiking(
+        nengo.RectifiedLinear(), precision=precision, amplitude=amplitude
+    )
     out, v0, v_end = run_step(neuron, rates, dt=dt)
 
     quantum = amplitude / (precision * dt)
@@ -73,7 +77,9 @@ def test_large_precision_approaches_rate():
     rates = np.random.RandomState(2).uniform(0, 300, size=(200, 50))
     errors = []
     for precision in [1, 10, 100, 1000]:
-        out, _, _ = run_step(HybridSpiking(nengo.RectifiedLinear(), precision=precision), rates)
+        out, _, _ = run_step(
+            HybridSpiking(nengo.RectifiedLinear(), precision=precision), rates
+        )
         errors.append(np.abs(out - rates).mean())
     assert all(b < a / 5 for a, b in zip(errors, errors[1:]))
 
@@ -106,7 +112,9 @@ def test_tuning_methods_follow_base(base):
     base_gain, base_bias = base.gain_bias(max_rates, intercepts)
     np.testing.assert_allclose(gain, base_gain)
     np.testing.assert_allclose(bias, base_bias)
-    np.testing.assert_allclose(neuron.max_rates_intercepts(gain, bias), base.max_rates_intercepts(gain, bias))
+    np.testing.assert_allclose(
+        neuron.max_rates_intercepts(gain, bias), base.max_rates_intercepts(gain, bias)
+    )
     x = np.linspace(-1, 1, 11)
     np.testing.assert_allclose(neuron.rates(x, gain, bias), base.rates(x, gain, bias))
 

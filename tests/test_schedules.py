@@ -3,17 +3,33 @@ import math
 import pytest
 from nengo.exceptions import ValidationError
 
-from nengo_hybrid.schedules import Constant, Cosine, Geometric, Linear, Schedule, Stepwise
+from nengo_hybrid.schedules import (
+    Constant,
+    Cosine,
+    Geometric,
+    Linear,
+    Schedule,
+    Stepwise,
+)
 
 # 4 epochs x 3 batches = 12 steps; progress = step / 11
 CASES = [
     (Constant(4.0), {0: 4.0, 5: 4.0, 11: 4.0}),
     (Linear(100.0, 1.0), {0: 100.0, 11: 1.0, 5: 100 - 99 * 5 / 11}),
     (Geometric(1000.0, 10.0), {0: 1000.0, 11: 10.0, 5: 1000 * 0.01 ** (5 / 11)}),
-    (Cosine(50.0, 2.0), {0: 50.0, 11: 2.0, 5: 2 + 48 * 0.5 * (1 + math.cos(math.pi * 5 / 11))}),
-    (Stepwise({0: 100, 2: 10, 3: 1}), {0: 100.0, 5: 100.0, 6: 10.0, 8: 10.0, 9: 1.0, 11: 1.0}),
+    (
+        Cosine(50.0, 2.0),
+        {0: 50.0, 11: 2.0, 5: 2 + 48 * 0.5 * (1 + math.cos(math.pi * 5 / 11))},
+    ),
+    (
+        Stepwise({0: 100, 2: 10, 3: 1}),
+        {0: 100.0, 5: 100.0, 6: 10.0, 8: 10.0, 9: 1.0, 11: 1.0},
+    ),
     # anneal over the first half (progress 0..0.5 -> t 0..1), then hold
-    (Linear(100.0, 1.0, hold=0.5), {0: 100.0, 4: 100 - 99 * (4 / 11) / 0.5, 6: 1.0, 11: 1.0}),
+    (
+        Linear(100.0, 1.0, hold=0.5),
+        {0: 100.0, 4: 100 - 99 * (4 / 11) / 0.5, 6: 1.0, 11: 1.0},
+    ),
 ]
 
 
@@ -21,7 +37,9 @@ CASES = [
 def test_schedule_values(schedule, expected):
     for step, value in expected.items():
         epoch, batch = divmod(step, 3)
-        assert schedule.value(epoch, batch, steps_per_epoch=3, epochs=4) == pytest.approx(value)
+        assert schedule.value(
+            epoch, batch, steps_per_epoch=3, epochs=4
+        ) == pytest.approx(value)
 
 
 def test_geometric_halves_each_equal_share():
@@ -54,7 +72,10 @@ def test_final_is_deployment_precision():
         (lambda: Geometric(100, 1, hold=1.0), "hold"),
         (lambda: Linear(100, 1, hold=-0.1), "hold"),
         (lambda: Stepwise({0: 10, 2: -1}), "finite and > 0"),
-        (lambda: Schedule.from_dict({"type": "Exponentialish", "start": 1}), "unknown schedule"),
+        (
+            lambda: Schedule.from_dict({"type": "Exponentialish", "start": 1}),
+            "unknown schedule",
+        ),
     ],
 )
 def test_invalid_schedules(make, match):

@@ -28,7 +28,9 @@ def build(hidden=(32, 16), dtype="float32"):
         layer = inp
         for i, size in enumerate(hidden):
             ens = nengo.Ensemble(
-                size, 1, label=f"h{i}",
+                size,
+                1,
+                label=f"h{i}",
                 neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1000.0),
             )
             nengo.Connection(layer, ens.neurons, transform=nengo_dl.dists.Glorot())
@@ -46,14 +48,24 @@ def mean_logit_loss(y_true, y_pred):
     )
 
 
-def train(x, y, schedule, epochs, checkpoint=None, callbacks=(), net=None, validation=True):
+def train(
+    x, y, schedule, epochs, checkpoint=None, callbacks=(), net=None, validation=True
+):
     net, inp, probe = build() if net is None else net
-    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False, seed=0) as sim:
+    with nengo_dl.Simulator(
+        net, minibatch_size=BATCH, progress_bar=False, seed=0
+    ) as sim:
         sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
         history = training.fit(
-            sim, {inp: x}, {probe: y}, schedule, epochs=epochs, checkpoint=checkpoint,
+            sim,
+            {inp: x},
+            {probe: y},
+            schedule,
+            epochs=epochs,
+            checkpoint=checkpoint,
             validation_data=({inp: x[:40]}, {probe: y[:40]}) if validation else None,
-            progress=False, callbacks=list(callbacks),
+            progress=False,
+            callbacks=list(callbacks),
         )
         return history, sim.keras_model.get_weights()
 
@@ -78,8 +90,15 @@ def test_neurons_follow_schedule(digits):
     with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
         reader.sim = sim
         sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
-        history = training.fit(sim, {inp: x}, {probe: y}, by_ens, epochs=3,
-                               progress=False, callbacks=[reader])
+        history = training.fit(
+            sim,
+            {inp: x},
+            {probe: y},
+            by_ens,
+            epochs=3,
+            progress=False,
+            callbacks=[reader],
+        )
     assert len(reader.seen) == 3 * 4
     for step, seen in enumerate(reader.seen):
         epoch, batch = divmod(step, 4)
@@ -87,15 +106,24 @@ def test_neurons_follow_schedule(digits):
             expected = by_ens[ens].value(epoch, batch, steps_per_epoch=4, epochs=3)
             assert value == pytest.approx(expected, rel=1e-6)
     assert history.epochs[-1]["precision"] == {"h0": 100.0, "h1": 50.0}
-    assert history.batches[5]["precision"]["h1"] == pytest.approx(by_ens[net.all_ensembles[1]].value(1, 1, 4, 3))
+    assert history.batches[5]["precision"]["h1"] == pytest.approx(
+        by_ens[net.all_ensembles[1]].value(1, 1, 4, 3)
+    )
 
 
 def test_history_has_metrics(digits):
     x, y = digits
     history, _ = train(x, y, Geometric(1e5, 200.0), epochs=2)
     last = history.epochs[-1]
-    assert set(last) >= {"loss", "val_loss", "precision", "activity_bits", "activity_bits_mean",
-                         "significant_bits_mean", "seconds"}
+    assert set(last) >= {
+        "loss",
+        "val_loss",
+        "precision",
+        "activity_bits",
+        "activity_bits_mean",
+        "significant_bits_mean",
+        "seconds",
+    }
     assert set(last["activity_bits"]) == {"h0", "h1"}
     assert last["activity_bits_mean"] > 0
     assert history.series("loss")[1] < history.series("loss")[0]
@@ -124,7 +152,9 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
     meta, _ = training.read_checkpoint(checkpoint)
     assert meta["epochs_done"] == 1
 
-    resumed_history, resumed_weights = train(x, y, schedule, epochs=3, checkpoint=checkpoint)
+    resumed_history, resumed_weights = train(
+        x, y, schedule, epochs=3, checkpoint=checkpoint
+    )
     assert len(full_weights) == len(resumed_weights)
     for a, b in zip(full_weights, resumed_weights):
         np.testing.assert_array_equal(a, b)
@@ -141,8 +171,15 @@ def test_checkpoint_mismatch_and_corruption(digits, tmp_path):
     with pytest.raises(training.CheckpointError, match="schedules"):
         train(x, y, Constant(20.0), epochs=1, checkpoint=checkpoint, validation=False)
     with pytest.raises(training.CheckpointError, match="weight_shapes"):
-        train(x, y, Constant(500.0), epochs=1, checkpoint=checkpoint, validation=False,
-              net=build(hidden=(24, 16)))
+        train(
+            x,
+            y,
+            Constant(500.0),
+            epochs=1,
+            checkpoint=checkpoint,
+            validation=False,
+            net=build(hidden=(24, 16)),
+        )
 
     checkpoint.write_bytes(good[: len(good) // 2])
     net, inp, probe = build()
@@ -150,8 +187,15 @@ def test_checkpoint_mismatch_and_corruption(digits, tmp_path):
         sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
         before = sim.keras_model.get_weights()
         with pytest.raises(training.CheckpointError, match="unreadable.*delete it"):
-            training.fit(sim, {inp: x}, {probe: y}, Constant(500.0), epochs=1,
-                         checkpoint=checkpoint, progress=False)
+            training.fit(
+                sim,
+                {inp: x},
+                {probe: y},
+                Constant(500.0),
+                epochs=1,
+                checkpoint=checkpoint,
+                progress=False,
+            )
         for a, b in zip(before, sim.keras_model.get_weights()):
             np.testing.assert_array_equal(a, b)  # nothing changed
 
@@ -178,7 +222,9 @@ def test_frozen_network_matches_nengo_dl_inference(digits):
     net, inp, probe = build(dtype="float64")
     with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
         sim.compile(optimizer=tf.optimizers.Adam(1e-3), loss={probe: mean_logit_loss})
-        training.fit(sim, {inp: x}, {probe: y}, Geometric(1e5, 300.0), epochs=2, progress=False)
+        training.fit(
+            sim, {inp: x}, {probe: y}, Geometric(1e5, 300.0), epochs=2, progress=False
+        )
         n_steps = 12
         sequence = np.repeat(x[:1, :1], n_steps, axis=1)
         expected = sim.predict({inp: np.repeat(sequence, BATCH, axis=0)})

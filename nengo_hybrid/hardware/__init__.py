@@ -15,7 +15,12 @@ Importing this package registers the nengo-loihi builder for `.HybridSpiking`
 internals).
 """
 
+from nengo_hybrid.hardware.check import Report, Violation, check
+from nengo_hybrid.hardware.inputs import encode_node_inputs
+from nengo_hybrid.hardware.loihi import HAS_NXSDK, Model, Simulator, build_model
 from nengo_hybrid.hardware.profiles import Profile, available_profiles, load_profile
+from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
+from nengo_hybrid.hardware.run import compare
 from nengo_hybrid.hardware.strategies import (
     Expand,
     OneBit,
@@ -26,11 +31,6 @@ from nengo_hybrid.hardware.strategies import (
     hybrid_counts,
     thermometer_counts,
 )
-from nengo_hybrid.hardware.loihi import HAS_NXSDK, Model, Simulator, build_model
-from nengo_hybrid.hardware.check import Report, Violation, check
-from nengo_hybrid.hardware.run import compare
-from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
-from nengo_hybrid.hardware.inputs import encode_node_inputs
 
 __all__ = [
     "HAS_NXSDK",

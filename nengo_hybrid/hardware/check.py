@@ -16,10 +16,10 @@ from nengo.exceptions import BuildError
 
 from nengo_hybrid.hardware.loihi import (
     SUPPORTED_BASES,
+    _pieces_synapse_bits,
     build_model,
     check_supported,
     substeps,
-    _pieces_synapse_bits,
 )
 from nengo_hybrid.hardware.profiles import load_profile
 from nengo_hybrid.hardware.strategies import Thermometer, as_strategy
@@ -210,7 +210,10 @@ class Report:
         if self.host:
             lines += ["", "On the host:"]
             lines += [f"  {row['object']}: {row['reason']}" for row in self.host]
-        for title, items in (("Violations", self.violations), ("Warnings", self.warnings)):
+        for title, items in (
+            ("Violations", self.violations),
+            ("Warnings", self.warnings),
+        ):
             if items:
                 lines += ["", f"{title}:"]
                 lines += [f"  - {v.message}" for v in items]
@@ -219,8 +222,14 @@ class Report:
         return "\n".join(lines)
 
 
-def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
-          max_weight_bits_lost=None):
+def check(
+    network,
+    profile="loihi1",
+    strategy=None,
+    dt=0.001,
+    counts=None,
+    max_weight_bits_lost=None,
+):
     """Check that ``network`` fits ``profile`` before anything is emulated.
 
     Parameters
@@ -263,8 +272,9 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
                 unsupported = True
                 report.add(
                     Violation(
-                        "neuron_type", ens, "bases " + ", ".join(
-                            b.__name__ for b in SUPPORTED_BASES),
+                        "neuron_type",
+                        ens,
+                        "bases " + ", ".join(b.__name__ for b in SUPPORTED_BASES),
                         type(nt.base_type).__name__,
                         "use a RectifiedLinear or LIFRate base, or set "
                         "net.config[ens].on_chip = False",
@@ -275,8 +285,10 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
             unsupported = True
             report.add(
                 Violation(
-                    "neuron_type", ens, "LIF, SpikingRectifiedLinear, RegularSpiking, "
-                    "HybridSpiking", type(nt).__name__,
+                    "neuron_type",
+                    ens,
+                    "LIF, SpikingRectifiedLinear, RegularSpiking, HybridSpiking",
+                    type(nt).__name__,
                     "use a spiking type nengo-loihi supports, or set "
                     "net.config[ens].on_chip = False",
                     detail="nengo-loihi cannot simulate this neuron type on a core",
@@ -294,12 +306,17 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
                 network, dt=dt, strategy=strategy, profile=profile, validate=False
             )
     except BuildError as e:
-        report.add(Violation("build", network, "-", "-", "see the error", detail=str(e)))
+        report.add(
+            Violation("build", network, "-", "-", "see the error", detail=str(e))
+        )
         return report
     except AssertionError as e:  # nengo-loihi discretization asserts
         report.add(
             Violation(
-                "discretization", network, "Loihi integer ranges", "out of range",
+                "discretization",
+                network,
+                "Loihi integer ranges",
+                "out of range",
                 "weights are too large relative to the firing threshold (one input "
                 "spike crosses it many times): scale the weights down, lower the "
                 "precision, or use Expand to raise thresholds",
@@ -317,9 +334,13 @@ def check(network, profile="loihi1", strategy=None, dt=0.001, counts=None,
     if n_chips > 1:
         report.add(
             Violation(
-                "cores", network, lim["cores_per_chip"], len(model.blocks),
+                "cores",
+                network,
+                lim["cores_per_chip"],
+                len(model.blocks),
                 "use a multi-chip board, or fewer/smaller ensembles",
-                severity="warning", detail=f"needs {n_chips} chips",
+                severity="warning",
+                detail=f"needs {n_chips} chips",
             )
         )
     return report
@@ -349,7 +370,8 @@ def _check_cores(model, report, lim):
         n = summary["compartments"]
         max_bits = lim["synapse_bits_per_core"]
         naive = max(
-            -(-n // lim["compartments_per_core"]), -(-summary["synapse_bits"] // max_bits)
+            -(-n // lim["compartments_per_core"]),
+            -(-summary["synapse_bits"] // max_bits),
         )
         planned = model.split_plan.get(old_block, 1)
         if planned > naive and np.any(
@@ -440,7 +462,7 @@ def _max_count(model, ens, info, counts, dt):
 def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
     lim = profile.limits
     graded = lim["spike_payload_bits"] > 0
-    for block, info in model.hybrid_blocks.items():
+    for _block, info in model.hybrid_blocks.items():
         ens, nt, strategy = info
         K = strategy.compartments
         p = nt.precision
@@ -472,7 +494,10 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
             max_rate = max_count / (p * dt)
             report.add(
                 Violation(
-                    "spike_count_per_step", ens, representable, max_count,
+                    "spike_count_per_step",
+                    ens,
+                    representable,
+                    max_count,
                     f"use strategy Expand(K={max_count}) for this ensemble "
                     f"({ens.n_neurons * max_count} compartments), or lower its "
                     f"precision to <= {1.0 / (dt * max_rate):.3g} (1-bit spikes), "
@@ -486,8 +511,10 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
         if isinstance(strategy, Thermometer):
             report.add(
                 Violation(
-                    "quantizer", ens, "reference quantizer (error carried to the "
-                    "next step)", "rounded per step (no carry)",
+                    "quantizer",
+                    ens,
+                    "reference quantizer (error carried to the next step)",
+                    "rounded per step (no carry)",
                     "measure the accuracy on the emulator (nengo-hybrid deploy); "
                     "Expand reproduces the reference exactly only with a "
                     "subtractive reset",
@@ -499,11 +526,16 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
                     "count",
                 )
             )
-        elif (not profile.subtractive_reset and max_count > 1
-              and type(nt.base_type) is nengo.RectifiedLinear):
+        elif (
+            not profile.subtractive_reset
+            and max_count > 1
+            and type(nt.base_type) is nengo.RectifiedLinear
+        ):
             report.add(
                 Violation(
-                    "signed_integration", ens, "integrate max(J, 0)",
+                    "signed_integration",
+                    ens,
+                    "integrate max(J, 0)",
                     "integrate J, clip at 0",
                     f"use Thermometer(K={max_count + 1}) (memoryless levels, exact on "
                     f"{profile.name}) and measure, or train with max_spikes=1 and a "
@@ -517,8 +549,11 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
                     "NengoDL 84.5%)",
                 )
             )
-        if (not profile.subtractive_reset and max_count > 0
-                and not isinstance(strategy, Thermometer)):
+        if (
+            not profile.subtractive_reset
+            and max_count > 0
+            and not isinstance(strategy, Thermometer)
+        ):
             x = min(drive, representable) / (K * n_sub)
             # reset to zero, strict threshold, constant drive x < 1 per step:
             # rate 1/(floor(1/x) + 1) instead of x; on average ~x/(1 + x/2)
@@ -526,7 +561,10 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
             worst = 1 - (1.0 / (math.floor(1.0 / x) + 1)) / x if x > 0 else 0.0
             report.add(
                 Violation(
-                    "reset_to_zero", ens, "subtractive reset", "reset to zero",
+                    "reset_to_zero",
+                    ens,
+                    "subtractive reset",
+                    "reset to zero",
                     "lower the drive: lower precision or rates, or more compartments "
                     f"per neuron (Expand(K={2 * max(K, max_count)}) halves it; but on "
                     "Loihi 1 a negative input clips all K voltages to zero and "
@@ -554,7 +592,7 @@ def _check_weights(model, report, lim, max_weight_bits_lost):
         w_max, w_min = nz.max(), nz.min()
         range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
         bits_lost = max(0, range_bits - mag_bits)
-        scale = (2 ** mag_bits - 1) / w_max
+        scale = (2**mag_bits - 1) / w_max
         q = np.round(nz * scale) / scale
         zeroed = float(np.mean(q == 0))
         rel_err = float(np.linalg.norm(q - nz) / np.linalg.norm(nz))
@@ -578,7 +616,10 @@ def _check_weights(model, report, lim, max_weight_bits_lost):
             )
             report.add(
                 Violation(
-                    "weight_bits", name, mag_bits + 1, range_bits + 1,
+                    "weight_bits",
+                    name,
+                    mag_bits + 1,
+                    range_bits + 1,
                     f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
                     f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
                     "regularize the weight range in training, or split the "
@@ -612,7 +653,10 @@ def _check_host_hybrid(model, ens, report):
     if drive > 1:
         report.add(
             Violation(
-                "host_spike_count_per_step", ens, 1, int(math.ceil(drive)),
+                "host_spike_count_per_step",
+                ens,
+                1,
+                int(math.ceil(drive)),
                 f"lower its precision to <= {nt.precision / drive:.3g} or its rates, "
                 "or run it on the chip with a multi-bit strategy",
                 detail="nengo-loihi sends host-to-chip spikes as single events, so "
@@ -636,7 +680,9 @@ def _node_inputs(model, network, report):
         ):
             report.add(
                 Violation(
-                    "node_input_encoding", conn, "the signal on every step",
+                    "node_input_encoding",
+                    conn,
+                    "the signal on every step",
                     f"1 on/off spike pair per dimension, {model.decode_tau * 1000:g} ms "
                     "filter",
                     "send it as spikes of host encoder neurons: "

@@ -47,7 +47,9 @@ def encoder_neuron_type(levels, dt=0.001):
     ``levels`` neurons are set per ensemble by `encode_node_inputs`.
     """
     return HybridSpiking(
-        nengo.RectifiedLinear(amplitude=1.0 / dt), precision=1.0, max_spikes=1,
+        nengo.RectifiedLinear(amplitude=1.0 / dt),
+        precision=1.0,
+        max_spikes=1,
         amplitude=dt,
     )
 
@@ -77,7 +79,9 @@ def encode_node_inputs(network, scales, levels=8, dt=0.001):
     import nengo_loihi
 
     if int(levels) != levels or levels < 1:
-        raise ValidationError(f"levels must be an integer >= 1, got {levels}", attr="levels")
+        raise ValidationError(
+            f"levels must be an integer >= 1, got {levels}", attr="levels"
+        )
     levels = int(levels)
     nengo_loihi.add_params(network)
     replaced = []
@@ -92,7 +96,8 @@ def encode_node_inputs(network, scales, levels=8, dt=0.001):
         if conn.synapse is not None or conn.function is not None:
             raise ValidationError(
                 f"{conn}: only synapse=None, function-free connections can be "
-                "spike-encoded", attr="conn",
+                "spike-encoded",
+                attr="conn",
             )
         d = conn.size_mid
         scale = np.broadcast_to(np.asarray(scales[pre], dtype=np.float64), (d,))
@@ -110,28 +115,44 @@ def encode_node_inputs(network, scales, levels=8, dt=0.001):
         owner = _owner(network, conn)
         with owner:
             nt = HybridSpiking(
-                nengo.RectifiedLinear(amplitude=1.0 / dt), precision=1.0,
-                max_spikes=1, amplitude=dt, initial_state={"voltage": v0},
+                nengo.RectifiedLinear(amplitude=1.0 / dt),
+                precision=1.0,
+                max_spikes=1,
+                amplitude=dt,
+                initial_state={"voltage": v0},
             )
             ens = nengo.Ensemble(
-                n, 1, neuron_type=nt, gain=np.ones(n), bias=np.zeros(n),
+                n,
+                1,
+                neuron_type=nt,
+                gain=np.ones(n),
+                bias=np.zeros(n),
                 label=f"{pre.label or 'node'}_spikes",
             )
             nengo.Connection(
                 pre[conn.pre_slice] if conn.pre_slice != slice(None) else pre,
-                ens.neurons, transform=enc, synapse=None,
+                ens.neurons,
+                transform=enc,
+                synapse=None,
             )
             nengo.Connection(
                 ens.neurons,
                 post[conn.post_slice] if conn.post_slice != slice(None) else post,
-                transform=weights @ dec, synapse=None,
+                transform=weights @ dec,
+                synapse=None,
             )
         network.config[ens].on_chip = False
         owner.connections.remove(conn)
-        replaced.append({
-            "node": pre, "post": post, "ensemble": ens, "scale": scale,
-            "levels": levels, "input_axons": n,
-        })
+        replaced.append(
+            {
+                "node": pre,
+                "post": post,
+                "ensemble": ens,
+                "scale": scale,
+                "levels": levels,
+                "input_axons": n,
+            }
+        )
     return replaced
 
 

@@ -38,9 +38,9 @@ from nengo_loihi.builder import Builder as LoihiBuilder
 from nengo_loihi.builder import Model as LoihiModel
 from nengo_loihi.builder.builder import ValidationLevel
 from nengo_loihi.builder.discretize import discretize_model
+from nengo_loihi.builder.inputs import ChipReceiveNeurons
 from nengo_loihi.builder.split_blocks import split_model
 from nengo_loihi.builder.validate import validate_model
-from nengo_loihi.builder.inputs import ChipReceiveNeurons
 from nengo_loihi.config import BlockShape
 from nengo_loihi.splitter import Split
 
@@ -86,9 +86,7 @@ def configure_block(block, neuron_type, dt, K=1):
     base = neuron_type.base_type
     p_eff = neuron_type.precision / K
     if type(base) is nengo.RectifiedLinear:
-        block.compartment.configure_relu(
-            vth=1.0 / (p_eff * dt * base.amplitude), dt=dt
-        )
+        block.compartment.configure_relu(vth=1.0 / (p_eff * dt * base.amplitude), dt=dt)
     else:
         block.compartment.configure_lif(
             tau_rc=base.tau_rc / p_eff, tau_ref=base.tau_ref / p_eff, dt=dt
@@ -112,7 +110,8 @@ def build_hybrid_spiking(model, neuron_type, neurons, block):
         warnings.warn(
             f"{ens}: HybridSpiking initial voltages are set to zero on Loihi; use "
             "nengo_hybrid.hardware.Simulator to start the emulator from the "
-            "reference simulator's initial voltages"
+            "reference simulator's initial voltages",
+            stacklevel=2,
         )
         configure_block(block, neuron_type, model.dt, K=1)
         return
@@ -187,8 +186,9 @@ class _HybridBuilder(LoihiBuilder):
     builders = collections.ChainMap({}, LoihiBuilder.builders)
 
 
-def _build_network(model, network, precompute=None, remove_passthrough=True,
-                   discretize=True):
+def _build_network(
+    model, network, precompute=None, remove_passthrough=True, discretize=True
+):
     # Copy of nengo_loihi.builder.network.build_network (1.1.0) with the hybrid
     # pass and the profile-aware split plan inserted before split_model.
     if model.toplevel is None:
@@ -228,7 +228,7 @@ def _build_network(model, network, precompute=None, remove_passthrough=True,
                 discretize_model(model)
             model.discretize_warnings = [str(w.message) for w in caught]
             for message in model.discretize_warnings:
-                warnings.warn(message)
+                warnings.warn(message, stacklevel=2)
 
         validate_model(model)
 
@@ -414,7 +414,8 @@ def plan_splits(model):
         n_split = _ceil_div(n, limits["compartments_per_core"])
         if limits["output_axons_per_core"]:
             n_split = max(
-                n_split, _ceil_div(summary["output_axons"], limits["output_axons_per_core"])
+                n_split,
+                _ceil_div(summary["output_axons"], limits["output_axons_per_core"]),
             )
         max_bits = limits["synapse_bits_per_core"]
         n_split = max(n_split, _ceil_div(summary["synapse_bits"], max_bits))
@@ -436,8 +437,9 @@ def substeps(strategy):
     return strategy.K if isinstance(strategy, Substeps) else 1
 
 
-def build_model(network, dt=0.001, strategy=None, profile="loihi1", validate=True,
-                discretize=True):
+def build_model(
+    network, dt=0.001, strategy=None, profile="loihi1", validate=True, discretize=True
+):
     """Build ``network`` into a nengo-loihi `Model` without running anything.
 
     ``dt`` is the model step; with `.Substeps` the model is built at ``dt / K``.
@@ -500,8 +502,17 @@ def set_emulator_voltages(sim, voltages=None):
             comp_state.voltage[sl] = np.round(per_comp[idxs] * vth)
 
 
-def Simulator(network, dt=0.001, strategy=None, profile="loihi1", target=None,
-              seed=None, precompute=None, match_initial_voltages=True, **kwargs):
+def Simulator(
+    network,
+    dt=0.001,
+    strategy=None,
+    profile="loihi1",
+    target=None,
+    seed=None,
+    precompute=None,
+    match_initial_voltages=True,
+    **kwargs,
+):
     """A ``nengo_loihi.Simulator`` for networks with `.HybridSpiking` neurons.
 
     Parameters
@@ -536,14 +547,20 @@ def Simulator(network, dt=0.001, strategy=None, profile="loihi1", target=None,
     dt_chip = dt / substeps(strategy)
     model = Model(dt=dt_chip, strategy=strategy, profile=profile)
     sim = nengo_loihi.Simulator(
-        network, dt=dt_chip, model=model, target=target, seed=seed,
-        precompute=precompute, **kwargs
+        network,
+        dt=dt_chip,
+        model=model,
+        target=target,
+        seed=seed,
+        precompute=precompute,
+        **kwargs,
     )
     if target == "sim" and match_initial_voltages and model.hybrid_blocks:
         set_emulator_voltages(sim)
     elif model.hybrid_blocks and match_initial_voltages:  # pragma: no cover (chip)
         warnings.warn(
             "On Loihi hardware all compartments start at zero voltage: HybridSpiking "
-            "initial voltages (and the Expand staggering) are not applied"
+            "initial voltages (and the Expand staggering) are not applied",
+            stacklevel=2,
         )
     return sim

@@ -32,7 +32,7 @@ def load_recipe(path):
             f"Recipe {os.fspath(path)!r} lacks {missing}", attr="recipe"
         )
     load_profile(recipe["profile"])  # fail early on an unknown profile
-    for label, strategy in recipe["strategy"].items():
+    for _label, strategy in recipe["strategy"].items():
         as_strategy(strategy)
     return recipe
 
@@ -78,8 +78,8 @@ def apply_recipe(network, recipe):
     strategies = {}
     for ens in network.all_ensembles:
         label_strategy = recipe["strategy"].get(ens.label)
-        strategies[ens] = default if label_strategy is None else as_strategy(
-            label_strategy
+        strategies[ens] = (
+            default if label_strategy is None else as_strategy(label_strategy)
         )
     return {
         "profile": load_profile(recipe["profile"]),

@@ -58,9 +58,21 @@ def window_scores(output, presentation_steps, score_steps):
     return out[:, -score_steps:].mean(axis=1)
 
 
-def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
-            presentation_steps=None, score_steps=None, strategy=None, dt=0.001,
-            target="sim", seed=0, reference=None, latency=0):
+def compare(
+    network,
+    n_steps,
+    output_probe,
+    layer_probes=(),
+    labels=None,
+    presentation_steps=None,
+    score_steps=None,
+    strategy=None,
+    dt=0.001,
+    target="sim",
+    seed=0,
+    reference=None,
+    latency=0,
+):
     """Run ``network`` on the reference simulator and on Loihi; compare.
 
     Parameters
@@ -110,8 +122,10 @@ def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
         result["reference_s_per_step"] = (time.perf_counter() - t0) / n_steps
 
     n_sub = substeps(strategy)
-    lags = {p: int(latency.get(p, 0) if isinstance(latency, dict) else latency)
-            for p in probes}
+    lags = {
+        p: int(latency.get(p, 0) if isinstance(latency, dict) else latency)
+        for p in probes
+    }
     extra = max(lags.values())
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -127,7 +141,7 @@ def compare(network, n_steps, output_probe, layer_probes=(), labels=None,
         for p in probes:
             data = np.asarray(sim.data[p])
             data = data.reshape((n_steps + extra, n_sub) + data.shape[1:])
-            emulated[p] = data.mean(axis=1)[lags[p]:lags[p] + n_steps]
+            emulated[p] = data.mean(axis=1)[lags[p] : lags[p] + n_steps]
         result["cores"] = len(sim.model.blocks)
         result["compartments"] = int(
             sum(b.compartment.n_compartments for b in sim.model.blocks)
