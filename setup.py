@@ -36,8 +36,16 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["nengo_hybrid", "nengo_hybrid.*"]),
-    package_data={"nengo_hybrid": ["hardware/profiles/*.json"]},
+    # models/ and deploy/ (the model zoo and deployment plans) ship inside the
+    # package as nengo_hybrid.models and nengo_hybrid.deploy
+    packages=find_packages(include=["nengo_hybrid", "nengo_hybrid.*"])
+    + ["nengo_hybrid.models", "nengo_hybrid.deploy"],
+    package_dir={"nengo_hybrid.models": "models", "nengo_hybrid.deploy": "deploy"},
+    package_data={
+        "nengo_hybrid": ["hardware/profiles/*.json"],
+        "nengo_hybrid.models": ["*.py.cfg"],
+        "nengo_hybrid.deploy": ["*.json", "README.md"],
+    },
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={"console_scripts": ["nengo-hybrid=nengo_hybrid.cli:main"]},

@@ -21,7 +21,7 @@ The ``RECIPE`` format is documented in ``models/lmu_quick.py``.
 
 import nengo  # noqa: F401 (Nengo GUI expects a Nengo script)
 
-from nengo_hybrid.networks import build_classifier
+from nengo_hybrid.tasks import gui_model
 
 RECIPE = dict(
     task="psmnist",
@@ -35,14 +35,4 @@ RECIPE = dict(
     seed=0,
 )
 
-
-def build(precision=None, memory=None, spiking=True, gui=False):
-    """Build this model (see `nengo_hybrid.networks.build_classifier`).
-
-    ``gui=True`` uses the step-by-step linear memory and an input that plays
-    embedded psMNIST test digits, for Nengo GUI.
-    """
-    return build_classifier(RECIPE, precision, memory, spiking, gui=gui)
-
-
-model = build(gui=True)
+model = gui_model(RECIPE)

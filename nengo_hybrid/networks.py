@@ -235,9 +235,10 @@ class LMU(nengo.Network):
             hidden_neurons = hybrid_relu(precision=1.0)
         self.hidden_neurons = hidden_neurons
         self.fixed_connections = []
+        #: objects NengoDL must not train (`nengo_hybrid.dl.configure_classifier`)
+        self.fixed = []
         rng = np.random.RandomState(seed)
         with self:
-            nengo_dl_config(self)
             self.input = nengo.Node(size_in=input_d, label="input")
             self._build_memory(memory)
             self._build_hidden(rng)
@@ -245,8 +246,7 @@ class LMU(nengo.Network):
                 self._build_readout(rng)
             else:
                 self.output = self.hidden_output
-            for conn in self.fixed_connections:
-                set_trainable(self, conn, False)
+            self.fixed += self.fixed_connections
 
     @property
     def memory_d(self):
@@ -284,7 +284,7 @@ class LMU(nengo.Network):
                 bias=np.zeros(2 * self.memory_d),
                 label="memory_neurons",
             )
-            set_trainable(self, self.memory_neurons, False)
+            self.fixed.append(self.memory_neurons)
             neurons = self.memory_neurons.neurons
             fixed = [
                 nengo.Connection(
@@ -368,24 +368,10 @@ class LMU(nengo.Network):
         return data
 
 
-def nengo_dl_config(network):
-    """Add NengoDL's config entries (``trainable``) to ``network``, if available."""
-    try:
-        import nengo_dl
-    except ImportError:  # pragma: no cover
-        return
-    nengo_dl.configure_settings(trainable=None)
-
-
-def set_trainable(network, obj, trainable):
-    """Mark ``obj`` trainable or not for NengoDL (no-op without NengoDL config)."""
-    try:
-        network.config[obj].trainable = trainable
-    except (AttributeError, KeyError, nengo.exceptions.ConfigError):
-        pass
-
-
 def _is_trainable(network, obj):
+    for net in [network] + network.all_networks:
+        if obj in getattr(net, "fixed", ()):
+            return False
     for net in [network] + network.all_networks:
         try:
             value = net.config[obj].trainable
@@ -429,9 +415,11 @@ def lmu_param_count(n_hidden, order, input_d=1, output_d=None):
 class LMUClassifier(nengo.Network):
     """A sequence classifier: input node → `LMU` → readout (logits on the last step).
 
-    Built for NengoDL training: ``stateful=False`` and ``keep_history=False``, so
-    ``probe`` returns only the last step's logits, to be compared with labels of
-    shape ``(N, 1, 1)`` (`LMUClassifier.targets`).
+    Trained in NengoDL with ``stateful=False`` and ``keep_history=False``
+    (`nengo_hybrid.dl.configure_classifier`), so ``probe`` returns only the last
+    step's logits, to be compared with labels of shape ``(N, 1, 1)``
+    (`LMUClassifier.targets`). It follows the classifier contract of
+    `nengo_hybrid.tasks`.
 
     Parameters
     ----------
@@ -463,12 +451,6 @@ class LMUClassifier(nengo.Network):
     ):
         super().__init__(label=label, seed=network_seed)
         with self:
-            try:
-                import nengo_dl
-
-                nengo_dl.configure_settings(stateful=False, keep_history=False)
-            except ImportError:  # pragma: no cover
-                pass
             input_d = lmu_kwargs.get("input_d", 1)
             output = np.zeros(input_d) if stimulus is None else stimulus
             self.inp = nengo.Node(output, size_out=input_d, label="pixels")
@@ -480,18 +462,44 @@ class LMUClassifier(nengo.Network):
         """Simulator input dict for sequences ``x`` ``(N, n_steps, input_d)``."""
         return self.lmu.inputs(x, input_node=self.inp)
 
+    @property
+    def layers(self):
+        """The hybrid-spiking layers measured and deployed: the hidden layer."""
+        return [self.lmu.hidden]
+
+    @property
+    def encoded_inputs(self):
+        """Host nodes driving on-chip neurons every step: a precomputed memory."""
+        return [self.lmu.memory] if self.lmu.memory_mode == "precomputed" else []
+
+    def layer_probes(self):
+        """Probes (added once) on the neurons of `layers`."""
+        return [self.hidden_probe()]
+
     def hidden_probe(self):
-        """Add (once) and return a probe of the hidden activities, full history."""
+        """Add (once) and return a probe of the hidden activities."""
         if getattr(self, "_hidden_probe", None) is None:
             with self:
                 self._hidden_probe = nengo.Probe(
                     self.lmu.hidden.neurons, label="hidden"
                 )
-                try:
-                    self.config[self._hidden_probe].keep_history = True
-                except (AttributeError, nengo.exceptions.ConfigError):
-                    pass
         return self._hidden_probe
+
+    score_steps = 1
+
+    @property
+    def fixed(self):
+        """Objects NengoDL must not train: the LMU's memory."""
+        return list(self.lmu.fixed)
+
+    @staticmethod
+    def scores(output):
+        """The scores on the last step of each sequence ``(N, steps, classes)``."""
+        return np.asarray(output)[:, -1, :]
+
+    def predictions(self, output):
+        """Classes from the scores on the last step of each sequence."""
+        return np.argmax(self.scores(output), axis=-1)
 
     @staticmethod
     def targets(y):
@@ -544,3 +552,128 @@ def gui_stimulus(recipe, n_digits=10):
         data.x_test[:n_digits].reshape(-1, data.x_test.shape[-1]),
         presentation_time=0.001,
     )
+
+
+def scaled_relu(precision, rate_scale):
+    """A hybrid ReLU in natural units whose neurons fire ``rate_scale`` Hz per unit.
+
+    ``HybridSpiking(RectifiedLinear(amplitude=s), amplitude=1/s)``: the output is
+    the ReLU of the input, and each spike stands for ``1 / (s * precision * dt)``.
+    """
+    return HybridSpiking(
+        nengo.RectifiedLinear(amplitude=rate_scale),
+        precision=precision,
+        amplitude=1.0 / rate_scale,
+    )
+
+
+class DenseClassifier(nengo.Network):
+    """A static image classifier: input layer → hybrid dense layers → scores.
+
+    Each image is held for ``presentation_steps`` steps; the class is the
+    argmax of the scores averaged over the last ``score_steps`` of it
+    (`scores`). Trained in NengoDL with one step per image at a rate-like
+    precision and no synapse; deployed at the recipe's precision with a
+    lowpass ``synapse`` on the hidden layers' inputs. It follows the classifier
+    contract of `nengo_hybrid.tasks`.
+
+    Parameters
+    ----------
+    n_hidden : sequence of int
+        Hidden layer sizes.
+    precision : float
+        Precision of the hidden layers.
+    input_precision : float
+        Precision of the input layer (1: it sends 1-bit spikes from the host).
+    input_rate, rate_scale : float
+        Firing rate (Hz) per unit of pixel intensity, and per unit of hidden
+        activation (`scaled_relu`).
+    synapse : float or None
+        Lowpass time constant on the hidden layers' inputs.
+    presentation_steps, score_steps : int
+        Steps per image, and the last steps whose scores count.
+    n_inputs, n_classes : int
+    stimulus : array_like or nengo.Process, optional
+        Output of the input node (default zeros, fed by the simulator).
+    seed : int
+        Seed of the network and its initial weights.
+    """
+
+    def __init__(
+        self,
+        n_hidden=(128, 64),
+        precision=1.0,
+        input_precision=1.0,
+        input_rate=200.0,
+        rate_scale=100.0,
+        synapse=None,
+        presentation_steps=1,
+        score_steps=1,
+        n_inputs=784,
+        n_classes=10,
+        stimulus=None,
+        seed=0,
+        label="mnist_dense",
+    ):
+        super().__init__(label=label, seed=seed)
+        self.presentation_steps = int(presentation_steps)
+        self.score_steps = int(score_steps)
+        rng = np.random.RandomState(seed)
+        with self:
+            output = np.zeros(n_inputs) if stimulus is None else stimulus
+            self.inp = nengo.Node(output, size_out=n_inputs, label="image")
+            self.input_layer = nengo.Ensemble(
+                n_inputs, 1, neuron_type=scaled_relu(input_precision, input_rate),
+                gain=np.ones(n_inputs), bias=np.zeros(n_inputs), label="input",
+            )  # fmt: skip
+            nengo.Connection(self.inp, self.input_layer.neurons, synapse=None)
+            pre, self.hidden = self.input_layer, []
+            for i, n in enumerate(n_hidden):
+                ens = nengo.Ensemble(
+                    n, 1, neuron_type=scaled_relu(precision, rate_scale),
+                    gain=np.ones(n), bias=np.zeros(n), label=f"hidden{i + 1}",
+                )  # fmt: skip
+                w = rng.normal(0, 1 / np.sqrt(pre.n_neurons), (n, pre.n_neurons))
+                nengo.Connection(pre.neurons, ens.neurons, transform=w, synapse=synapse)
+                self.hidden.append(ens)
+                pre = ens
+            self.output = nengo.Node(size_in=n_classes, label="scores")
+            w = rng.normal(0, 1 / np.sqrt(pre.n_neurons), (n_classes, pre.n_neurons))
+            nengo.Connection(pre.neurons, self.output, transform=w, synapse=None)
+            self.probe = nengo.Probe(self.output, label="scores")
+
+    @property
+    def layers(self):
+        """The hidden layers (on the chip); the input layer runs on the host."""
+        return list(self.hidden)
+
+    encoded_inputs = ()
+    #: not trained: the input layer turns pixels into spikes
+    fixed = property(lambda self: [self.input_layer])
+
+    def inputs(self, x):
+        """Each image ``(N, n_inputs)`` held for ``presentation_steps``."""
+        x = np.asarray(x, dtype=np.float32)
+        return {self.inp: np.repeat(x[:, None, :], self.presentation_steps, axis=1)}
+
+    def layer_probes(self):
+        """Probes (added once) on the neurons of `layers`."""
+        if getattr(self, "_layer_probes", None) is None:
+            with self:
+                self._layer_probes = [
+                    nengo.Probe(e.neurons, label=e.label) for e in self.layers
+                ]
+        return self._layer_probes
+
+    @staticmethod
+    def targets(y):
+        """Labels ``(N,)`` → NengoDL targets ``(N, 1, 1)``."""
+        return np.asarray(y).reshape(-1, 1, 1)
+
+    def scores(self, output):
+        """Scores averaged over the last ``score_steps`` of each presentation."""
+        return np.asarray(output)[:, -self.score_steps :].mean(axis=1)
+
+    def predictions(self, output):
+        """Classes from the probe data ``(N, steps, n_classes)``."""
+        return np.argmax(self.scores(output), axis=-1)

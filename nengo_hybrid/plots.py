@@ -1,4 +1,4 @@
-"""Plots for the run report (matplotlib, Agg backend, no display needed).
+"""Plots for the run report (matplotlib figures, no display needed).
 
 Each function takes plain arrays (no simulator objects), draws one figure and
 writes it atomically as PNG: to a temporary file, then `os.replace`.
@@ -7,21 +7,26 @@ writes it atomically as PNG: to a temporary file, then `os.replace`.
 import io
 import pathlib
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # noqa: E402  (before pyplot; no display on servers and CI)
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+from nengo_hybrid.io import atomic_write_bytes
 
-from nengo_hybrid.report import write_atomic  # noqa: E402
+# Figures are made with matplotlib.figure.Figure, not pyplot: no global backend
+# is chosen or changed, so importing this module never affects the user's plots.
+
+
+def _subplots(ncols=1, **kwargs):
+    fig = Figure(**kwargs)
+    axes = fig.subplots(1, ncols)
+    return fig, axes
 
 
 def _save(fig, path):
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return pathlib.Path(path)
 
 
@@ -51,7 +56,7 @@ def accuracy_vs_bits(epochs, accuracy, bits, path, precision=None):
             f"epochs, accuracy and bits must have the same length, got "
             f"{len(epochs)}, {len(accuracy)}, {len(bits)}"
         )
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax0, ax1) = _subplots(2, figsize=(10, 4))
     ax0.plot(bits, 100 * accuracy, "-", color="0.6", zorder=1)
     points = ax0.scatter(bits, 100 * accuracy, c=epochs, cmap="viridis", zorder=2)
     for i, epoch in enumerate(epochs):
@@ -94,7 +99,7 @@ def precision_schedule(steps, precision, path, epoch_steps=None):
     steps, precision = np.asarray(steps), _finite(precision)
     if steps.shape != precision.shape:
         raise ValueError("steps and precision must have the same length")
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = _subplots(figsize=(6, 3.5))
     ax.plot(steps, precision, "-", drawstyle="steps-post")
     if np.all(precision[np.isfinite(precision)] > 0):
         ax.set_yscale("log")
@@ -136,7 +141,7 @@ def spike_raster(counts, path, dt=0.001, max_neurons=64, title="hidden layer"):
     counts = counts[:, :max_neurons]
     t_idx, n_idx = np.nonzero(counts)
     values = counts[t_idx, n_idx]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _subplots(figsize=(8, 4))
     if values.size:
         vmax = max(1, int(np.abs(values).max()))
         points = ax.scatter(
@@ -176,7 +181,7 @@ def core_utilisation(cores, path, title="per-core utilisation"):
     """
     cores = list(cores)
     resources = sorted({k for c in cores for k in c if k != "core"})
-    fig, ax = plt.subplots(
+    fig, ax = _subplots(
         figsize=(max(5, 1 + 0.6 * len(cores) * max(1, len(resources)) / 2), 4)
     )
     if not cores or not resources:

@@ -13,15 +13,12 @@ and an interrupted run leaves the previous version intact.
 
 import datetime
 import json
-import math
 import pathlib
 
-import numpy as np
-
-from nengo_hybrid.io import atomic_write_bytes
+from nengo_hybrid.io import atomic_write_bytes, atomic_write_json, to_jsonable  # noqa: F401
 
 SCHEMA = "nengo-hybrid-report/1"
-STAGES = ("train", "evaluate", "check", "deploy")
+STAGES = ("train", "freeze", "evaluate", "check", "deploy")
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 PLOTS_DIR = "plots"
@@ -46,34 +43,9 @@ def write_atomic(path, data):
     atomic_write_bytes(path, data)
 
 
-def to_jsonable(obj):
-    """Convert numpy scalars/arrays, paths and non-finite floats for JSON.
-
-    Non-finite floats become ``None`` (JSON has no NaN or infinity).
-    """
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        value = float(obj)
-        return value if math.isfinite(value) else None
-    if isinstance(obj, pathlib.PurePath):
-        return str(obj)
-    return obj
-
-
 def write_json(path, obj):
     """Write ``obj`` as indented JSON, atomically. Returns the path."""
-    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False)
-    write_atomic(path, text + "\n")
-    return pathlib.Path(path)
+    return atomic_write_json(path, obj, sort_keys=True)
 
 
 def read_json(path):
@@ -109,8 +81,9 @@ def read_stage(run_dir, stage, required=True):
     path = stage_path(run_dir, stage)
     if not path.exists():
         if required:
+            option = "--out" if stage == "train" else "--run"
             raise RunFolderError(
-                f"{path} is missing: run `nengo-hybrid {stage} --run {run_dir}` first"
+                f"{path} is missing: run `nengo-hybrid {stage} {option} {run_dir}` first"
             )
         return None
     return read_json(path)
@@ -340,14 +313,15 @@ def _stage_sections(report):
             f"## Hardware check ({_fmt(check.get('profile'), missing='?')})",
             "",
         ]
-        recipe = check.get("deploy_recipe")
-        if recipe:
+        plan = check.get("plan")
+        if plan:
             lines += [
-                f"Deployment recipe `{recipe['path']}` (target "
-                f"{_fmt(recipe.get('target'), missing='?')}): "
-                f"{_fmt(recipe.get('description'), missing='')}",
+                f"Deployment plan `{plan['path']}` (target "
+                f"{_fmt(plan.get('target'), missing='?')}): "
+                f"{_fmt(plan.get('description'), missing='')}",
                 "",
             ]
+        lines += [f"Strategies: {_strategies(check)}.", ""]
         violations = check.get("violations") or []
         if not violations:
             lines.append("No violations.")
@@ -363,7 +337,7 @@ def _stage_sections(report):
             f"- Samples: {_fmt(deploy.get('n_samples'))}; steps per sample: "
             f"{_fmt(deploy.get('steps_per_sample'))}; emulator time per step: "
             f"{_fmt(deploy.get('seconds_per_step'), '{:.3g}')} s",
-            f"- Strategy: {_fmt(deploy.get('strategy'), missing='?')}; predictions equal "
+            f"- Strategies: {_strategies(deploy)}; predictions equal "
             f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]
         for label, layer in sorted((deploy.get("layers") or {}).items()):
@@ -378,6 +352,13 @@ def _stage_sections(report):
         if deploy.get("note"):
             lines.append(f"- Note: {deploy['note']}")
     return lines
+
+
+def _strategies(stage):
+    found = stage.get("strategies") or stage.get("strategy")
+    if isinstance(found, dict):
+        return ", ".join(f"{label}: `{spec}`" for label, spec in found.items())
+    return _fmt(found, missing="?")
 
 
 def _ok(stage):

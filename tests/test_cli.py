@@ -154,17 +154,46 @@ def test_not_a_recipe(capsys, tmp_path):
     path.write_text("x = 1\n")
     code, _, err = run_cli(capsys, "check", "--model", path)
     assert code == 2
-    assert "is not a nengo-hybrid recipe: it lacks model, RECIPE, build" in err
+    assert f"{path} is not a nengo-hybrid recipe: it defines no RECIPE dict" in err
+    assert "fix: a recipe defines `RECIPE" in err
 
 
-def test_unsupported_task(capsys, tmp_path):
-    path = tmp_path / "static.py"
-    path.write_text(
-        "model = None\nRECIPE = {'task': 'mnist_static'}\ndef build():\n    pass\n"
-    )
+def test_unknown_task(capsys, tmp_path):
+    path = tmp_path / "speech.py"
+    path.write_text("model = None\nRECIPE = {'task': 'speech', 'seed': 0}\n")
     code, _, err = run_cli(capsys, "train", "--model", path, "--out", tmp_path / "r")
     assert code == 2
-    assert "is a 'mnist_static' recipe" in err and "fix: use --model lmu_quick" in err
+    assert "names task 'speech', which nengo-hybrid does not know" in err
+    assert "fix: use one of 'psmnist'" in err
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("RECIPE = dict(seed=0)", "lacks task"),
+        ("RECIPE = make_recipe()", "RECIPE must be a literal"),
+        ("RECIPE = [1]", "RECIPE must be a dict"),
+        ("RECIPE = {", "cannot read recipe"),
+    ],
+)
+def test_bad_recipe_files(capsys, tmp_path, body, message):
+    path = tmp_path / "bad.py"
+    path.write_text(body + "\n")
+    code, _, err = run_cli(capsys, "check", "--model", path)
+    assert code == 2 and message in err and str(path) in err and "fix:" in err
+
+
+def test_recipe_is_read_without_running_it(tmp_path):
+    """The zoo parses RECIPE; the file's code (which builds `model`) never runs."""
+    from nengo_hybrid import zoo
+
+    source = pathlib.Path(write_recipe(tmp_path)).read_text()
+    path = tmp_path / "explodes.py"
+    path.write_text(source + "\nraise RuntimeError('the recipe file was executed')\n")
+    recipe = zoo.read(path)
+    assert recipe.name == "explodes" and recipe["network"]["n_hidden"] == 8
+    with pytest.raises(zoo.RecipeError, match="unknown settings wrong"):
+        zoo.Recipe(path, {**recipe.settings, "wrong": 1})
 
 
 def test_missing_data(capsys, recipe, tmp_path):
@@ -261,27 +290,30 @@ def test_check_untrained_recipe_ok(capsys, recipe):
 
 
 def test_strategy_choice():
-    from nengo_hybrid import pipeline
     from nengo_hybrid.hardware.strategies import OneBit, Thermometer
+    from nengo_hybrid.pipeline.check import auto_strategy
+    from nengo_hybrid.pipeline.runs import PipelineUsageError
+    from nengo_hybrid.pipeline.specs import parse_strategy, strategy_spec
 
     # memoryless levels, one above the largest measured count (rounding up)
-    assert pipeline.choose_strategy("auto", 5) == Thermometer(6)
-    assert pipeline.choose_strategy("auto", 1) == Thermometer(2)
-    assert pipeline.choose_strategy(None, None) == OneBit()
+    assert auto_strategy(5) == Thermometer(6)
+    assert auto_strategy(1) == Thermometer(2)
+    assert auto_strategy(None) == OneBit()
+    assert parse_strategy("auto") is None and strategy_spec(None) == "auto"
     for spec in ("onebit", "expand:3", "substeps:4", "thermometer:5"):
-        assert pipeline.strategy_spec(pipeline.choose_strategy(spec, 7)) == spec
-    with pytest.raises(pipeline.PipelineUsageError, match="bad strategy 'expand'"):
-        pipeline.choose_strategy("expand", 2)
+        assert strategy_spec(parse_strategy(spec)) == spec
+    for bad in ("expand", "expand:abc", "expand:0", "thermo:3", "True"):
+        with pytest.raises(PipelineUsageError, match=f"bad strategy '{bad}'"):
+            parse_strategy(bad)
 
 
-def test_deploy_recipe_is_found():
-    from nengo_hybrid import pipeline
+def test_deploy_plan_is_found():
+    from nengo_hybrid.hardware import plans
 
-    found = pipeline.deploy_recipe("lmu_quick", "loihi1")
-    if found is None:
-        pytest.skip("deploy/lmu_quick_loihi1.json not present")
-    assert found["path"].endswith("deploy/lmu_quick_loihi1.json")
-    assert pipeline.deploy_recipe("no_such_model", "loihi1") is None
+    found = plans.find_plan("lmu_quick", "loihi1")
+    assert found is not None and found.name == "lmu_quick_loihi1.json"
+    assert plans.Plan.read(found).profile == "loihi1"
+    assert plans.find_plan("no_such_model", "loihi1") is None
 
 
 def test_round_trip_exit_codes(trained_run):
@@ -324,22 +356,29 @@ def test_stage_results(trained_run):
     assert precisions[0] == pytest.approx(16.0) and precisions[-1] == pytest.approx(2.0)
 
     evaluate = json.loads((run / "evaluate.json").read_text())
-    assert evaluate["n_test"] == 100 and 0 <= evaluate["accuracy"] <= 1
+    assert evaluate["n_test"] == 100 and len(evaluate["predictions"]) == 100
+    assert evaluate["accuracy"] == pytest.approx(
+        np.mean(np.array(evaluate["predictions"]) == _test_labels(100))
+    )
     assert evaluate["activity_bits"] > 0 and evaluate["significant_bits"] >= 1
     assert evaluate["max_count"] >= 1 and evaluate["energy_per_sample_j"] > 0
 
     check = json.loads((run / "check.json").read_text())
     assert check["ok"] and check["profile"] == "loihi1" and check["n_cores"] >= 1
-    assert check["strategy_spec"] == f"thermometer:{evaluate['max_count'] + 1}"
-    assert check["input_encoding"]["node"] == "memory"
+    assert check["strategies"] == {"hidden": f"thermometer:{evaluate['max_count'] + 1}"}
+    assert check["input_encoding"]["memory"]["levels"] == 8
+    assert check["input_encoding"]["memory"]["input_axons"] == 2 * 8 * (4 + 1)
 
     deploy = json.loads((run / "deploy.json").read_text())
     assert deploy["target"] == "emulator" and deploy["n_samples"] == 5
-    assert 0 <= deploy["accuracy"] <= 1 and deploy["seconds_per_step"] > 0
-    hidden = deploy["layers"]["hidden"]
-    assert (
-        hidden["total_reference"] > 0 and 0 <= hidden["fraction_equal_step_neuron"] <= 1
+    # a fraction of the 5 samples, and the reference simulator's likewise
+    assert deploy["accuracy"] * 5 == pytest.approx(round(deploy["accuracy"] * 5))
+    assert deploy["accuracy_reference"] * 5 == pytest.approx(
+        round(deploy["accuracy_reference"] * 5)
     )
+    assert deploy["seconds_per_step"] > 0
+    hidden = deploy["layers"]["hidden"]
+    assert hidden["total_reference"] > 0 and hidden["total_emulator"] > 0
     assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(
         np.mean(np.array(evaluate["predictions"][:5]) == _test_labels(5))
     )
@@ -468,12 +507,12 @@ def test_main_job_on_tiny_recipe(capsys, recipe, tmp_path):
 
 def test_failed_stage_is_reported(capsys, trained_run, tmp_path):
     """A stage that fails in `run` is recorded; the report says so."""
-    from nengo_hybrid import pipeline
+    from nengo_hybrid.pipeline.runs import record_failure
 
     run, _ = trained_run
     copy = tmp_path / "copy"
     shutil.copytree(run, copy)
-    pipeline.record_failure(copy, "deploy", RuntimeError("emulator exploded"))
+    record_failure(copy, "deploy", RuntimeError("emulator exploded"))
     code, _, err = run_cli(capsys, "report", "--run", copy)
     assert code == 0, err
     markdown = (copy / "report.md").read_text()

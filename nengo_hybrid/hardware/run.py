@@ -72,6 +72,7 @@ def compare(
     seed=0,
     reference=None,
     latency=0,
+    profile="loihi1",
 ):
     """Run ``network`` on the reference simulator and on Loihi; compare.
 
@@ -94,6 +95,8 @@ def compare(
         ``"loihi"`` needs NxSDK (a clear error otherwise).
     reference : dict of {nengo.Probe: array}, optional
         Reference outputs already computed (otherwise `nengo.Simulator` is run).
+    profile : str or Profile
+        Hardware profile the cores are planned for.
     latency : int or dict of {nengo.Probe: int}
         Model steps by which Loihi lags the reference at each probe (e.g. 1 for
         on-chip neurons fed from host spikes, 2 for a host readout of them:
@@ -130,7 +133,9 @@ def compare(
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # discretization notes are in `check`
-        sim = Simulator(network, dt=dt, strategy=strategy, target=target, seed=seed)
+        sim = Simulator(
+            network, dt=dt, strategy=strategy, profile=profile, target=target, seed=seed
+        )
     build_s = time.perf_counter() - t0
     with sim:
         t0 = time.perf_counter()
