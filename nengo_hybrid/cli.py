@@ -18,6 +18,7 @@ Exit codes (also in ``nengo-hybrid --help``):
 """
 
 import argparse
+import logging
 import os
 import pathlib
 import sys
@@ -653,6 +654,7 @@ def main(argv=None):
     # the command line is an application: TensorFlow's C++ start-up chatter (INFO
     # and WARNING, e.g. TF-TRT) buries its output; a user's setting wins
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("nengo.cache").addFilter(_first_decoder_cache)
     # expected on CPU-only machines; says nothing the user can act on
     warnings.filterwarnings("ignore", message="No GPU support detected")
     debug = getattr(args, "debug", False)
@@ -675,6 +677,16 @@ def main(argv=None):
         if not debug:
             _log("run again with --debug for the full traceback")
         return EXIT_FAILURE
+
+
+def _first_decoder_cache(record):
+    """Drop nengo's traceback for a decoder cache that has no index *yet*.
+
+    nengo 3.2 logs "Decoder cache index corrupted" with a traceback when its
+    cache folder has no index file, which is the normal state on a fresh
+    machine; a truly corrupt index (EOFError) is still reported.
+    """
+    return not (record.exc_info and record.exc_info[0] is FileNotFoundError)
 
 
 def _usage_error(err):

@@ -352,48 +352,6 @@ def test_compare_reports_layers_and_accuracy():
     assert 0.6 < hidden["total_ratio"] <= 1.05
 
 
-# --- deployment recipes -----------------------------------------------------
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["mnist_dense_loihi1.json", "mnist_dense_loihi2.json", "lmu_quick_loihi1.json"],
-)
-def test_recipes_load(name):
-    from nengo_hybrid.hardware import load_recipe
-
-    recipe = load_recipe(REPO / "deploy" / name)
-    assert recipe["profile"] in ("loihi1", "loihi2")
-
-
-def test_mnist_dense_recipe_fits_loihi1(no_emulation):
-    import runpy
-
-    from nengo_hybrid.hardware import apply_recipe
-
-    module = runpy.run_path(str(REPO / "models" / "mnist_dense.py"))
-    images = np.random.RandomState(0).uniform(0, 1, (2, 784))
-    net, handles = module["build"](images)
-    kwargs = apply_recipe(net, REPO / "deploy" / "mnist_dense_loihi1.json")
-    hidden1, hidden2 = handles["layers"][1:]
-    assert kwargs["strategy"][hidden1] == OneBit()
-    assert kwargs["strategy"][hidden2] == Expand(2)
-    report = check(net, profile=kwargs["profile"], strategy=kwargs["strategy"])
-    assert report.ok, report
-    assert {row["ensemble"] for row in report.ensembles} == {
-        "<Ensemble 'hidden1'>",
-        "<Ensemble 'hidden2'>",
-    }
-    assert "<Ensemble 'input'>" in {row["object"] for row in report.host}
-
-    with pytest.raises(ValidationError, match="no ensemble or node"):
-        apply_recipe(
-            net, {"profile": "loihi1", "strategy": {}, "host": {"nope": ""}, "chip": []}
-        )
-
-
 def test_max_spikes_bounds_the_needed_count(no_emulation):
     n = 4
     with nengo.Network(seed=0) as net:

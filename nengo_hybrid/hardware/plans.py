@@ -121,8 +121,8 @@ class Plan:
             }
         except Exception as err:
             raise PlanError(str(err), hint=getattr(err, "hint", None)) from err
-        self.host = list(data.get("host", []))
-        if not all(isinstance(label, str) for label in self.host):
+        self.host = data.get("host", [])
+        if not isinstance(self.host, list) or not all(isinstance(x, str) for x in self.host):
             raise PlanError(
                 f"deployment plan {self.path}: 'host' must be a list of ensemble labels"
             )
