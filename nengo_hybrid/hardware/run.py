@@ -14,6 +14,7 @@ import nengo
 import numpy as np
 
 from nengo_hybrid.hardware.loihi import HAS_NXSDK, Simulator, substeps
+from nengo_hybrid.hardware.strategies import coerce_strategy_argument
 from nengo_hybrid.neurons import HybridSpiking
 
 
@@ -72,6 +73,7 @@ def compare(
     seed=0,
     reference=None,
     latency=0,
+    profile="loihi1",
 ):
     """Run ``network`` on the reference simulator and on Loihi; compare.
 
@@ -88,8 +90,8 @@ def compare(
         With ``presentation_steps``, the class of each presented sample: the
         prediction is the argmax of the output averaged over the last
         ``score_steps`` of each presentation.
-    strategy : Strategy, str, int or dict
-        Multi-bit strategy for the Loihi build.
+    strategy : Strategy or dict
+        Multi-bit strategy for the Loihi build (see `.Simulator`).
     target : {"sim", "loihi"}
         ``"loihi"`` needs NxSDK (a clear error otherwise).
     reference : dict of {nengo.Probe: array}, optional
@@ -100,6 +102,8 @@ def compare(
         nengo-loihi delivers host spikes to the chip one step late, and chip
         spikes to the host one step late). The Loihi run is that many steps
         longer and its probes are shifted back before comparing.
+    profile : str or Profile
+        The hardware profile the cores are planned for (see `.Simulator`).
 
     Returns
     -------
@@ -108,7 +112,8 @@ def compare(
         ``accuracy_emulator``, ``accuracy_drop_pp``, ``prediction_agreement``,
         ``output_nrmse`` (of the per-presentation scores; with labels),
         ``output_nrmse_per_step``, ``layers`` (spike-count agreement per
-        probed layer), ``cores``, ``compartments``, ``emulator_ms_per_step``.
+        probed layer), ``profile``, ``cores``, ``compartments``,
+        ``emulator_ms_per_step``.
     """
     layer_probes = list(layer_probes)
     probes = [output_probe] + layer_probes
@@ -121,6 +126,7 @@ def compare(
             reference = {p: ref.data[p] for p in probes}
         result["reference_s_per_step"] = (time.perf_counter() - t0) / n_steps
 
+    strategy = coerce_strategy_argument(strategy)
     n_sub = substeps(strategy)
     lags = {
         p: int(latency.get(p, 0) if isinstance(latency, dict) else latency)
@@ -130,7 +136,14 @@ def compare(
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # discretization notes are in `check`
-        sim = Simulator(network, dt=dt, strategy=strategy, target=target, seed=seed)
+        sim = Simulator(
+            network,
+            dt=dt,
+            strategy=strategy,
+            profile=profile,
+            target=target,
+            seed=seed,
+        )
     build_s = time.perf_counter() - t0
     with sim:
         t0 = time.perf_counter()
@@ -142,6 +155,7 @@ def compare(
             data = np.asarray(sim.data[p])
             data = data.reshape((n_steps + extra, n_sub) + data.shape[1:])
             emulated[p] = data.mean(axis=1)[lags[p] : lags[p] + n_steps]
+        result["profile"] = sim.profile.name
         result["cores"] = len(sim.model.blocks)
         result["compartments"] = int(
             sum(b.compartment.n_compartments for b in sim.model.blocks)
