@@ -14,212 +14,24 @@ import nengo
 import numpy as np
 from nengo.exceptions import BuildError
 
+from nengo_hybrid.hardware.findings import Report, Violation
 from nengo_hybrid.hardware.loihi import (
-    SUPPORTED_BASES,
+    DiscretizationError,
+    NengoLoihiVersionError,
     _pieces_synapse_bits,
     build_model,
     check_supported,
+    loihi_neuron_types,
     substeps,
+    supported_bases,
 )
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import Thermometer, as_strategy
+from nengo_hybrid.hardware.strategies import Thermometer, coerce_strategy_argument
 from nengo_hybrid.neurons import HybridSpiking
 
-# neuron types nengo-loihi 1.1.0 can map onto compartments (exact classes)
-LOIHI_NEURON_TYPES = (nengo.LIF, nengo.SpikingRectifiedLinear, nengo.RegularSpiking)
-
-
-class Violation:
-    """One thing that does not fit (``severity="error"``) or loses precision.
-
-    Parameters
-    ----------
-    kind : str
-        What is checked, e.g. ``"compartments"``, ``"spike_bits"``.
-    obj : str
-        The ensemble, connection or core concerned.
-    limit : number or str
-        The profile's limit.
-    value : number or str
-        The network's value.
-    fix : str
-        A concrete change that makes it fit.
-    severity : {"error", "warning"}
-    detail : str, optional
-        Extra explanation.
-    """
-
-    def __init__(self, kind, obj, limit, value, fix, severity="error", detail=""):
-        self.kind = kind
-        self.obj = str(obj)
-        self.limit = limit
-        self.value = value
-        self.fix = fix
-        self.severity = severity
-        self.detail = detail
-
-    @property
-    def message(self):
-        text = f"{self.obj}: {self.kind} = {self.value} (limit: {self.limit})"
-        if self.detail:
-            text += f" ({self.detail})"
-        return f"{text}. Fix: {self.fix}"
-
-    def __str__(self):
-        return f"[{self.severity}] {self.message}"
-
-    __repr__ = __str__
-
-    def to_dict(self):
-        return {
-            "severity": self.severity,
-            "kind": self.kind,
-            "object": self.obj,
-            "limit": _jsonable(self.limit),
-            "value": _jsonable(self.value),
-            "detail": self.detail,
-            "fix": self.fix,
-            "message": self.message,
-        }
-
-
-def _jsonable(x):
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.floating,)):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    return x
-
-
-class Report:
-    """Result of `check`.
-
-    Attributes
-    ----------
-    ok : bool
-        True when there are no ``error`` violations.
-    violations : list of Violation
-        Errors: the network does not fit the profile as configured.
-    warnings : list of Violation
-        It fits, at a stated loss (weight bits, reset-to-zero approximation).
-    cores : list of dict
-        One row per core: block, ensemble, compartments, axons, synapse bits.
-    ensembles : list of dict
-        One row per on-chip ensemble: neuron type, strategy, spike bits.
-    connections : list of dict
-        One row per on-chip connection: weight range, bits lost.
-    host : list of dict
-        What runs on the host instead of the chip, and why.
-    """
-
-    def __init__(self, profile, strategy):
-        self.profile = profile
-        self.strategy = strategy
-        self.violations = []
-        self.warnings = []
-        self.cores = []
-        self.ensembles = []
-        self.connections = []
-        self.host = []
-        self.notes = []
-
-    @property
-    def ok(self):
-        return len(self.violations) == 0
-
-    @property
-    def n_cores(self):
-        return len(self.cores)
-
-    def add(self, violation):
-        (self.violations if violation.severity == "error" else self.warnings).append(
-            violation
-        )
-
-    def to_dict(self):
-        n_chips = math.ceil(self.n_cores / self.profile["cores_per_chip"])
-        return _jsonable(
-            {
-                "ok": self.ok,
-                "profile": self.profile.name,
-                "strategy": (
-                    {str(k): repr(as_strategy(v)) for k, v in self.strategy.items()}
-                    if isinstance(self.strategy, dict)
-                    else repr(as_strategy(self.strategy))
-                ),
-                "n_cores": self.n_cores,
-                "n_chips": n_chips,
-                "violations": [v.to_dict() for v in self.violations],
-                "warnings": [v.to_dict() for v in self.warnings],
-                "cores": self.cores,
-                "ensembles": self.ensembles,
-                "connections": self.connections,
-                "host": self.host,
-                "notes": self.notes,
-            }
-        )
-
-    def __str__(self):
-        lim = self.profile.limits
-        lines = [
-            f"Hardware check against {self.profile.name!r}: "
-            f"{'OK' if self.ok else 'DOES NOT FIT'} -- {self.n_cores} cores, "
-            f"{len(self.violations)} violations, {len(self.warnings)} warnings"
-        ]
-        if self.cores:
-            header = (
-                f"{'core':>4}  {'block':<38} {'compart.':>9} {'in-axons':>9} "
-                f"{'out-axons':>9} {'synapse bits':>13}"
-            )
-            lines += ["", header, "-" * len(header)]
-            for row in self.cores:
-                lines.append(
-                    f"{row['core']:>4}  {row['block'][:38]:<38} "
-                    f"{row['compartments']:>9} {row['input_axons']:>9} "
-                    f"{row['output_axons']:>9} {row['synapse_bits']:>13}"
-                )
-            lines.append(
-                f"{'max':>4}  {'':<38} {lim['compartments_per_core']:>9} "
-                f"{str(lim['input_axons_per_core']):>9} "
-                f"{str(lim['output_axons_per_core']):>9} "
-                f"{lim['synapse_bits_per_core']:>13}"
-            )
-        if self.ensembles:
-            lines += ["", "Hybrid ensembles:"]
-            for row in self.ensembles:
-                lines.append(
-                    f"  {row['ensemble']}: {row['neuron_type']}, {row['n_neurons']} "
-                    f"neurons -> {row['compartments']} compartments "
-                    f"({row['strategy']}); spikes/step needed {row['max_count']} "
-                    f"({row['count_source']}), representable {row['max_representable']}"
-                    f"; {'exact' if row['exact'] else 'approximate'}"
-                )
-        lossy = [c for c in self.connections if c["bits_lost"] > 0]
-        if self.connections:
-            lines += [
-                "",
-                f"Connections: {len(self.connections)} on chip, {len(lossy)} lose "
-                "weight bits",
-            ]
-        if self.host:
-            lines += ["", "On the host:"]
-            lines += [f"  {row['object']}: {row['reason']}" for row in self.host]
-        for title, items in (
-            ("Violations", self.violations),
-            ("Warnings", self.warnings),
-        ):
-            if items:
-                lines += ["", f"{title}:"]
-                lines += [f"  - {v.message}" for v in items]
-        for note in self.notes:
-            lines.append(f"Note: {note}")
-        return "\n".join(lines)
+#: neuron types nengo-loihi maps onto compartments (exact classes, read from
+#: its builder registry when this module was imported; see `loihi_neuron_types`)
+LOIHI_NEURON_TYPES = loihi_neuron_types()
 
 
 def check(
@@ -237,8 +49,11 @@ def check(
     network : nengo.Network
     profile : str, dict or Profile
         ``"loihi1"``, ``"loihi2"``, a JSON path, or a `.Profile`.
-    strategy : Strategy, str, int or dict
-        Multi-bit strategy for `.HybridSpiking` ensembles (see `.strategies`).
+    strategy : Strategy or dict
+        Multi-bit strategy for `.HybridSpiking` ensembles, or ``{ensemble:
+        strategy}`` (see `.strategies`). Per-ensemble strategies can also be
+        set in the network config (`.add_params`); an entry of this dict wins
+        over them.
     dt : float
         Model time step (with `.Substeps`, the chip runs at ``dt / K``).
     counts : dict of {Ensemble: int or array_like}, optional
@@ -253,8 +68,41 @@ def check(
     Returns
     -------
     Report
+        Also for networks that cannot be built (reported as violations).
+
+    Raises
+    ------
+    NengoLoihiVersionError
+        If the installed nengo-loihi is not the version nengo-hybrid supports.
+
+    Examples
+    --------
+    A hybrid ensemble needing up to four spikes per step does not fit Loihi 1's
+    one-bit compartments until it gets a strategy:
+
+    >>> import nengo
+    >>> import numpy as np
+    >>> from nengo_hybrid.hardware import Expand, check
+    >>> from nengo_hybrid.neurons import HybridSpiking
+    >>> with nengo.Network(seed=0) as net:
+    ...     ens = nengo.Ensemble(
+    ...         20,
+    ...         1,
+    ...         neuron_type=HybridSpiking(nengo.RectifiedLinear()),
+    ...         gain=np.ones(20),
+    ...         bias=np.linspace(500, 3500, 20),
+    ...     )
+    >>> report = check(net, profile="loihi1")
+    >>> report.ok, [v.kind for v in report.violations]
+    (False, ['spike_count_per_step'])
+    >>> print(report.violations[0].fix.split(" (")[0])
+    use strategy Expand(K=4) for this ensemble
+    >>> report = check(net, profile="loihi1", strategy=Expand(4))
+    >>> report.ok, report.n_cores, report.ensembles[0]["compartments"]
+    (True, 1, 80)
     """
     profile = load_profile(profile)
+    strategy = coerce_strategy_argument(strategy)
     report = Report(profile, strategy)
     lim = profile.limits
     counts = {} if counts is None else counts
@@ -274,20 +122,22 @@ def check(
                     Violation(
                         "neuron_type",
                         ens,
-                        "bases " + ", ".join(b.__name__ for b in SUPPORTED_BASES),
+                        "bases " + ", ".join(b.__name__ for b in supported_bases()),
                         type(nt.base_type).__name__,
-                        "use a RectifiedLinear or LIFRate base, or set "
-                        "net.config[ens].on_chip = False",
+                        "use a "
+                        + " or ".join(b.__name__ for b in supported_bases())
+                        + " base, or set net.config[ens].on_chip = False",
                         detail=str(e),
                     )
                 )
-        elif type(nt) not in LOIHI_NEURON_TYPES:
+        elif type(nt) not in loihi_neuron_types():
             unsupported = True
+            names = [cls.__name__ for cls in loihi_neuron_types() + (HybridSpiking,)]
             report.add(
                 Violation(
                     "neuron_type",
                     ens,
-                    "LIF, SpikingRectifiedLinear, RegularSpiking, HybridSpiking",
+                    ", ".join(names),
                     type(nt).__name__,
                     "use a spiking type nengo-loihi supports, or set "
                     "net.config[ens].on_chip = False",
@@ -305,23 +155,23 @@ def check(
             model = build_model(
                 network, dt=dt, strategy=strategy, profile=profile, validate=False
             )
-    except BuildError as e:
-        report.add(
-            Violation("build", network, "-", "-", "see the error", detail=str(e))
-        )
-        return report
-    except AssertionError as e:  # nengo-loihi discretization asserts
+    except NengoLoihiVersionError:
+        raise
+    except DiscretizationError as e:
         report.add(
             Violation(
                 "discretization",
-                network,
+                e.obj,
                 "Loihi integer ranges",
                 "out of range",
-                "weights are too large relative to the firing threshold (one input "
-                "spike crosses it many times): scale the weights down, lower the "
-                "precision, or use Expand to raise thresholds",
-                detail=f"nengo-loihi could not discretize the model: {e!r}",
+                e.fix,
+                detail=e.reason,
             )
+        )
+        return report
+    except BuildError as e:
+        report.add(
+            Violation("build", network, "-", "-", "see the error", detail=str(e))
         )
         return report
 

@@ -76,7 +76,7 @@ def encode_node_inputs(network, scales, levels=8, dt=0.001):
         One entry per replaced connection: ``node``, ``post``, ``ensemble``
         (the host encoder), ``scale``, ``levels``, ``input_axons``.
     """
-    import nengo_loihi
+    from nengo_hybrid.hardware.loihi import nengo_loihi  # TensorFlow-free import
 
     if int(levels) != levels or levels < 1:
         raise ValidationError(

@@ -23,9 +23,20 @@ module rescales the synapses fed by hybrid blocks by ``1 / p`` before
 discretization. A plain ``nengo_loihi`` model cannot do that, so building a
 ``precision != 1`` network without this `Model` is an error, not a silent
 mis-scaling.
+
+This module imports nengo-loihi without TensorFlow (`_import_nengo_loihi`;
+`enable_nengo_dl_builders` restores nengo-loihi's NengoDL support), checks
+that nengo-loihi is the 1.1 series its copied network builder comes from
+(`check_nengo_loihi_version`), reads what nengo-loihi can run from its builder
+registry (`supported_bases`, `loihi_neuron_types`), and checks a model before
+nengo-loihi discretizes it (`check_discretization`: nengo-loihi's own range
+checks are bare asserts).
 """
 
 import collections
+import contextlib
+import importlib
+import sys
 import warnings
 
 import nengo
@@ -33,20 +44,68 @@ import numpy as np
 from nengo.builder.network import build_network as nengo_build_network
 from nengo.builder.network import seed_network
 from nengo.exceptions import BuildError
-from nengo_loihi.block import Synapse
-from nengo_loihi.builder import Builder as LoihiBuilder
-from nengo_loihi.builder import Model as LoihiModel
-from nengo_loihi.builder.builder import ValidationLevel
-from nengo_loihi.builder.discretize import discretize_model
-from nengo_loihi.builder.inputs import ChipReceiveNeurons
-from nengo_loihi.builder.split_blocks import split_model
-from nengo_loihi.builder.validate import validate_model
-from nengo_loihi.config import BlockShape
-from nengo_loihi.splitter import Split
 
+from nengo_hybrid.hardware.config import config_strategies
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import OneBit, Substeps, Thermometer, as_strategy
+from nengo_hybrid.hardware.strategies import (
+    OneBit,
+    Substeps,
+    Thermometer,
+    as_strategy,
+    coerce_strategy_argument,
+)
 from nengo_hybrid.neurons import HybridSpiking
+
+#: modules hidden while nengo-loihi is imported (see `_import_nengo_loihi`)
+_DL_MODULES = ("tensorflow", "nengo_dl")
+_ABSENT = object()
+
+
+@contextlib.contextmanager
+def _hidden_modules(names):
+    """Make ``import name`` fail for ``names``; restore `sys.modules` exactly after."""
+    saved = {name: sys.modules.get(name, _ABSENT) for name in names}
+    try:
+        for name in names:
+            sys.modules[name] = None
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is _ABSENT:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def _import_nengo_loihi():
+    """Import nengo-loihi without letting it import TensorFlow and NengoDL.
+
+    ``nengo_loihi.compat`` imports TensorFlow and NengoDL at import time, only
+    to offer NengoDL builders for nengo-loihi's own neuron types
+    (`nengo_loihi.LoihiLIF`, ...); that costs seconds and gigabytes in a
+    process that never trains. Unless TensorFlow is already imported, both are
+    hidden during the import (nengo-loihi then records them as absent);
+    `enable_nengo_dl_builders` gives nengo-loihi its NengoDL support back.
+    """
+    if "nengo_loihi" in sys.modules or sys.modules.get("tensorflow") is not None:
+        return importlib.import_module("nengo_loihi")
+    with _hidden_modules(_DL_MODULES):
+        return importlib.import_module("nengo_loihi")
+
+
+nengo_loihi = _import_nengo_loihi()
+
+from nengo_loihi.block import Synapse, SynapseConfig  # noqa: E402
+from nengo_loihi.builder import Builder as LoihiBuilder  # noqa: E402
+from nengo_loihi.builder import Model as LoihiModel  # noqa: E402
+from nengo_loihi.builder import discretize as loihi_discretize  # noqa: E402
+from nengo_loihi.builder.builder import ValidationLevel  # noqa: E402
+from nengo_loihi.builder.discretize import discretize_model  # noqa: E402
+from nengo_loihi.builder.inputs import ChipReceiveNeurons  # noqa: E402
+from nengo_loihi.builder.split_blocks import split_model  # noqa: E402
+from nengo_loihi.builder.validate import validate_model  # noqa: E402
+from nengo_loihi.config import BlockShape  # noqa: E402
+from nengo_loihi.splitter import Split  # noqa: E402
 
 try:  # pragma: no cover (no NxSDK in CI)
     import nxsdk  # noqa: F401
@@ -55,7 +114,122 @@ try:  # pragma: no cover (no NxSDK in CI)
 except ImportError:
     HAS_NXSDK = False
 
-SUPPORTED_BASES = (nengo.RectifiedLinear, nengo.LIFRate)
+
+def enable_nengo_dl_builders():
+    """Give nengo-loihi its NengoDL support after a TensorFlow-free import.
+
+    `nengo_hybrid.hardware.loihi` imports nengo-loihi with TensorFlow and
+    NengoDL hidden (unless TensorFlow was already imported), so nengo-loihi
+    believes they are not installed. Call this once NengoDL is loaded: it sets
+    ``HAS_TF``, ``HAS_DL``, ``tf`` and ``nengo_dl`` in ``nengo_loihi.compat``
+    and ``nengo_loihi.neurons`` and installs nengo-loihi's NengoDL builders for
+    its Loihi neuron types, as an ordinary import would have. Idempotent.
+
+    Raises
+    ------
+    ImportError
+        If NengoDL (or TensorFlow) is not importable.
+    """
+    import nengo_dl
+    import tensorflow as tf
+    from nengo_loihi import compat, neurons
+
+    for module in (compat, neurons):
+        module.HAS_TF, module.tf = True, tf
+        module.HAS_DL, module.nengo_dl = True, nengo_dl
+    try:  # imported by nengo_loihi.neurons; it needs NengoDL, so it failed then
+        from nengo_extras.loihi_training import (
+            LoihiLIFBuilder,
+            LoihiSpikingRectifiedLinearBuilder,
+        )
+    except ImportError:
+        pass  # nengo-loihi's ErrorBuilder stays (asks for nengo-extras)
+    else:
+        neurons.LoihiLIFBuilder = LoihiLIFBuilder
+        neurons.LoihiSpikingRectifiedLinearBuilder = LoihiSpikingRectifiedLinearBuilder
+    neurons.install_dl_builders()
+
+
+# --- nengo-loihi version --------------------------------------------------------
+
+#: the nengo-loihi release series whose build_network `_build_network` copies
+SUPPORTED_NENGO_LOIHI = "1.1"
+
+
+class NengoLoihiVersionError(BuildError):
+    """The installed nengo-loihi is not the version nengo-hybrid's build copies."""
+
+
+def check_nengo_loihi_version(version=None):
+    """Raise `NengoLoihiVersionError` unless nengo-loihi is 1.1.x.
+
+    `_build_network` is a copy of nengo-loihi 1.1's
+    ``nengo_loihi.builder.network.build_network`` (and `discretization_problem`
+    mirrors 1.1's discretisation); another version may build differently.
+    """
+    version = nengo_loihi.__version__ if version is None else version
+    if str(version).split(".")[:2] != SUPPORTED_NENGO_LOIHI.split("."):
+        raise NengoLoihiVersionError(
+            f"nengo-hybrid's Loihi build supports nengo-loihi "
+            f"{SUPPORTED_NENGO_LOIHI}.x (it copies that version's network builder), "
+            f"but nengo-loihi {version} is installed; install "
+            f"'nengo-loihi~={SUPPORTED_NENGO_LOIHI}.0'"
+        )
+
+
+# --- what nengo-loihi can run -------------------------------------------------
+
+
+def _configure_relu(block, base, p_eff, dt):
+    block.compartment.configure_relu(vth=1.0 / (p_eff * dt * base.amplitude), dt=dt)
+
+
+def _configure_lif(block, base, p_eff, dt):
+    block.compartment.configure_lif(
+        tau_rc=base.tau_rc / p_eff, tau_ref=base.tau_ref / p_eff, dt=dt
+    )
+
+
+#: base rate type -> (its spiking counterpart, our compartment configuration)
+COMPARTMENT_CONFIGS = {
+    nengo.RectifiedLinear: (nengo.SpikingRectifiedLinear, _configure_relu),
+    nengo.LIFRate: (nengo.LIF, _configure_lif),
+}
+
+
+def supported_bases():
+    """Base types a `.HybridSpiking` neuron can have on Loihi compartments.
+
+    A base is supported when nengo-loihi's builder registry has a builder for
+    its spiking counterpart (exact class: ``RectifiedLinear`` ->
+    ``SpikingRectifiedLinear``, ``LIFRate`` -> ``LIF``) and this module has a
+    compartment configuration for it (`COMPARTMENT_CONFIGS`).
+    """
+    return tuple(
+        base
+        for base, (spiking, _) in COMPARTMENT_CONFIGS.items()
+        if spiking in LoihiBuilder.builders
+    )
+
+
+def loihi_neuron_types():
+    """Neuron types nengo-loihi builds onto compartments (exact classes).
+
+    Read from nengo-loihi's builder registry: every registered
+    `~nengo.neurons.NeuronType` subclass except the catch-all ``NeuronType``
+    (whose builder raises) and `.HybridSpiking` (checked per base type).
+    """
+    return tuple(
+        cls
+        for cls in LoihiBuilder.builders
+        if isinstance(cls, type)
+        and issubclass(cls, nengo.neurons.NeuronType)
+        and cls not in (nengo.neurons.NeuronType, HybridSpiking)
+    )
+
+
+#: base types supported when this module was imported (see `supported_bases`)
+SUPPORTED_BASES = supported_bases()
 
 HybridBlock = collections.namedtuple(
     "HybridBlock", ["ensemble", "neuron_type", "strategy"]
@@ -66,11 +240,12 @@ def check_supported(ens):
     """Raise a `~nengo.exceptions.BuildError` if ``ens`` cannot run on Loihi."""
     neuron_type = ens.neuron_type
     base = neuron_type.base_type
-    if type(base) not in SUPPORTED_BASES:
+    bases = supported_bases()
+    if type(base) not in bases:
         raise BuildError(
             f"{ens}: HybridSpiking with base type {type(base).__name__} cannot run "
             "on Loihi compartments (supported bases: "
-            f"{', '.join(b.__name__ for b in SUPPORTED_BASES)}). Use one of those, "
+            f"{', '.join(b.__name__ for b in bases)}). Use one of those, "
             "or run the ensemble on the host with "
             "net.config[ens].on_chip = False"
         )
@@ -84,13 +259,8 @@ def check_supported(ens):
 def configure_block(block, neuron_type, dt, K=1):
     """Configure ``block``'s compartments for ``neuron_type`` with ``K`` per neuron."""
     base = neuron_type.base_type
-    p_eff = neuron_type.precision / K
-    if type(base) is nengo.RectifiedLinear:
-        block.compartment.configure_relu(vth=1.0 / (p_eff * dt * base.amplitude), dt=dt)
-    else:
-        block.compartment.configure_lif(
-            tau_rc=base.tau_rc / p_eff, tau_ref=base.tau_ref / p_eff, dt=dt
-        )
+    _, configure = COMPARTMENT_CONFIGS[type(base)]
+    configure(block, base, neuron_type.precision / K, dt)
 
 
 @LoihiBuilder.register(HybridSpiking)
@@ -135,9 +305,11 @@ class Model(LoihiModel):
     ----------
     dt : float
         Simulator time step.
-    strategy : Strategy, str, int or dict
+    strategy : Strategy or dict
         Multi-bit strategy for all hybrid ensembles, or ``{ensemble: strategy}``
-        (ensembles not in the dict use `.OneBit`). See `.strategies`.
+        (ensembles not in the dict use `.OneBit`). See `.strategies`. A
+        strategy set in the network config (`.add_params`) wins over the
+        default, an entry of the dict wins over the config.
     profile : str or Profile
         Hardware profile used to plan how ensembles are split over cores (the
         plan accounts for the 64-bit word rounding of synapse memory).
@@ -146,8 +318,9 @@ class Model(LoihiModel):
 
     def __init__(self, dt=0.001, strategy=None, profile="loihi1", label=None):
         super().__init__(dt=dt, label=label, builder=_HybridBuilder())
+        strategy = coerce_strategy_argument(strategy)
         if isinstance(strategy, dict):
-            self.strategies = {ens: as_strategy(s) for ens, s in strategy.items()}
+            self.strategies = strategy
             self.default_strategy = OneBit()
             if any(isinstance(s, Substeps) for s in self.strategies.values()):
                 raise BuildError(
@@ -156,7 +329,8 @@ class Model(LoihiModel):
                 )
         else:
             self.strategies = {}
-            self.default_strategy = as_strategy(strategy)
+            self.default_strategy = strategy
+        self.config_strategies = {}  # filled by the build from the network config
         self.profile = load_profile(profile)
         self.hybrid_blocks = collections.OrderedDict()
         self.pre_split = None  # filled by the build: per-block summary before split
@@ -177,7 +351,10 @@ class Model(LoihiModel):
         return built
 
     def strategy_for(self, ens):
-        return self.strategies.get(ens, self.default_strategy)
+        """The strategy of ``ens``: the explicit dict, the network config, the default."""
+        if ens in self.strategies:
+            return self.strategies[ens]
+        return self.config_strategies.get(ens, self.default_strategy)
 
 
 class _HybridBuilder(LoihiBuilder):
@@ -190,12 +367,16 @@ def _build_network(
     model, network, precompute=None, remove_passthrough=True, discretize=True
 ):
     # Copy of nengo_loihi.builder.network.build_network (1.1.0) with the hybrid
-    # pass and the profile-aware split plan inserted before split_model.
+    # pass and the profile-aware split plan inserted before split_model, and a
+    # discretisation pre-check.
+    check_nengo_loihi_version()
     if model.toplevel is None:
         seed_network(network, seeds=model.seeds, seeded=model.seeded)
         model.split = Split(
             network, precompute=precompute, remove_passthrough=remove_passthrough
         )
+        if isinstance(model, Model):
+            model.config_strategies = config_strategies(network)
 
     nengo_build_network(model, network, progress=None)
 
@@ -223,9 +404,19 @@ def _build_network(
         model.block_map = block_map
 
         if discretize:
+            check_discretization(model)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                discretize_model(model)
+                try:
+                    discretize_model(model)
+                except AssertionError as err:  # pragma: no cover (pre-checked)
+                    # safety net only: `check_discretization` finds the cases
+                    # known to trip nengo-loihi's asserts, which vanish under -O
+                    raise DiscretizationError(
+                        network,
+                        "nengo-loihi's discretisation failed an internal check "
+                        f"({err!r})",
+                    ) from err
             model.discretize_warnings = [str(w.message) for w in caught]
             for message in model.discretize_warnings:
                 warnings.warn(message, stacklevel=2)
@@ -429,6 +620,124 @@ def plan_splits(model):
             model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
 
 
+DISCRETIZATION_FIX = (
+    "scale the weights into the ensemble down relative to its firing threshold "
+    "(one input spike crosses the threshold many times), lower the precision, or "
+    "use Expand(K) to raise the thresholds"
+)
+
+
+class DiscretizationError(BuildError):
+    """nengo-loihi cannot turn a block into Loihi's integer formats.
+
+    Attributes
+    ----------
+    obj : object
+        The ensemble (or block) concerned.
+    reason : str
+        What does not fit.
+    fix : str
+        A change that makes it fit.
+    """
+
+    def __init__(self, obj, reason, fix=DISCRETIZATION_FIX):
+        self.obj = obj
+        self.reason = reason
+        self.fix = fix
+        super().__init__(
+            f"{obj}: cannot be discretized for Loihi: {reason}. Fix: {fix}"
+        )
+
+
+def discretization_problem(block):
+    """Why nengo-loihi 1.1 cannot discretize ``block``, or ``None``.
+
+    Mirrors the scale search of nengo-loihi's ``discretize_compartment``, whose
+    range checks are bare ``assert`` statements: an ``AssertionError`` without
+    a message, and under ``python -O`` no error at all (the threshold would
+    silently become zero). Cases where nengo-loihi raises its own
+    ``BuildError`` are left to it.
+    """
+    d = loihi_discretize
+    comp = block.compartment
+    w_max = max([s.max_abs_weight() for s in block.synapses], default=0)
+    max_decay = 2**12 - 1
+    decay_u = np.round(np.clip(comp.decay_u * max_decay - 1, 0, max_decay))
+    decay_v = np.round(comp.decay_v * max_decay)
+    ones = np.ones(comp.decay_u.shape)
+    u_infactor = (
+        1.0 / d.decay_magnitude(decay_u, x0=2097152, offset=1) if comp.scale_u else ones
+    )
+    v_infactor = 1.0 / d.decay_magnitude(decay_v, x0=2097152) if comp.scale_v else ones
+    vth_max = d.VTH_MAX
+    b_max = np.abs(comp.bias).max()
+    if w_max > 1e-8:
+        w_scale = 255.0 / w_max
+        s_scale = 1.0 / (u_infactor * v_infactor)
+        for w_exp in range(0, -8, -1):
+            v_scale = s_scale * w_scale * SynapseConfig.get_scale(w_exp)
+            vth = np.round(comp.vth * v_scale)
+            bias = np.round(comp.bias * v_scale * v_infactor)
+            if (vth <= vth_max).all() and (np.abs(bias) <= d.BIAS_MAX).all():
+                break
+        else:
+            return None  # nengo-loihi raises a BuildError itself
+    elif b_max > 1e-8:
+        b_scale = d.BIAS_MAX / b_max
+        while b_scale * b_max > 1:
+            v_scale = b_scale / v_infactor
+            vth = np.round(comp.vth * v_scale)
+            bias = np.round(comp.bias * b_scale)
+            if np.all(vth <= vth_max):
+                break
+            b_scale /= 2.0
+        else:
+            return None  # nengo-loihi raises a BuildError itself
+    else:
+        vth_max = min(vth_max, 2**d.Q_BITS - 1)
+        v_scale = np.array([vth_max / (comp.vth.max() + 1)])
+        vth = np.round(comp.vth * v_scale)
+        bias = np.round(comp.bias * v_scale * v_infactor)
+
+    vth_man = np.round(vth / 2**d.VTH_EXP)
+    if np.any(vth_man <= 0):
+        vth_min = float(comp.vth.min())
+        what, value = ("input weight", w_max) if w_max > 1e-8 else ("bias", b_max)
+        return (
+            f"its firing threshold would round to 0: the largest {what} "
+            f"({value:.4g}) is {value / vth_min:.3g} times the threshold "
+            f"({vth_min:.4g}), and Loihi keeps weights, biases and thresholds on "
+            f"one integer scale set by the largest {what}"
+        )
+    if np.any(vth_man > d.VTH_MAN_MAX):
+        return "its firing threshold exceeds Loihi's 17-bit threshold mantissa"
+    exp = np.ceil(np.log2(np.maximum(np.abs(bias) / d.BIAS_MAN_MAX, 1)))
+    if np.any(exp > d.BIAS_EXP_MAX) or np.any(
+        np.abs(np.round(bias / 2**exp)) > d.BIAS_MAN_MAX
+    ):
+        return "its bias exceeds Loihi's 13-bit mantissa and 3-bit exponent"
+    if not np.all(np.ravel(v_scale) == np.ravel(v_scale)[0]):
+        return "its compartments would need different voltage scales"
+    return None
+
+
+def check_discretization(model):
+    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+    owner = {}
+    for obj, built in model.objs.items():
+        if isinstance(obj, nengo.Ensemble):
+            blocks = built.get("out")
+            for block in blocks if isinstance(blocks, list) else [blocks]:
+                owner[block] = obj
+    for old_block, new_blocks in getattr(model, "block_map", {}).items():
+        for new_block in new_blocks:
+            owner.setdefault(new_block, owner.get(old_block, old_block))
+    for block in model.blocks:
+        reason = discretization_problem(block)
+        if reason is not None:
+            raise DiscretizationError(owner.get(block, block.label), reason)
+
+
 def substeps(strategy):
     """Chip steps per model step for ``strategy`` (1 unless `.Substeps`)."""
     if isinstance(strategy, dict):
@@ -447,6 +756,7 @@ def build_model(
     With ``validate=False`` nengo-loihi's own validation is skipped, so that a
     network that does not fit still builds and `.check` can report on it.
     """
+    strategy = coerce_strategy_argument(strategy)
     model = Model(dt=dt / substeps(strategy), strategy=strategy, profile=profile)
     if not validate:
         model.validation_level = ValidationLevel.NONE
@@ -502,18 +812,14 @@ def set_emulator_voltages(sim, voltages=None):
             comp_state.voltage[sl] = np.round(per_comp[idxs] * vth)
 
 
-def Simulator(
-    network,
-    dt=0.001,
-    strategy=None,
-    profile="loihi1",
-    target=None,
-    seed=None,
-    precompute=None,
-    match_initial_voltages=True,
-    **kwargs,
-):
-    """A ``nengo_loihi.Simulator`` for networks with `.HybridSpiking` neurons.
+class Simulator(nengo_loihi.Simulator):
+    """A `nengo_loihi.Simulator` for networks with `.HybridSpiking` neurons.
+
+    Builds with this module's `Model` (hybrid scaling, multi-bit strategies,
+    profile-aware core plan, discretization pre-check) and, on the emulator,
+    starts hybrid compartments from the reference simulator's voltages. A Nengo
+    backend: ``nengo -b nengo_hybrid.hardware model.py`` runs a model in Nengo
+    GUI on it.
 
     Parameters
     ----------
@@ -521,46 +827,111 @@ def Simulator(
     dt : float
         The model step. With `.Substeps` (K) the simulator runs at ``dt / K``:
         run ``K`` times as many steps (``sim.run(seconds)`` needs no change).
-    strategy : Strategy, str, int or dict
-        Multi-bit strategy (see `.strategies`).
+    strategy : Strategy or dict
+        Multi-bit strategy for all hybrid ensembles, or ``{ensemble: strategy}``
+        (see `.strategies`). Per-ensemble strategies can also be set in the
+        network config (`.add_params`); an entry of this dict wins over them.
     profile : str or Profile
-        Profile for the split plan; the emulator itself is always Loihi 1.
+        The hardware profile the cores are planned for (``"loihi1"``,
+        ``"loihi2"``, a JSON path or a `.Profile`). The emulator itself is
+        nengo-loihi's, with Loihi 1 semantics.
     target : {"sim", "loihi", None}
         ``None``: the chip when NxSDK is importable, otherwise the emulator.
         ``"loihi"`` without NxSDK raises an error saying so.
+    seed : int, optional
+    precompute : bool, optional
+        See `nengo_loihi.Simulator`.
     match_initial_voltages : bool
         On the emulator, start hybrid compartments from the reference
         simulator's initial voltages (Loihi hardware always starts from zero).
     **kwargs
-        Passed to ``nengo_loihi.Simulator``.
-    """
-    import nengo_loihi
+        Passed to `nengo_loihi.Simulator` (e.g. ``remove_passthrough``).
 
-    if target is None:
-        target = "loihi" if HAS_NXSDK else "sim"
-    if target == "loihi" and not HAS_NXSDK:
-        raise BuildError(
-            "target='loihi' needs Intel's NxSDK, which is not importable here; "
-            "run on the emulator with target='sim' (or install NxSDK on a machine "
-            "with a Loihi board)"
-        )
-    dt_chip = dt / substeps(strategy)
-    model = Model(dt=dt_chip, strategy=strategy, profile=profile)
-    sim = nengo_loihi.Simulator(
+    Attributes
+    ----------
+    emulator : str or None
+        Which emulator runs the network: ``"nengo-loihi"``, or ``None`` on
+        the chip.
+    profile : Profile
+        The profile the cores were planned for.
+    strategy : Strategy or dict
+        The ``strategy`` argument, coerced.
+
+    Raises
+    ------
+    nengo.exceptions.BuildError
+        For neuron types Loihi cannot run, and (`.DiscretizationError`) for
+        weights too large for the firing thresholds in Loihi's integer formats.
+
+    Examples
+    --------
+    Twenty neurons that need up to three spikes per step, run on nengo-loihi's
+    emulator with three one-bit compartments each:
+
+    >>> import nengo
+    >>> import numpy as np
+    >>> from nengo_hybrid.hardware import Expand, Simulator
+    >>> from nengo_hybrid.neurons import HybridSpiking
+    >>> with nengo.Network(seed=0) as net:
+    ...     ens = nengo.Ensemble(
+    ...         20,
+    ...         1,
+    ...         neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=2),
+    ...         gain=np.ones(20),
+    ...         bias=np.linspace(100, 1400, 20),
+    ...     )
+    ...     probe = nengo.Probe(ens.neurons)
+    >>> with Simulator(net, strategy=Expand(3), target="sim") as sim:
+    ...     sim.run_steps(100)
+    >>> sim.emulator, len(sim.model.blocks)
+    ('nengo-loihi', 1)
+    >>> counts = np.round(sim.data[probe] * 2 * sim.dt)  # spikes per step
+    >>> int(counts.max())
+    3
+    """
+
+    def __init__(
+        self,
         network,
-        dt=dt_chip,
-        model=model,
-        target=target,
-        seed=seed,
-        precompute=precompute,
+        dt=0.001,
+        strategy=None,
+        profile="loihi1",
+        target=None,
+        seed=None,
+        precompute=None,
+        match_initial_voltages=True,
         **kwargs,
-    )
-    if target == "sim" and match_initial_voltages and model.hybrid_blocks:
-        set_emulator_voltages(sim)
-    elif model.hybrid_blocks and match_initial_voltages:  # pragma: no cover (chip)
-        warnings.warn(
-            "On Loihi hardware all compartments start at zero voltage: HybridSpiking "
-            "initial voltages (and the Expand staggering) are not applied",
-            stacklevel=2,
+    ):
+        self.closed = True  # as nengo_loihi.Simulator: __del__ may run early
+        if target is None:
+            target = "loihi" if HAS_NXSDK else "sim"
+        if target == "loihi" and not HAS_NXSDK:
+            raise BuildError(
+                "target='loihi' needs Intel's NxSDK, which is not importable here; "
+                "run on the emulator with target='sim' (or install NxSDK on a "
+                "machine with a Loihi board)"
+            )
+        self.strategy = coerce_strategy_argument(strategy)
+        self.profile = load_profile(profile)
+        self.emulator = "nengo-loihi" if target in ("sim", "simreal") else None
+        dt_chip = dt / substeps(self.strategy)
+        model = Model(dt=dt_chip, strategy=self.strategy, profile=self.profile)
+        super().__init__(
+            network,
+            dt=dt_chip,
+            model=model,
+            target=target,
+            seed=seed,
+            precompute=precompute,
+            **kwargs,
         )
-    return sim
+        if self.emulator is not None and match_initial_voltages:
+            if model.hybrid_blocks:
+                set_emulator_voltages(self)
+        elif model.hybrid_blocks and match_initial_voltages:  # pragma: no cover (chip)
+            warnings.warn(
+                "On Loihi hardware all compartments start at zero voltage: "
+                "HybridSpiking initial voltages (and the Expand staggering) are "
+                "not applied",
+                stacklevel=2,
+            )

@@ -14,6 +14,7 @@ import nengo
 import numpy as np
 
 from nengo_hybrid.hardware.loihi import HAS_NXSDK, Simulator, substeps
+from nengo_hybrid.hardware.strategies import coerce_strategy_argument
 from nengo_hybrid.neurons import HybridSpiking
 
 
@@ -89,20 +90,20 @@ def compare(
         With ``presentation_steps``, the class of each presented sample: the
         prediction is the argmax of the output averaged over the last
         ``score_steps`` of each presentation.
-    strategy : Strategy, str, int or dict
-        Multi-bit strategy for the Loihi build.
+    strategy : Strategy or dict
+        Multi-bit strategy for the Loihi build (see `.Simulator`).
     target : {"sim", "loihi"}
         ``"loihi"`` needs NxSDK (a clear error otherwise).
     reference : dict of {nengo.Probe: array}, optional
         Reference outputs already computed (otherwise `nengo.Simulator` is run).
-    profile : str or Profile
-        Hardware profile the cores are planned for.
     latency : int or dict of {nengo.Probe: int}
         Model steps by which Loihi lags the reference at each probe (e.g. 1 for
         on-chip neurons fed from host spikes, 2 for a host readout of them:
         nengo-loihi delivers host spikes to the chip one step late, and chip
         spikes to the host one step late). The Loihi run is that many steps
         longer and its probes are shifted back before comparing.
+    profile : str or Profile
+        The hardware profile the cores are planned for (see `.Simulator`).
 
     Returns
     -------
@@ -111,7 +112,8 @@ def compare(
         ``accuracy_emulator``, ``accuracy_drop_pp``, ``prediction_agreement``,
         ``output_nrmse`` (of the per-presentation scores; with labels),
         ``output_nrmse_per_step``, ``layers`` (spike-count agreement per
-        probed layer), ``cores``, ``compartments``, ``emulator_ms_per_step``.
+        probed layer), ``profile``, ``cores``, ``compartments``,
+        ``emulator_ms_per_step``.
     """
     layer_probes = list(layer_probes)
     probes = [output_probe] + layer_probes
@@ -124,6 +126,7 @@ def compare(
             reference = {p: ref.data[p] for p in probes}
         result["reference_s_per_step"] = (time.perf_counter() - t0) / n_steps
 
+    strategy = coerce_strategy_argument(strategy)
     n_sub = substeps(strategy)
     lags = {
         p: int(latency.get(p, 0) if isinstance(latency, dict) else latency)
@@ -134,7 +137,12 @@ def compare(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # discretization notes are in `check`
         sim = Simulator(
-            network, dt=dt, strategy=strategy, profile=profile, target=target, seed=seed
+            network,
+            dt=dt,
+            strategy=strategy,
+            profile=profile,
+            target=target,
+            seed=seed,
         )
     build_s = time.perf_counter() - t0
     with sim:
@@ -147,6 +155,7 @@ def compare(
             data = np.asarray(sim.data[p])
             data = data.reshape((n_steps + extra, n_sub) + data.shape[1:])
             emulated[p] = data.mean(axis=1)[lags[p] : lags[p] + n_steps]
+        result["profile"] = sim.profile.name
         result["cores"] = len(sim.model.blocks)
         result["compartments"] = int(
             sum(b.compartment.n_compartments for b in sim.model.blocks)

@@ -49,12 +49,34 @@ This module is pure NumPy (no nengo-loihi): the reference math the emulator
 runs are compared against.
 """
 
+import sys
+import warnings
+
 import numpy as np
 from nengo.exceptions import ValidationError
+from nengo.params import FrozenObject, IntParam
 
 
-class Strategy:
-    """Base class: how one `.HybridSpiking` neuron maps onto compartments."""
+class CountParam(IntParam):
+    """A positive integer parameter stored as a Python ``int`` (no bools)."""
+
+    def coerce(self, instance, num):
+        if isinstance(num, (bool, np.bool_)):
+            raise ValidationError(
+                f"must be an integer >= {self.low}, got {num!r}",
+                attr=self.name,
+                obj=instance,
+            )
+        return int(super().coerce(instance, num))
+
+
+class Strategy(FrozenObject):
+    """Base class: how one `.HybridSpiking` neuron maps onto compartments.
+
+    Strategies are frozen Nengo objects, like neuron types: their parameters
+    are validated Nengo parameters, they compare equal and hash by value, and
+    their ``repr`` is the expression that creates them (``Expand(K=4)``).
+    """
 
     #: compartments per neuron
     compartments = 1
@@ -71,15 +93,6 @@ class Strategy:
     def to_dict(self):
         return {"name": type(self).__name__, "compartments": self.compartments}
 
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.to_dict() == other.to_dict()
-
-    def __hash__(self):
-        return hash(tuple(sorted(self.to_dict().items())))
-
 
 class OneBit(Strategy):
     """One compartment per neuron; requires at most one spike per step."""
@@ -88,13 +101,11 @@ class OneBit(Strategy):
 class _PerStep(Strategy):
     """A strategy parameterised by ``K``, the largest count per model step."""
 
-    def __init__(self, K):
-        if int(K) != K or K < 1:
-            raise ValidationError(f"K must be an integer >= 1, got {K}", attr="K")
-        self.K = int(K)
+    K = CountParam("K", low=1, readonly=True)
 
-    def __repr__(self):
-        return f"{type(self).__name__}(K={self.K})"
+    def __init__(self, K):
+        super().__init__()
+        self.K = K
 
 
 class Expand(_PerStep):
@@ -155,28 +166,104 @@ class Thermometer(Expand):
 
 KINDS = {"expand": Expand, "substeps": Substeps, "thermometer": Thermometer}
 
+SPEC_FORMS = "'onebit', 'expand:K', 'substeps:K' or 'thermometer:K' (K an integer >= 1)"
+
+
+def _from_spec(spec):
+    """Parse the command line's spelling of a strategy (``"expand:4"``)."""
+    kind, sep, number = spec.strip().lower().partition(":")
+    if kind == "onebit":
+        if not sep:
+            return OneBit()
+        problem = "'onebit' takes no K"
+    elif kind not in KINDS:
+        problem = f"unknown kind {kind!r}"
+    elif not number.strip():
+        problem = f"{kind!r} needs the number K after a colon, e.g. '{kind}:4'"
+    else:
+        try:
+            K = int(number)
+        except ValueError:
+            problem = f"K must be an integer, got {number.strip()!r}"
+        else:
+            if K >= 1:
+                return KINDS[kind](K)
+            problem = f"K must be an integer >= 1, got {K}"
+    raise ValidationError(
+        f"Cannot read the strategy {spec!r}: {problem}. Valid forms: {SPEC_FORMS}",
+        attr="strategy",
+    )
+
 
 def as_strategy(strategy):
-    """Coerce ``None``, ``"onebit"``, ``"expand:K"``, ``"substeps:K"``,
-    ``"thermometer:K"``, an int K (`Expand`) or a Strategy."""
-    if strategy is None or strategy == "onebit":
+    """Coerce a strategy argument to a `Strategy`.
+
+    Parameters
+    ----------
+    strategy : Strategy, int or None
+        A `Strategy` is returned as is; ``None`` means `OneBit`; an integer
+        ``K`` means `Expand` (``K`` compartments; 1 is `OneBit`).
+
+        Strings (``"onebit"``, ``"expand:K"``, ``"substeps:K"``,
+        ``"thermometer:K"``) are the command line's spelling; they are still
+        accepted but deprecated here (a `DeprecationWarning`): pass
+        ``Expand(4)`` rather than ``"expand:4"``.
+
+    Raises
+    ------
+    nengo.exceptions.ValidationError
+        For anything else (``True``/``False`` included), and for malformed
+        strings.
+    """
+    if strategy is None:
         return OneBit()
     if isinstance(strategy, Strategy):
         return strategy
+    if isinstance(strategy, (bool, np.bool_)):
+        raise ValidationError(
+            f"strategy={strategy!r} is ambiguous; pass a Strategy, e.g. OneBit() "
+            "or Expand(4) (None means OneBit())",
+            attr="strategy",
+        )
     if isinstance(strategy, (int, np.integer)):
         return OneBit() if strategy == 1 else Expand(int(strategy))
-    if isinstance(strategy, str) and strategy.partition(":")[0] in KINDS:
-        kind, _, k = strategy.partition(":")
-        if not k:
-            raise ValidationError(
-                f"Give the number K, e.g. '{kind}:4'", attr="strategy"
-            )
-        return KINDS[kind](int(k))
+    if isinstance(strategy, str):
+        warnings.warn(
+            f"Strategy strings such as {strategy!r} are the command line's spelling "
+            "and are deprecated in the library (accepted for one more release); "
+            "pass a Strategy object: OneBit(), Expand(K), Substeps(K) or "
+            "Thermometer(K)",
+            DeprecationWarning,
+            stacklevel=_caller_outside_package(),
+        )
+        return _from_spec(strategy)
     raise ValidationError(
-        f"Unknown strategy {strategy!r}; use OneBit(), Expand(K), Substeps(K), "
-        "Thermometer(K), 'onebit', 'expand:K', 'substeps:K' or 'thermometer:K'",
+        f"Unknown strategy {strategy!r}; pass OneBit(), Expand(K), Substeps(K) or "
+        "Thermometer(K) (or None for OneBit())",
         attr="strategy",
     )
+
+
+def coerce_strategy_argument(strategy):
+    """A ``strategy`` argument as a `Strategy` or ``{ensemble: Strategy}``."""
+    if isinstance(strategy, dict):
+        return {ens: as_strategy(s) for ens, s in strategy.items()}
+    return as_strategy(strategy)
+
+
+def _caller_outside_package():
+    """``stacklevel`` of the first caller outside `nengo_hybrid.hardware`.
+
+    So that a `DeprecationWarning` points at (and, by Python's default filters,
+    is shown for) the user's code, not at the library function that passed
+    the value on.
+    """
+    frame, level = sys._getframe(2), 2  # the caller of the warning function
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        "nengo_hybrid.hardware"
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def hybrid_counts(increments, v0):
