@@ -48,7 +48,11 @@ setup(
     },
     install_requires=install_requires,
     extras_require=extras_require,
-    entry_points={"console_scripts": ["nengo-hybrid=nengo_hybrid.cli:main"]},
+    entry_points={
+        "console_scripts": ["nengo-hybrid=nengo_hybrid.cli:main"],
+        # `nengo -b nengo_hybrid model.py` and Nengo GUI's backend option
+        "nengo.backends": ["nengo_hybrid = nengo_hybrid.hardware:Simulator"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3.11",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",

@@ -503,7 +503,9 @@ def cmd_check(args):
     """``nengo-hybrid check``: `pipeline.check` (no TensorFlow)."""
     from nengo_hybrid.pipeline.check import check
 
-    options = dict(profile=args.profile, strategy=_strategy(args.strategy), plan=args.plan)
+    options = dict(
+        profile=args.profile, strategy=_strategy(args.strategy), plan=args.plan
+    )
     if args.run:
         result = check(run=_run_dir(args.run), **options)
     else:
@@ -524,7 +526,9 @@ def _check_exit(result):
         f"{len(result['violations'])} violation(s)"
     )
     for v in result["violations"]:
-        print(f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr)
+        print(
+            f"  - {v.get('message', v) if isinstance(v, dict) else v}", file=sys.stderr
+        )
     return EXIT_CHECK_FAILED
 
 
@@ -591,7 +595,9 @@ def cmd_run(args):
         if checked["ok"]:
             stage = "deploy"
             samples = args.n_samples or "the recipe's number of"
-            _log(f"[4/5] deploy on the {args.target or 'plan'} target ({samples} test samples)")
+            _log(
+                f"[4/5] deploy on the {args.target or 'plan'} target ({samples} test samples)"
+            )
             deploy(
                 out,
                 target=args.target,
@@ -622,7 +628,6 @@ def _report_after_failure(out):
         _log(f"the report of what was done is in {out / 'report.md'}")
     except Exception as err:  # noqa: BLE001 (the original error matters more)
         _log(f"could not write the report either: {type(err).__name__}: {err}")
-
 
 
 COMMANDS = {

@@ -9,6 +9,8 @@ The precision of every `.HybridSpiking` population lives in a non-trainable
 ``sim.fit`` without rebuilding or retracing the graph; see `set_precision`.
 """
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
@@ -89,6 +91,11 @@ class HybridSpikingBuilder(TFNeuronBuilder):
 
 
 SimNeuronsBuilder.TF_NEURON_IMPL[HybridSpiking] = HybridSpikingBuilder
+
+# nengo-loihi imported before TensorFlow (by nengo_hybrid.hardware) has its own
+# NengoDL builders switched off; NengoDL is here now, so switch them back on
+if "nengo_hybrid.hardware.loihi" in sys.modules:
+    sys.modules["nengo_hybrid.hardware.loihi"].enable_nengo_dl_builders()
 
 
 def _hybrid_builders(sim):
@@ -189,17 +196,30 @@ def configure_classifier(network):
     ``stateful=False`` (each batch starts from the initial state),
     ``keep_history=False`` (the score probe returns the last step only, unless
     the network scores over several steps), the full history for the probes of
-    the measured layers, and ``network.fixed`` objects not trainable.
+    the measured layers (`layer_probes`, added here), and ``network.fixed``
+    objects not trainable. Safe to call more than once.
+
+    Classifiers built while NengoDL is imported get the same settings, without
+    the layer probes (`configure_settings`).
     """
+    configure_settings(network)
+    for probe in network.layer_probes():
+        network.config[probe].keep_history = True
+    return network
+
+
+def configure_settings(network):
+    """The NengoDL settings of `configure_classifier`, without adding probes."""
     import nengo_dl
 
-    with network:
-        nengo_dl.configure_settings(stateful=False, keep_history=False, trainable=None)
-    probes = list(network.layer_probes())
+    if not getattr(network, "_nengo_dl_configured", False):
+        with network:
+            nengo_dl.configure_settings(
+                stateful=False, keep_history=False, trainable=None
+            )
+        network._nengo_dl_configured = True
     if network.score_steps > 1:
-        probes.append(network.probe)
-    for probe in probes:
-        network.config[probe].keep_history = True
+        network.config[network.probe].keep_history = True
     for obj in network.fixed:
         network.config[obj].trainable = False
     return network

@@ -58,7 +58,9 @@ def _array(value, what):
 
 def _ensemble_record(ens):
     record = {"label": _label(ens), "n_neurons": ens.n_neurons}
-    arrays = {name: _array(getattr(ens, name), f"{ens}.{name}") for name in ENSEMBLE_ARRAYS}
+    arrays = {
+        name: _array(getattr(ens, name), f"{ens}.{name}") for name in ENSEMBLE_ARRAYS
+    }
     neuron_type = ens.neuron_type
     if isinstance(neuron_type, HybridSpiking):
         record["precision"] = float(neuron_type.precision)
@@ -68,7 +70,11 @@ def _ensemble_record(ens):
 
 
 def _connection_record(conn):
-    record = {"label": _label(conn), "pre": _label(conn.pre_obj), "post": _label(conn.post_obj)}
+    record = {
+        "label": _label(conn),
+        "pre": _label(conn.pre_obj),
+        "post": _label(conn.post_obj),
+    }
     arrays = {}
     if isinstance(conn.solver, NoSolver) and conn.solver.values is not None:
         record["kind"] = "decoders"
@@ -111,7 +117,9 @@ class FrozenNetwork:
     @property
     def precisions(self):
         """``{ensemble label: precision}`` of the `.HybridSpiking` ensembles."""
-        return {r["label"]: r["precision"] for r, _ in self.ensembles if "precision" in r}
+        return {
+            r["label"]: r["precision"] for r, _ in self.ensembles if "precision" in r
+        }
 
     def set_precisions(self, precisions):
         """Run `.HybridSpiking` ensembles at ``{label: precision}``."""
@@ -124,7 +132,10 @@ class FrozenNetwork:
     def write(self, path):
         """Write the file atomically (``.npz``: arrays plus JSON metadata)."""
         arrays = {}
-        for kind, items in (("ensemble", self.ensembles), ("connection", self.connections)):
+        for kind, items in (
+            ("ensemble", self.ensembles),
+            ("connection", self.connections),
+        ):
             for i, (_, values) in enumerate(items):
                 for name, value in values.items():
                     arrays[f"{kind}_{i}_{name}"] = value
@@ -171,7 +182,14 @@ class FrozenNetwork:
             for i, record in enumerate(records):
                 start = f"{prefix}{i}_"
                 out.append(
-                    (record, {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)})
+                    (
+                        record,
+                        {
+                            k[len(start) :]: v
+                            for k, v in arrays.items()
+                            if k.startswith(start)
+                        },
+                    )
                 )
             return out
 
@@ -200,7 +218,9 @@ class FrozenNetwork:
         Everything is checked (counts, labels, shapes) before anything is changed.
         """
         ensembles, connections = network.all_ensembles, network.all_connections
-        if len(ensembles) != len(self.ensembles) or len(connections) != len(self.connections):
+        if len(ensembles) != len(self.ensembles) or len(connections) != len(
+            self.connections
+        ):
             raise self._mismatch(
                 f"{len(ensembles)} ensembles and {len(connections)} connections, the "
                 f"file has {len(self.ensembles)} and {len(self.connections)}"
@@ -216,7 +236,10 @@ class FrozenNetwork:
             if values["encoders"].shape != (ens.n_neurons, ens.dimensions):
                 raise self._mismatch(f"{ens} encoders have another shape")
         for conn, (record, values) in zip(connections, self.connections):
-            if _label(conn.pre_obj) != record["pre"] or _label(conn.post_obj) != record["post"]:
+            if (
+                _label(conn.pre_obj) != record["pre"]
+                or _label(conn.post_obj) != record["post"]
+            ):
                 raise self._mismatch(
                     f"connection {conn} is {record['pre']} -> {record['post']} in the file"
                 )

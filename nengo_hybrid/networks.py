@@ -27,6 +27,8 @@ The memory can be
   put the memory on a neuromorphic chip.
 """
 
+import sys
+
 import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
@@ -368,6 +370,27 @@ class LMU(nengo.Network):
         return data
 
 
+def _keep_history(network, probe):
+    """The full history of ``probe`` in NengoDL (when the network is configured)."""
+    try:
+        network.config[probe].keep_history = True
+    except (AttributeError, nengo.exceptions.ConfigError):
+        pass
+
+
+def _configure_if_nengo_dl(network):
+    """Apply NengoDL's settings to a classifier when NengoDL is already loaded.
+
+    Building a network never imports TensorFlow; a user who trains it in
+    NengoDL has NengoDL imported, and gets the settings the classifier needs
+    (`nengo_hybrid.dl.configure_settings`) as before.
+    """
+    if "nengo_dl" in sys.modules:
+        from nengo_hybrid import dl
+
+        dl.configure_settings(network)
+
+
 def _is_trainable(network, obj):
     for net in [network] + network.all_networks:
         if obj in getattr(net, "fixed", ()):
@@ -457,6 +480,7 @@ class LMUClassifier(nengo.Network):
             self.lmu = LMU(output_d=n_classes, **lmu_kwargs)
             nengo.Connection(self.inp, self.lmu.input, synapse=None)
             self.probe = nengo.Probe(self.lmu.output, label="logits")
+        _configure_if_nengo_dl(self)
 
     def inputs(self, x):
         """Simulator input dict for sequences ``x`` ``(N, n_steps, input_d)``."""
@@ -483,6 +507,7 @@ class LMUClassifier(nengo.Network):
                 self._hidden_probe = nengo.Probe(
                     self.lmu.hidden.neurons, label="hidden"
                 )
+            _keep_history(self, self._hidden_probe)
         return self._hidden_probe
 
     score_steps = 1
@@ -641,6 +666,7 @@ class DenseClassifier(nengo.Network):
             w = rng.normal(0, 1 / np.sqrt(pre.n_neurons), (n_classes, pre.n_neurons))
             nengo.Connection(pre.neurons, self.output, transform=w, synapse=None)
             self.probe = nengo.Probe(self.output, label="scores")
+        _configure_if_nengo_dl(self)
 
     @property
     def layers(self):
@@ -663,6 +689,8 @@ class DenseClassifier(nengo.Network):
                 self._layer_probes = [
                     nengo.Probe(e.neurons, label=e.label) for e in self.layers
                 ]
+            for probe in self._layer_probes:
+                _keep_history(self, probe)
         return self._layer_probes
 
     @staticmethod

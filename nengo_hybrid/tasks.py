@@ -185,9 +185,7 @@ def gui_images(settings, presentation_steps, n_digits=10):
     )
 
 
-TASKS = {
-    task.name: task for task in (SequenceClassification(), StaticClassification())
-}
+TASKS = {task.name: task for task in (SequenceClassification(), StaticClassification())}
 
 
 def register_task(task):

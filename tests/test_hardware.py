@@ -18,7 +18,6 @@ from nengo_loihi.block import (
 from nengo_hybrid import HybridSpiking
 from nengo_hybrid.hardware import (
     Expand,
-    OneBit,
     Simulator,
     check,
     compare,

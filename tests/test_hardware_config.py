@@ -122,7 +122,6 @@ print("light")
     assert "light" in out
 
 
-@pytest.mark.xfail(strict=False, reason="needs the light nengo_hybrid/__init__")
 def test_import_hardware_is_light():
     out = run_python(
         "import nengo_hybrid.hardware, sys\n"

@@ -206,11 +206,21 @@ def test_lmu_validation():
         memory_response(np.zeros((5, 3)), 4, 10)
 
 
-@pytest.mark.parametrize("name", ["lmu_quick", "lmu_paper"])
+@pytest.mark.parametrize("name", ["lmu_quick", "lmu_paper", "mnist_dense"])
 def test_model_files_define_gui_model_and_recipe(name):
+    from nengo_hybrid import zoo
+
     ns = runpy.run_path(str(ROOT / "models" / f"{name}.py"))
     model, recipe = ns["model"], ns["RECIPE"]
     assert isinstance(model, nengo.Network)
+    # the zoo reads the same RECIPE without running the file
+    assert zoo.read(name).settings == recipe
+    if name == "mnist_dense":
+        assert model.presentation_steps == recipe["network"]["presentation_steps"]
+        with nengo.Simulator(model, progress_bar=False) as sim:  # what Nengo GUI runs
+            sim.run_steps(2 * model.presentation_steps)
+        assert np.any(sim.data[model.probe] != 0)
+        return
     assert {
         "task",
         "data",
@@ -226,7 +236,7 @@ def test_model_files_define_gui_model_and_recipe(name):
     if name == "lmu_paper":
         assert model.lmu.trainable_parameters() == 101770
         return
-    assert ns["build"]().lmu.memory_mode == "precomputed"
+    assert zoo.read(name).build().lmu.memory_mode == "precomputed"
     with nengo.Simulator(model, progress_bar=False) as sim:  # what Nengo GUI runs
         sim.run_steps(60)
     assert np.all(np.isfinite(sim.data[model.probe]))

@@ -32,7 +32,12 @@ def test_shipped_plans_load(name):
     assert plan.model == name.rsplit("_", 1)[0]
     assert "default" in plan.strategies
     # the narrative is kept apart from what is applied
-    assert plan.notes and not set(plan.notes) & {"profile", "strategy", "host", "target"}
+    assert plan.notes and not set(plan.notes) & {
+        "profile",
+        "strategy",
+        "host",
+        "target",
+    }
 
 
 def test_plans_ship_in_the_package():
@@ -90,7 +95,11 @@ def test_malformed_plans(tmp_path, changes, message):
 
 @pytest.mark.parametrize("field", ["strategy", "host"])
 def test_unknown_label_is_an_error(tmp_path, field):
-    value = {"default": "onebit", "hiden2": "expand:2"} if field == "strategy" else ["inptu"]
+    value = (
+        {"default": "onebit", "hiden2": "expand:2"}
+        if field == "strategy"
+        else ["inptu"]
+    )
     plan = plans.Plan.read(_plan(tmp_path, **{field: value}))
     net = zoo.read("mnist_dense").build()
     with pytest.raises(plans.PlanError, match="names ensembles (hiden2|inptu)") as info:

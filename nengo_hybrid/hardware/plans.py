@@ -116,13 +116,17 @@ class Plan:
             )
         try:
             self.strategies = {
-                label: parse_strategy(spec, where=f"strategy for {label!r} in {self.path}")
+                label: parse_strategy(
+                    spec, where=f"strategy for {label!r} in {self.path}"
+                )
                 for label, spec in strategy.items()
             }
         except Exception as err:
             raise PlanError(str(err), hint=getattr(err, "hint", None)) from err
         self.host = data.get("host", [])
-        if not isinstance(self.host, list) or not all(isinstance(x, str) for x in self.host):
+        if not isinstance(self.host, list) or not all(
+            isinstance(x, str) for x in self.host
+        ):
             raise PlanError(
                 f"deployment plan {self.path}: 'host' must be a list of ensemble labels"
             )
@@ -173,7 +177,8 @@ class Plan:
         return {
             ens: self.strategies.get(str(ens.label), default)
             for ens in network.all_ensembles
-            if isinstance(ens.neuron_type, HybridSpiking) and str(ens.label) not in self.host
+            if isinstance(ens.neuron_type, HybridSpiking)
+            and str(ens.label) not in self.host
         }
 
     def to_dict(self):
@@ -194,8 +199,7 @@ def set_on_chip(network, host_ensembles):
     """Mark ``host_ensembles`` ``on_chip = False`` (nengo-loihi's config param)."""
     if not host_ensembles:
         return
-    from nengo_hybrid.hardware import loihi  # noqa: F401 (nengo-loihi, TF hidden)
-    import nengo_loihi
+    from nengo_hybrid.hardware.loihi import nengo_loihi  # imported without TensorFlow
 
     nengo_loihi.add_params(network)
     for ens in host_ensembles:

@@ -56,7 +56,9 @@ def find_plan(model, profile_name, plan=None):
         raise PipelineUsageError(str(err), hint=err.hint) from err
 
 
-def deployable(recipe, net, profile, strategy=None, plan=None, max_counts=None, frozen=None):
+def deployable(
+    recipe, net, profile, strategy=None, plan=None, max_counts=None, frozen=None
+):
     """Place ``net`` for deployment: plan, strategies and host input encoders.
 
     Parameters
@@ -89,7 +91,11 @@ def deployable(recipe, net, profile, strategy=None, plan=None, max_counts=None, 
         except plans.PlanError as err:
             raise PipelineUsageError(str(err), hint=err.hint) from err
     else:
-        chosen = {e: None for e in net.all_ensembles if isinstance(e.neuron_type, HybridSpiking)}
+        chosen = {
+            e: None
+            for e in net.all_ensembles
+            if isinstance(e.neuron_type, HybridSpiking)
+        }
     max_counts = max_counts or {}
     strategies = {
         ens: strategy or given or auto_strategy(max_counts.get(str(ens.label)))
@@ -109,7 +115,9 @@ def deployable(recipe, net, profile, strategy=None, plan=None, max_counts=None, 
             label: {
                 "levels": levels,
                 "scale": list(scales[label]),
-                "input_axons": sum(d["input_axons"] for d in done if d["node"].label == label),
+                "input_axons": sum(
+                    d["input_axons"] for d in done if d["node"].label == label
+                ),
             }
             for label in scales
         }
@@ -168,14 +176,18 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
     if plan is not None and plan.profile != prof.name:
         plan = None  # a plan for another profile does not apply
     max_counts = measured_counts(run) if run is not None else None
-    strategies, encoding = deployable(recipe, net, prof, strategy, plan, max_counts, frozen)
+    strategies, encoding = deployable(
+        recipe, net, prof, strategy, plan, max_counts, frozen
+    )
     counts = {
         ens: max_counts[str(ens.label)]
         for ens in strategies
         if max_counts and str(ens.label) in max_counts
     }
     tic = time.perf_counter()
-    report = hardware.check(net, profile=prof, strategy=strategies, counts=counts or None)
+    report = hardware.check(
+        net, profile=prof, strategy=strategies, counts=counts or None
+    )
     result = report.to_dict()
     result.update(
         table=str(report),

@@ -66,10 +66,18 @@ def compare_in_chunks(
             n_steps = present(net, xs)
             results.append(
                 hardware.compare(
-                    net, n_steps, net.probe, layer_probes=layer_probes, labels=ys,
-                    presentation_steps=n_steps // len(ys), score_steps=net.score_steps,
+                    net,
+                    n_steps,
+                    net.probe,
+                    layer_probes=layer_probes,
+                    labels=ys,
+                    presentation_steps=n_steps // len(ys),
+                    score_steps=net.score_steps,
                     strategy=strategy,
-                    target=target, seed=seed, latency=latency, profile=profile,
+                    target=target,
+                    seed=seed,
+                    latency=latency,
+                    profile=profile,
                 )  # fmt: skip
             )
             bar.update(len(ys))
@@ -82,7 +90,9 @@ def compare_in_chunks(
         "prediction_agreement": _weighted(results, "prediction_agreement"),
         "emulator_s_per_step": sum(
             r["emulator_ms_per_step"] * r["n_steps"] for r in results
-        ) / steps / 1000,
+        )
+        / steps
+        / 1000,
         "layers": _merge_layers(results),
         "cores": results[0].get("cores"),
         "compartments": results[0].get("compartments"),
@@ -104,7 +114,8 @@ def _merge_layers(results):
             "total_ratio": emu / ref if ref else None,
             "fraction_equal_step_neuron": sum(
                 n * p["fraction_equal_step_neuron"] for n, p in parts
-            ) / steps,
+            )
+            / steps,
             "max_count_reference": max(p["max_count_reference"] for _, p in parts),
             "max_count_emulator": max(p["max_count_emulator"] for _, p in parts),
         }
@@ -131,7 +142,9 @@ def resolve_target(target, plan):
     if wanted == "auto":
         wanted = "chip" if hardware.HAS_NXSDK else "emulator"
     if wanted not in ("emulator", "chip"):
-        raise PipelineUsageError(f"unknown target {wanted!r}", hint="use emulator or chip")
+        raise PipelineUsageError(
+            f"unknown target {wanted!r}", hint="use emulator or chip"
+        )
     if wanted == "chip" and not hardware.HAS_NXSDK:
         raise PipelineUsageError(
             "--target chip needs Intel's NxSDK, which is not importable here",
@@ -148,8 +161,13 @@ def _stale(checked, profile, strategy):
     return (
         checked is None
         or checked.get("error")
-        or (profile is not None and checked.get("profile") != load_profile(profile).name)
-        or (strategy is not None and checked.get("strategy_override") != strategy_spec(strategy))
+        or (
+            profile is not None and checked.get("profile") != load_profile(profile).name
+        )
+        or (
+            strategy is not None
+            and checked.get("strategy_override") != strategy_spec(strategy)
+        )
     )
 
 
@@ -188,7 +206,9 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
 
     run = pathlib.Path(run)
     checked = check_result or reporting.read_stage(run, "check", required=False)
-    if check_result is None and (plan is not None or _stale(checked, profile, strategy)):
+    if check_result is None and (
+        plan is not None or _stale(checked, profile, strategy)
+    ):
         checked = check(run=run, profile=profile, strategy=strategy, plan=plan)
     target = resolve_target(target, checked.get("plan"))
     if not checked["ok"]:
@@ -203,7 +223,8 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     strategies, encoding = deployable(recipe, net, prof, plan=plan, frozen=frozen)
     by_label = {str(e.label): e for e in strategies}
     strategies = {
-        by_label[label]: parse_strategy(spec) for label, spec in checked["strategies"].items()
+        by_label[label]: parse_strategy(spec)
+        for label, spec in checked["strategies"].items()
     }
     dataset = dataset_of(run, recipe)
     n = int(n_samples or recipe.get("n_samples", DEFAULT_SAMPLES))
@@ -211,14 +232,20 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     layer_probes = net.layer_probes()
     substeps = any(isinstance(s, Substeps) for s in strategies.values())
     # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
-    latency = {} if substeps else {net.probe: HOST_LATENCY, **{p: CHIP_LATENCY for p in layer_probes}}
+    latency = (
+        {}
+        if substeps
+        else {net.probe: HOST_LATENCY, **{p: CHIP_LATENCY for p in layer_probes}}
+    )
     if substeps:
         strategies = next(s for s in strategies.values() if isinstance(s, Substeps))
     if encoding:
         values = net.inputs(x)
         for node in net.encoded_inputs:
             info = encoding[node.label]
-            info["clip_fraction"] = input_clip_fraction(values[node], np.asarray(info["scale"]))
+            info["clip_fraction"] = input_clip_fraction(
+                values[node], np.asarray(info["scale"])
+            )
     tic = time.perf_counter()
     compared = compare_in_chunks(
         net, x, y, strategy=strategies, layer_probes=layer_probes,
@@ -242,8 +269,10 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
         "input_encoding": encoding,
-        "latency_steps": {"output": latency.get(net.probe, 0),
-                          "layers": latency.get(layer_probes[0], 0)},  # fmt: skip
+        "latency_steps": {
+            "output": latency.get(net.probe, 0),
+            "layers": latency.get(layer_probes[0], 0),
+        },  # fmt: skip
         "seconds_per_step": compared["emulator_s_per_step"],
         "layers": compared["layers"],
         "seconds": time.perf_counter() - tic,

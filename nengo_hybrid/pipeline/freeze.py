@@ -39,7 +39,8 @@ def input_scales(net, x):
         return {}
     values = net.inputs(x[:SCALE_SAMPLES])
     return {
-        node.label: INPUT_MARGIN * np.maximum(np.abs(values[node]).max(axis=(0, 1)), 1e-3)
+        node.label: INPUT_MARGIN
+        * np.maximum(np.abs(values[node]).max(axis=(0, 1)), 1e-3)
         for node in net.encoded_inputs
     }
 
@@ -52,7 +53,8 @@ def restore(run, recipe):
     checkpoint = pathlib.Path(run) / CHECKPOINT
     if not checkpoint.exists():
         raise PipelineUsageError(
-            f"{checkpoint} is missing", hint=f"train first: `nengo-hybrid train --out {run}`"
+            f"{checkpoint} is missing",
+            hint=f"train first: `nengo-hybrid train --out {run}`",
         )
     config = train_config(run)
     net = recipe.build(mode="train")
@@ -109,14 +111,20 @@ def _freeze(run, recipe, sim, net, dataset):
 
     tic = time.perf_counter()
     dataset = dataset or dataset_of(run, recipe)
-    trained = {str(e.label): float(np.mean(p)) for e, p in dl.get_precision(sim).items()}
+    trained = {
+        str(e.label): float(np.mean(p)) for e, p in dl.get_precision(sim).items()
+    }
     training.freeze(sim, net)
     final = trained[str(net.layers[0].label)]
     deployed = recipe.task.deploy_precisions(recipe.settings, trained)
     scales = input_scales(net, dataset.x_train)
     meta = {
         "model": recipe.name,
-        "recipe": {"name": recipe.name, "path": str(recipe.path), "settings": recipe.settings},
+        "recipe": {
+            "name": recipe.name,
+            "path": str(recipe.path),
+            "settings": recipe.settings,
+        },
         "data": dataset.description,
         "seed": int(recipe["seed"]),
         "final_precision": final,

@@ -13,7 +13,6 @@ from nengo_hybrid.pipeline.check import load_profile
 from nengo_hybrid.pipeline.runs import RASTER, PipelineUsageError
 from nengo_hybrid.pipeline.train import accuracy_key
 
-
 # resources of a core: (key in check.json's cores, key of the profile limit)
 CORE_RESOURCES = (
     ("compartments", "compartments_per_core"),
@@ -94,7 +93,9 @@ def make_plots(run):
             core_fractions(checked),
             folder / "core_utilisation.png",
             title=f"per-core utilisation ({checked.get('profile')}, "
-            + ", ".join(f"{k}: {v}" for k, v in (checked.get("strategies") or {}).items())
+            + ", ".join(
+                f"{k}: {v}" for k, v in (checked.get("strategies") or {}).items()
+            )
             + ")",
         )
         made["core_utilisation"] = f"{reporting.PLOTS_DIR}/core_utilisation.png"
@@ -120,5 +121,3 @@ def report(run):
     if not run.is_dir():
         raise reporting.RunFolderError(f"run folder {run} does not exist")
     return reporting.write_report(run, plots=make_plots(run))
-
-
