@@ -10,7 +10,8 @@ when they are first used:
 * NengoDL: the TensorFlow builder for `HybridSpiking` (`nengo_hybrid.dl`) is
   registered the first time a `nengo_dl.Simulator` builds a network that has
   `HybridSpiking` neurons (or when ``nengo_hybrid.dl`` is imported).
-* nengo-loihi: the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
+* nengo-loihi: ``nengo_hybrid.Simulator`` (the backend Nengo GUI's
+  ``-b nengo_hybrid`` finds) is `nengo_hybrid.hardware.Simulator`; the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
   when `nengo_hybrid.hardware.Simulator`, `nengo_hybrid.hardware.check` or
   anything else in `nengo_hybrid.hardware` that needs nengo-loihi is first
   used (or when ``nengo_hybrid.hardware.loihi`` is imported).
@@ -20,4 +21,14 @@ from nengo_hybrid import builder as _builder  # noqa: F401 (registers the Nengo 
 from nengo_hybrid.neurons import HybridSpiking
 from nengo_hybrid.version import version as __version__
 
-__all__ = ["HybridSpiking", "__version__"]
+__all__ = ["HybridSpiking", "Simulator", "__version__"]
+
+
+def __getattr__(name):
+    # `nengo -b nengo_hybrid model.py` (Nengo GUI) imports this module and uses
+    # its `Simulator`: nengo_hybrid.hardware.Simulator, loaded on first use
+    if name == "Simulator":
+        from nengo_hybrid.hardware import Simulator
+
+        return Simulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

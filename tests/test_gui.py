@@ -6,11 +6,11 @@ presses play, and checks that simulated time advances and that no error is
 shown, neither in the GUI's console pane nor as a JavaScript error. A
 screenshot of each run is saved as a test artifact in ``tests/artifacts/``.
 
-Backends: the reference simulator (``nengo``; the default run opens
-``models/lmu_quick.py``, the other models are marked slow) and, marked slow,
-nengo-loihi's emulator through ``nengo_hybrid.hardware`` (a module with a
-``Simulator``, as Nengo GUI's ``-b`` expects: ``nengo -b nengo_hybrid.hardware
-FILE``); plain ``-b nengo_loihi`` does not know HybridSpiking neurons.
+Backends: the reference simulator (``nengo``) and nengo-loihi's emulator through
+``nengo_hybrid`` (``nengo -b nengo_hybrid FILE``: Nengo GUI imports the module
+and uses its ``Simulator``, `nengo_hybrid.hardware.Simulator`); plain
+``-b nengo_loihi`` does not know HybridSpiking neurons. The default run opens
+``models/lmu_quick.py`` on both; the other models are marked slow.
 
 Set-up (what CI runs): ``tests/setup_browser.sh`` installs Debian's
 ``chromium`` and Playwright for Python. Without them these tests are skipped
@@ -42,10 +42,9 @@ CHROMIUM_ARGS = [
 ]
 # upper bound on any wait in the browser (a hang guard, not a timing assertion)
 HANG_GUARD_MS = 600_000
-# Nengo GUI backend for nengo-loihi's emulator: a module with a ``Simulator``.
-# Plain ``nengo_loihi`` does not know HybridSpiking; nengo_hybrid.hardware.Simulator
-# is nengo_loihi.Simulator with the HybridSpiking builder (`nengo -b nengo_hybrid.hardware`)
-LOIHI_BACKEND = "nengo_hybrid.hardware"
+# Nengo GUI backend for nengo-loihi's emulator: a module with a ``Simulator``;
+# nengo_hybrid.Simulator is nengo_loihi.Simulator with the HybridSpiking builder
+LOIHI_BACKEND = "nengo_hybrid"
 # the model used by the default (fast) test; the others are marked slow
 DEFAULT_MODEL = "lmu_quick.py"
 
@@ -88,9 +87,7 @@ def _model_params():
         marks = [] if path.name == DEFAULT_MODEL else [pytest.mark.slow]
         params.append(pytest.param(path, "nengo", marks=marks, id=f"{path.stem}-nengo"))
         params.append(
-            pytest.param(
-                path, LOIHI_BACKEND, marks=[pytest.mark.slow], id=f"{path.stem}-loihi"
-            )
+            pytest.param(path, LOIHI_BACKEND, marks=marks, id=f"{path.stem}-loihi")
         )
     return params
 
