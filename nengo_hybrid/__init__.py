@@ -10,11 +10,15 @@ when they are first used:
 * NengoDL: the TensorFlow builder for `HybridSpiking` (`nengo_hybrid.dl`) is
   registered the first time a `nengo_dl.Simulator` builds a network that has
   `HybridSpiking` neurons (or when ``nengo_hybrid.dl`` is imported).
-* nengo-loihi: ``nengo_hybrid.Simulator`` (the backend Nengo GUI's
-  ``-b nengo_hybrid`` finds) is `nengo_hybrid.hardware.Simulator`; the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
+* nengo-loihi: the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
   when `nengo_hybrid.hardware.Simulator`, `nengo_hybrid.hardware.check` or
   anything else in `nengo_hybrid.hardware` that needs nengo-loihi is first
-  used (or when ``nengo_hybrid.hardware.loihi`` is imported).
+  used (or when ``nengo_hybrid.hardware.loihi`` is imported). A plain
+  ``nengo_loihi.Simulator`` needs that import first; without it nengo-loihi
+  refuses `HybridSpiking` ("cannot be simulated on Loihi").
+
+``nengo_hybrid.Simulator`` is `nengo_hybrid.hardware.Simulator`, so that
+``nengo -b nengo_hybrid model.py`` (Nengo GUI) runs a model on the emulator.
 """
 
 from nengo_hybrid import builder as _builder  # noqa: F401 (registers the Nengo builder)

@@ -179,8 +179,16 @@ def synaptic_events(counts, fan_out):
 
 
 def spike_messages(counts):
-    """Number of (neuron, step) pairs with a nonzero count."""
+    """Graded spike messages: (neuron, step) pairs with a nonzero count.
+
+    On Loihi 2 a count ``n`` travels as one message carrying ``n``.
+    """
     return int(np.count_nonzero(_as_counts(counts)))
+
+
+def one_bit_spikes(counts):
+    """One-bit spikes: ``sum |n|``, what a count ``n`` costs on Loihi 1."""
+    return int(np.abs(_as_counts(counts)).sum())
 
 
 @dataclass(frozen=True)
@@ -207,25 +215,65 @@ class DeviceCosts:
     source: str
 
 
-DEVICES = {
-    # Davies et al. 2018, "Loihi: A Neuromorphic Manycore Processor with On-Chip
-    # Learning", IEEE Micro 38(1), Table 1: min. synaptic spike op 23.6 pJ,
-    # across-tile spike energy 3.5 pJ/hop, active neuron update 81 pJ.
-    "loihi1": DeviceCosts(
-        name="loihi1",
-        synaptic_op=23.6,
-        spike_message=3.5,
-        neuron_update=81.0,
-        source="Davies et al. 2018, IEEE Micro 38(1), Table 1",
-    ),
-}
+def device_costs(profile="loihi1"):
+    """The energy costs of a hardware profile's ``energy`` block.
+
+    Parameters
+    ----------
+    profile : str or Profile
+        A built-in profile name, a profile JSON path, or a `.Profile`.
+
+    Returns
+    -------
+    DeviceCosts
+    """
+    from nengo_hybrid.hardware.profiles import load_profile
+
+    profile = load_profile(profile)
+    block = profile.data.get("energy") or {}
+    keys = ("synaptic_op_pj", "spike_message_pj", "neuron_update_pj")
+    missing = [k for k in keys if k not in block]
+    if missing:
+        raise ValidationError(
+            f"hardware profile {profile.name!r} has no energy costs {missing}; "
+            "use a profile that publishes them (loihi1), or pass a DeviceCosts",
+            attr="device",
+        )
+    return DeviceCosts(
+        name=profile.name,
+        synaptic_op=float(block["synaptic_op_pj"]["value"]),
+        spike_message=float(block["spike_message_pj"]["value"]),
+        neuron_update=float(block["neuron_update_pj"]["value"]),
+        source="; ".join(sorted({block[k]["source"] for k in keys})),
+    )
+
+
+class _Devices(dict):
+    """``DEVICES["loihi1"]``: the costs of a profile, read from it on first use."""
+
+    def __missing__(self, name):
+        self[name] = device_costs(name)
+        return self[name]
+
+    def __contains__(self, name):
+        try:
+            self[name]
+        except Exception:  # noqa: BLE001 (unknown profile, or no energy block)
+            return False
+        return True
+
+
+#: per-device costs, read from the hardware profiles (one source of truth)
+DEVICES = _Devices()
 
 
 def energy(counts, fan_out, device="loihi1", n_compartments=None):
     """Estimate the energy of a run from spike counts, in joules.
 
-    ``synaptic_op * events + spike_message * |n| + neuron_update * neurons * steps``.
-    A multi-bit count ``n`` is costed as ``|n|`` one-bit spikes, as on Loihi 1.
+    ``synaptic_op * events + spike_message * |n| + neuron_update * neurons * steps``
+    (parts ``synaptic_ops``, ``spike_routing``, ``neuron_updates``). A multi-bit
+    count ``n`` is costed as ``|n|`` one-bit spikes (`one_bit_spikes`), as on
+    Loihi 1.
 
     Parameters
     ----------
@@ -233,7 +281,8 @@ def energy(counts, fan_out, device="loihi1", n_compartments=None):
     fan_out : (n_neurons,) array_like
         Synapses per neuron, e.g. from `fan_out`.
     device : str or DeviceCosts
-        A key of `DEVICES` or custom costs.
+        A hardware profile with an ``energy`` block (`device_costs`), or
+        custom costs.
     n_compartments : int, optional
         Compartments updated per step (default ``n_neurons``; larger when a
         multi-bit neuron is expanded into several 1-bit compartments).
@@ -243,22 +292,14 @@ def energy(counts, fan_out, device="loihi1", n_compartments=None):
     dict
         ``total`` and the three parts in joules, plus the device costs used.
     """
-    if isinstance(device, str):
-        if device not in DEVICES:
-            raise ValidationError(
-                f"unknown device {device!r}; choose one of {sorted(DEVICES)} or pass "
-                "a DeviceCosts",
-                attr="device",
-            )
-        device = DEVICES[device]
-    costs = device
+    costs = device if isinstance(device, DeviceCosts) else device_costs(device)
     flat = _as_counts(counts)
     n_updates = flat.shape[0] * (
         flat.shape[1] if n_compartments is None else n_compartments
     )
     parts = {
         "synaptic_ops": synaptic_events(counts, fan_out) * costs.synaptic_op,
-        "spike_messages": int(np.abs(flat).sum()) * costs.spike_message,
+        "spike_routing": one_bit_spikes(flat) * costs.spike_message,
         "neuron_updates": n_updates * costs.neuron_update,
     }
     joules = {k: v * 1e-12 for k, v in parts.items()}

@@ -336,7 +336,7 @@ def _stage_sections(report):
         lines += [
             f"- Samples: {_fmt(deploy.get('n_samples'))}; steps per sample: "
             f"{_fmt(deploy.get('steps_per_sample'))}; emulator time per step: "
-            f"{_fmt(deploy.get('seconds_per_step'), '{:.3g}')} s",
+            f"{_fmt(deploy.get('emulator_seconds_per_step'), '{:.3g}')} s",
             f"- Strategies: {_strategies(deploy)}; predictions equal "
             f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]

@@ -376,7 +376,7 @@ def test_stage_results(trained_run):
     assert deploy["accuracy_reference"] * 5 == pytest.approx(
         round(deploy["accuracy_reference"] * 5)
     )
-    assert deploy["seconds_per_step"] > 0
+    assert deploy["emulator_seconds_per_step"] > 0
     hidden = deploy["layers"]["hidden"]
     assert hidden["total_reference"] > 0 and hidden["total_emulator"] > 0
     assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(

@@ -344,7 +344,7 @@ def test_compare_reports_layers_and_accuracy():
         )
     json.dumps(result)
     assert result["n_samples"] == 4 and result["cores"] >= 1
-    assert result["emulator_ms_per_step"] > 0
+    assert result["emulator_seconds_per_step"] > 0
     hidden = result["layers"]["hidden"]
     assert hidden["total_reference"] > 0
     # 1-bit drive <= 0.3 per step: reset-to-zero loses at most ~30% of spikes

@@ -58,14 +58,37 @@ def test_synaptic_events_and_energy():
     counts = np.array([[1, 0, -2], [3, 1, 0]])  # |n| per neuron: 4, 1, 2
     fan_out = np.array([10, 0, 5])
     assert metrics.synaptic_events(counts, fan_out) == 4 * 10 + 0 + 2 * 5
-    assert metrics.spike_messages(counts) == 4
+    assert metrics.spike_messages(counts) == 4  # graded: one per nonzero count
+    assert metrics.one_bit_spikes(counts) == 7  # 1-bit: |n| spikes each
     e = metrics.energy(counts, fan_out, device="loihi1")
     expected = (50 * 23.6 + 7 * 3.5 + 2 * 3 * 81.0) * 1e-12
     assert e["total"] == pytest.approx(expected)
+    assert e["spike_routing"] == pytest.approx(7 * 3.5e-12)
     with pytest.raises(ValidationError, match="fan_out must have shape"):
         metrics.synaptic_events(counts, [1, 2])
-    with pytest.raises(ValidationError, match="unknown device"):
+    with pytest.raises(ValidationError, match="hardware profile 'tpu'"):
         metrics.energy(counts, fan_out, device="tpu")
+    with pytest.raises(ValidationError, match="'loihi2' has no energy costs"):
+        metrics.energy(counts, fan_out, device="loihi2")
+
+
+def test_energy_costs_come_from_the_profile(tmp_path):
+    """One source of truth: the profile's energy block (a changed copy changes it)."""
+    import json
+
+    from nengo_hybrid.hardware.profiles import PROFILE_DIR, load_profile
+
+    block = load_profile("loihi1").data["energy"]
+    costs = metrics.DEVICES["loihi1"]
+    assert costs.synaptic_op == block["synaptic_op_pj"]["value"]
+    assert costs.spike_message == block["spike_message_pj"]["value"]
+    assert costs.neuron_update == block["neuron_update_pj"]["value"]
+    data = json.loads(open(f"{PROFILE_DIR}/loihi1.json").read())
+    data["name"] = "cheap"
+    data["energy"]["neuron_update_pj"]["value"] = 1.0
+    path = tmp_path / "cheap.json"
+    path.write_text(json.dumps(data))
+    assert metrics.device_costs(str(path)).neuron_update == 1.0
 
 
 def test_fan_out_from_built_model():

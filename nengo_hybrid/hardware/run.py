@@ -15,16 +15,15 @@ import numpy as np
 
 from nengo_hybrid.hardware.loihi import HAS_NXSDK, Simulator, substeps
 from nengo_hybrid.hardware.strategies import coerce_strategy_argument
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.metrics import spike_counts
 
 
 def spike_counts_from_output(output, neuron_type, dt):
-    """Integer spike counts per step from probed neuron output."""
-    if isinstance(neuron_type, HybridSpiking):
-        quantum = neuron_type.amplitude / (neuron_type.precision * dt)
-    else:
-        quantum = getattr(neuron_type, "amplitude", 1.0) / dt
-    return np.round(np.asarray(output) / quantum).astype(np.int64)
+    """Integer spike counts per step from probed neuron output.
+
+    Deprecated alias of `nengo_hybrid.metrics.spike_counts` (one conversion).
+    """
+    return spike_counts(output, neuron_type, dt)
 
 
 def _count_agreement(ref, emu):
@@ -113,7 +112,7 @@ def compare(
         ``output_nrmse`` (of the per-presentation scores; with labels),
         ``output_nrmse_per_step``, ``layers`` (spike-count agreement per
         probed layer), ``profile``, ``cores``, ``compartments``,
-        ``emulator_ms_per_step``.
+        ``emulator_seconds_per_step``.
     """
     layer_probes = list(layer_probes)
     probes = [output_probe] + layer_probes
@@ -124,7 +123,7 @@ def compare(
         with nengo.Simulator(network, dt=dt, seed=seed, progress_bar=False) as ref:
             ref.run_steps(n_steps)
             reference = {p: ref.data[p] for p in probes}
-        result["reference_s_per_step"] = (time.perf_counter() - t0) / n_steps
+        result["reference_seconds_per_step"] = (time.perf_counter() - t0) / n_steps
 
     strategy = coerce_strategy_argument(strategy)
     n_sub = substeps(strategy)
@@ -162,7 +161,7 @@ def compare(
         )
     result["build_s"] = build_s
     result["chip_steps_per_model_step"] = n_sub
-    result["emulator_ms_per_step"] = 1000 * run_s / (n_steps + extra)
+    result["emulator_seconds_per_step"] = run_s / (n_steps + extra)
     result["latency_steps"] = {str(p): lag for p, lag in lags.items()}
 
     ref_out, emu_out = np.asarray(reference[output_probe]), emulated[output_probe]
@@ -171,8 +170,8 @@ def compare(
     layers = {}
     for probe in layer_probes:
         neuron_type = probe.obj.ensemble.neuron_type
-        ref_c = spike_counts_from_output(reference[probe], neuron_type, dt)
-        emu_c = spike_counts_from_output(emulated[probe], neuron_type, dt)
+        ref_c = spike_counts(reference[probe], neuron_type, dt)
+        emu_c = spike_counts(emulated[probe], neuron_type, dt)
         layers[str(probe.obj.ensemble.label or probe.obj.ensemble)] = _count_agreement(
             ref_c, emu_c
         )

@@ -50,7 +50,7 @@ def compare_in_chunks(
     -------
     dict
         Sample-weighted ``accuracy_emulator``, ``accuracy_reference``,
-        ``prediction_agreement``; ``emulator_s_per_step``, ``cores``,
+        ``prediction_agreement``; ``emulator_seconds_per_step``, ``cores``,
         ``compartments``; ``layers``; and ``chunks`` (each `compare` result).
     """
     from tqdm.auto import tqdm
@@ -88,11 +88,10 @@ def compare_in_chunks(
         "accuracy_emulator": _weighted(results, "accuracy_emulator"),
         "accuracy_reference": _weighted(results, "accuracy_reference"),
         "prediction_agreement": _weighted(results, "prediction_agreement"),
-        "emulator_s_per_step": sum(
-            r["emulator_ms_per_step"] * r["n_steps"] for r in results
+        "emulator_seconds_per_step": sum(
+            r["emulator_seconds_per_step"] * r["n_steps"] for r in results
         )
-        / steps
-        / 1000,
+        / steps,
         "layers": _merge_layers(results),
         "cores": results[0].get("cores"),
         "compartments": results[0].get("compartments"),
@@ -273,7 +272,11 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
             "output": latency.get(net.probe, 0),
             "layers": latency.get(layer_probes[0], 0),
         },  # fmt: skip
-        "seconds_per_step": compared["emulator_s_per_step"],
+        # one name for the emulator's speed: seconds of wall time per model step
+        "emulator_seconds_per_step": compared["emulator_seconds_per_step"],
+        "emulator_seconds_per_sample": compared["emulator_seconds_per_step"]
+        * compared["chunks"][0]["n_steps"]
+        / max(1, compared["chunks"][0]["n_samples"]),
         "layers": compared["layers"],
         "seconds": time.perf_counter() - tic,
         "compare": compared,
