@@ -238,3 +238,79 @@ def test_frozen_network_matches_nengo_dl_inference(digits):
     for p in net.all_probes:
         assert np.count_nonzero(expected[p][0]) > 0
         np.testing.assert_allclose(ref.data[p], expected[p][0], rtol=1e-9, atol=1e-9)
+
+
+# --- networks.count_parameters against NengoDL's own trainable weights ---------
+
+
+def _bare_ensemble():
+    with nengo.Network(seed=0) as net:
+        nengo.Ensemble(10, 1)
+    return net
+
+
+def _decoded_chain():
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.0])
+        a = nengo.Ensemble(10, 1)
+        b = nengo.Ensemble(7, 2)
+        nengo.Connection(stim, a)
+        nengo.Connection(a, b[0])
+        nengo.Probe(b)
+    return net
+
+
+def _transforms():
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node(np.zeros(4))
+        ens = nengo.Ensemble(4, 1)
+        out = nengo.Node(size_in=2 * 3 * 3)
+        nengo.Connection(stim, ens.neurons, transform=2.0)  # one shared weight
+        nengo.Connection(stim, ens.neurons, transform=np.ones(4))  # diagonal
+        sparse = nengo.transforms.Sparse(
+            (4, 4), indices=[[0, 0], [1, 2]], init=[0.5, -1]
+        )
+        nengo.Connection(stim, ens.neurons, transform=sparse)
+        conv = nengo.Convolution(2, (2, 2, 1), kernel_size=(2, 2), padding="same")
+        nengo.Connection(stim, out[:8], transform=conv)
+        nengo.Probe(out)
+    return net
+
+
+def _fixed_and_learning():
+    with nengo.Network(seed=0) as net:
+        nengo_dl.configure_settings(trainable=None)
+        stim = nengo.Node([0.0, 0.0])
+        with nengo.Network():
+            a = nengo.Ensemble(6, 2)
+        out = nengo.Node(size_in=2)
+        nengo.Connection(stim, a)
+        learned = nengo.Connection(a, out, learning_rule_type=nengo.PES())
+        nengo.Connection(out, learned.learning_rule)
+        net.config[a.neurons].trainable = False
+        nengo.Probe(out)
+    return net
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        # NengoDL trains an ensemble's biases even with no input: 10
+        (_bare_ensemble, 10),
+        # biases 10 + 7, encoders 10x1 + 7x2, decoders 1x10
+        (_decoded_chain, 10 + 7 + 10 + 14 + 10),
+        # biases 4, scalar 1, diagonal 4, sparse 2 nonzeros, kernel 2x2x1x2
+        (_transforms, 4 + 1 + 4 + 2 + 8),
+        # biases fixed, decoders changed by PES: only the encoders 6x2
+        (_fixed_and_learning, 12),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
+def test_count_parameters_matches_nengo_dl(make, expected):
+    from nengo_hybrid.networks import count_parameters
+
+    with nengo_dl.Simulator(make(), minibatch_size=1, progress_bar=False) as sim:
+        n_tf = sum(int(np.prod(w.shape)) for w in sim.keras_model.trainable_weights)
+    # the hand count guards against both sides agreeing on a wrong structure
+    assert n_tf == expected
+    assert count_parameters(make()) == expected
