@@ -427,6 +427,11 @@ def read_checkpoint(path):
 def load_checkpoint(sim, path, expect=None):
     """Restore a checkpoint into ``sim``; nothing changes unless it all matches.
 
+    Everything is checked first (run description, weight and optimizer shapes,
+    the ensemble labels and sizes of the saved precisions, the history); only
+    then are weights, optimizer state and precisions assigned. A mismatch
+    raises `CheckpointError` naming the file and leaves ``sim`` untouched.
+
     Parameters
     ----------
     sim : nengo_dl.Simulator
@@ -441,6 +446,18 @@ def load_checkpoint(sim, path, expect=None):
     history : History
     """
     meta, arrays = read_checkpoint(path)
+    fix = (
+        "resume with the network and settings that wrote it, or pass another "
+        "checkpoint path (or delete this one) to start afresh"
+    )
+    missing = [
+        key for key in ("run", "epochs_done", "precision", "history") if key not in meta
+    ]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing} in its metadata (written by another "
+            f"tool or damaged); {fix}"
+        )
     run = meta["run"]
     expect = expect or {
         "weight_shapes": [list(w.shape) for w in sim.keras_model.weights]
@@ -449,32 +466,107 @@ def load_checkpoint(sim, path, expect=None):
         if run.get(key) != wanted:
             raise CheckpointError(
                 f"checkpoint {path} does not match this training run: its {key} is "
-                f"{run.get(key)!r}, this run's is {wanted!r}; use the same network "
-                "and settings to resume, or another checkpoint path to start afresh"
+                f"{run.get(key)!r}, this run's is {wanted!r}; {fix}"
             )
-    weights = [arrays[f"weight_{i}"] for i in range(len(sim.keras_model.weights))]
+
+    try:
+        weights = _checked_arrays(
+            arrays, "weight", [tuple(w.shape) for w in sim.keras_model.weights]
+        )
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}; {fix}") from None
     optimizer_vars = _optimizer_variables(sim)
-    saved_opt = [arrays.get(f"optimizer_{i}") for i in range(len(optimizer_vars))]
-    if any(
-        s is None or s.shape != tuple(v.shape)
-        for s, v in zip(saved_opt, optimizer_vars)
-    ):
+    try:
+        saved_opt = _checked_arrays(
+            arrays, "optimizer", [tuple(v.shape) for v in optimizer_vars]
+        )
+    except ValueError as err:
         raise CheckpointError(
             f"checkpoint {path} has optimizer state that does not fit this simulator's "
-            f"{type(sim.keras_model.optimizer).__name__}; compile with the same optimizer"
-        )
+            f"{type(sim.keras_model.optimizer).__name__} ({err}); compile with the "
+            "optimizer the checkpoint was written with"
+        ) from None
+    precision = _checked_precision(sim, path, meta["precision"], fix)
+    try:
+        epochs_done = int(meta["epochs_done"])
+        history = History.from_dict(meta["history"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} has an unreadable epoch count or history ({err!r}); "
+            f"{fix}"
+        ) from err
 
+    # everything matches: assign
     sim.keras_model.set_weights(weights)
     for var, value in zip(optimizer_vars, saved_opt):
         var.assign(value)
-    ensembles = hybrid_ensembles(sim.model.toplevel)
-    for label, values in meta["precision"].items():
-        var, sl = dl.precision_slices(sim)[ensembles[label]]
-        var[sl].assign(
-            np.asarray(values, dtype=var.dtype.as_numpy_dtype)
-            * np.ones(sl.stop - sl.start)
+    for (var, sl), values in precision:
+        var[sl].assign(values)
+    return epochs_done, history
+
+
+def _checked_arrays(arrays, prefix, shapes):
+    """``arrays[f"{prefix}_{i}"]`` for every expected shape; ValueError if not."""
+    n_saved = sum(1 for key in arrays if key.startswith(f"{prefix}_"))
+    if n_saved != len(shapes):
+        raise ValueError(
+            f"it holds {n_saved} {prefix} arrays, this simulator has {len(shapes)}"
         )
-    return meta["epochs_done"], History.from_dict(meta["history"])
+    out = []
+    for i, shape in enumerate(shapes):
+        value = arrays.get(f"{prefix}_{i}")
+        if value is None or value.shape != shape:
+            got = None if value is None else value.shape
+            raise ValueError(
+                f"its {prefix}_{i} has shape {got}, this simulator's is {shape}"
+            )
+        out.append(value)
+    return out
+
+
+def _checked_precision(sim, path, saved, fix):
+    """``[((variable, slice), values)]`` for the saved precisions, all checked."""
+    ensembles = hybrid_ensembles(sim.model.toplevel)
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"checkpoint {path} has no per-ensemble precisions ({saved!r}); {fix}"
+        )
+    unknown = sorted(set(saved) - set(ensembles))
+    absent = sorted(set(ensembles) - set(saved))
+    if unknown or absent:
+        problems = []
+        if unknown:
+            problems.append(
+                f"has precisions for ensembles labelled {unknown}, which this "
+                "network lacks"
+            )
+        if absent:
+            problems.append(f"has no precision for this network's {absent}")
+        raise CheckpointError(
+            f"checkpoint {path} {' and '.join(problems)} (this network's "
+            f"HybridSpiking ensembles are {sorted(ensembles)}). Ensembles are matched "
+            "by label: give them the labels they had when the checkpoint was "
+            "written, or pass another checkpoint path (or delete this one) to "
+            "start afresh"
+        )
+    slices = dl.precision_slices(sim)
+    out = []
+    for label, values in saved.items():
+        var, sl = slices[ensembles[label]]
+        n = sl.stop - sl.start
+        values = np.asarray(values, dtype=var.dtype.as_numpy_dtype)
+        if (
+            values.ndim != 1
+            or values.size not in (1, n)
+            or not np.all(np.isfinite(values))
+            or np.any(values <= 0)
+        ):
+            raise CheckpointError(
+                f"checkpoint {path}: the precision of {label!r} must be one or {n} "
+                f"finite values > 0, got {values.tolist()!r}; {fix}"
+            )
+        out.append(((var, sl), values * np.ones(n, dtype=values.dtype)))
+    return out
 
 
 def freeze(sim, network):

@@ -1,3 +1,5 @@
+import re
+
 import nengo
 import nengo_dl
 import numpy as np
@@ -20,7 +22,7 @@ def digits():
     return x, y
 
 
-def build(hidden=(32, 16), dtype="float32"):
+def build(hidden=(32, 16), dtype="float32", prefix="h"):
     with nengo.Network(seed=0) as net:
         nengo_dl.configure_settings(stateful=False, dtype=dtype)
         net.config[nengo.Connection].synapse = None
@@ -30,7 +32,7 @@ def build(hidden=(32, 16), dtype="float32"):
             ens = nengo.Ensemble(
                 size,
                 1,
-                label=f"h{i}",
+                label=f"{prefix}{i}",
                 neuron_type=HybridSpiking(nengo.RectifiedLinear(), precision=1000.0),
             )
             nengo.Connection(layer, ens.neurons, transform=nengo_dl.dists.Glorot())
@@ -198,6 +200,55 @@ def test_checkpoint_mismatch_and_corruption(digits, tmp_path):
             )
         for a, b in zip(before, sim.keras_model.get_weights()):
             np.testing.assert_array_equal(a, b)  # nothing changed
+
+
+def _state(sim):
+    return (
+        sim.keras_model.get_weights(),
+        [v.numpy() for v in training._optimizer_variables(sim)],
+        {e.label: p for e, p in dl.get_precision(sim).items()},
+    )
+
+
+def test_checkpoint_with_other_labels_changes_nothing(digits, tmp_path):
+    x, y = digits
+    checkpoint = tmp_path / "run.npz"
+    train(x, y, Constant(500.0), epochs=1, checkpoint=checkpoint, validation=False)
+    _, arrays = training.read_checkpoint(checkpoint)
+
+    # same shapes, other labels: the precisions cannot be matched to ensembles
+    net, inp, probe = build(prefix="layer")
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        weights, optimizer, precision = _state(sim)
+        with pytest.raises(
+            training.CheckpointError,
+            match=re.escape(str(checkpoint)) + r".*\['h0', 'h1'\].*labels they had",
+        ):
+            training.load_checkpoint(sim, checkpoint)
+        weights_after, optimizer_after, precision_after = _state(sim)
+    # control: the checkpoint would have changed every kind of state
+    assert not all(
+        np.array_equal(arrays[f"weight_{i}"], w) for i, w in enumerate(weights)
+    )
+    assert not all(
+        np.array_equal(arrays[f"optimizer_{i}"], v) for i, v in enumerate(optimizer)
+    )
+    assert precision == {"layer0": 1000.0, "layer1": 1000.0}
+    for a, b in zip(weights + optimizer, weights_after + optimizer_after):
+        np.testing.assert_array_equal(a, b)
+    assert precision_after == precision
+
+    # control: with the original labels the same checkpoint loads completely
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        epochs_done, history = training.load_checkpoint(sim, checkpoint)
+        weights, optimizer, precision = _state(sim)
+    assert epochs_done == 1 and len(history.epochs) == 1
+    for i, w in enumerate(weights):
+        np.testing.assert_array_equal(arrays[f"weight_{i}"], w)
+    assert precision == {"h0": 500.0, "h1": 500.0}
 
 
 def test_fit_rejects_bad_input(digits):
