@@ -193,6 +193,128 @@ def _n_samples(data, name):
     return sizes.pop()
 
 
+def _paired(sim, data, objects, name, kind):
+    """``{object: array}`` as NengoDL pairs ``data`` with input nodes or probes."""
+    if not isinstance(data, (dict, list, tuple)):
+        data = [data]
+    if isinstance(data, (list, tuple)):
+        if len(data) > len(objects):
+            raise ValidationError(
+                f"{name} has {len(data)} arrays but the network has {len(objects)} "
+                f"{kind}s {objects}; pass a dict {{{kind}: array}}",
+                attr=name,
+            )
+        return {obj: np.asarray(value) for obj, value in zip(objects, data)}
+    by_name = {sim.get_name(obj): obj for obj in objects}
+    paired = {}
+    for key, value in data.items():
+        obj = by_name.get(key) if isinstance(key, str) else key
+        if obj not in objects:
+            raise ValidationError(
+                f"{name} is given for {key!r}, which is not an {kind} of this "
+                f"simulator's network; key {name} by one of {objects}",
+                attr=name,
+            )
+        paired[obj] = np.asarray(value)
+    return paired
+
+
+def _check_shapes(sim, x, y, names=("x", "y")):
+    """Check ``x`` and ``y`` against the network before TensorFlow sees them.
+
+    Each input must be ``(n_examples, n_steps, node.size_out)``, all with the
+    same ``n_steps``. Each target must be ``(n_examples, steps, d)`` where
+    ``steps`` is what the probe records (``n_steps``, or 1 with
+    ``keep_history=False``) and ``d`` is the probe's size, or 1 for class labels,
+    which must then be integers in ``[0, d)``.
+    """
+    from nengo_dl.config import get_setting
+
+    x_name, y_name = names
+    inputs = _paired(sim, x, list(sim.node_inputs), x_name, "input node")
+    n_steps = None
+    for node, value in inputs.items():
+        if value.ndim != 3 or value.shape[2] != node.size_out:
+            raise ValidationError(
+                f"{x_name} for {node} must have shape (n_examples, n_steps, "
+                f"{node.size_out}) ({node.size_out} = the node's size_out), got "
+                f"{value.shape}; reshape the inputs or feed the node they are for",
+                attr=x_name,
+            )
+        if n_steps is not None and value.shape[1] != n_steps:
+            raise ValidationError(
+                f"all {x_name} arrays must have the same number of steps; {node} has "
+                f"{value.shape[1]}, another input node has {n_steps}",
+                attr=x_name,
+            )
+        n_steps = value.shape[1]
+
+    targets = _paired(sim, y, list(sim.model.probes), y_name, "probe")
+    for probe, value in targets.items():
+        size = probe.size_in
+        keep_history = get_setting(sim.model, "keep_history", True, obj=probe)
+        steps = n_steps if keep_history else 1
+        if value.ndim != 3 or value.shape[2] not in (size, 1):
+            raise ValidationError(
+                f"{y_name} for {probe} must have shape (n_examples, {steps}, {size}) "
+                f"({size} = the probe's size), or (n_examples, {steps}, 1) for class "
+                f"labels; got {value.shape}",
+                attr=y_name,
+            )
+        if steps is not None and value.shape[1] != steps:
+            why = (
+                f"the inputs {x_name} have {n_steps} steps"
+                if keep_history
+                else "it has keep_history=False, so it records only the last step"
+            )
+            raise ValidationError(
+                f"{y_name} for {probe} has {value.shape[1]} steps, but the probe "
+                f"records {steps} ({why}); give targets of shape (n_examples, "
+                f"{steps}, {value.shape[2]})",
+                attr=y_name,
+            )
+        if value.shape[2] == 1 < size and value.size:
+            # one target per step for a d-wide output: class labels (sparse
+            # categorical losses), indices into the probe's outputs
+            low, high = value.min(), value.max()
+            integral = not np.issubdtype(value.dtype, np.floating) or np.all(
+                value == np.round(value)
+            )
+            if not integral or low < 0 or high >= size:
+                raise ValidationError(
+                    f"{y_name} for {probe} holds class labels (one value per step "
+                    f"for {size} outputs), which must be integers in [0, {size}); "
+                    f"got values in [{low:g}, {high:g}]"
+                    + ("" if integral else " that are not all integers")
+                    + "; relabel the classes 0.."
+                    + f"{size - 1} or widen the output",
+                    attr=y_name,
+                )
+
+
+def _check_validation_data(sim, validation_data):
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValidationError(
+            "validation_data must be a tuple (x_val, y_val), got "
+            f"{type(validation_data).__name__}",
+            attr="validation_data",
+        )
+    x_val, y_val = validation_data
+    n_val = _n_samples(x_val, "validation x")
+    if _n_samples(y_val, "validation y") != n_val:
+        raise ValidationError(
+            "validation x and y must have the same number of examples",
+            attr="validation_data",
+        )
+    if n_val < sim.minibatch_size:
+        raise ValidationError(
+            f"validation_data has {n_val} examples, fewer than the minibatch size "
+            f"{sim.minibatch_size}; give at least one minibatch",
+            attr="validation_data",
+        )
+    _check_shapes(sim, x_val, y_val, names=("validation x", "validation y"))
+
+
 def _take(data, index):
     if isinstance(data, dict):
         return {k: np.asarray(v)[index] for k, v in data.items()}
@@ -258,6 +380,9 @@ def fit(
     n_samples = _n_samples(x, "x")
     if _n_samples(y, "y") != n_samples:
         raise ValidationError("x and y must have the same number of examples", attr="y")
+    _check_shapes(sim, x, y)
+    if validation_data is not None:
+        _check_validation_data(sim, validation_data)
     if n_samples % sim.minibatch_size:
         raise ValidationError(
             f"{n_samples} training examples is not a multiple of the minibatch size "

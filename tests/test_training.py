@@ -17,8 +17,11 @@ N_STEPS, BATCH = 4, 20
 @pytest.fixture(scope="module")
 def digits():
     images, labels = embedded_mnist()
-    x = np.repeat(images[:80, None, :], N_STEPS, axis=1)
-    y = np.repeat(labels[:80, None, None], N_STEPS, axis=1).astype(np.float64)
+    # the embedded digits are sorted by class: take every 62nd for all ten
+    index = np.arange(80) * 62
+    x = np.repeat(images[index, None, :], N_STEPS, axis=1)
+    y = np.repeat(labels[index, None, None], N_STEPS, axis=1).astype(np.float64)
+    assert set(np.unique(y)) == set(range(10))
     return x, y
 
 
@@ -266,6 +269,109 @@ def test_fit_rejects_bad_input(digits):
             training.fit(sim, {inp: x[:30]}, {probe: y[:30]}, Constant(10.0))
         with pytest.raises(ValidationError, match="Schedule"):
             training.fit(sim, {inp: x}, {probe: y}, 10.0)
+
+
+def _labels_for(y, value, where=(3, 1, 0)):
+    y = y.copy()
+    y[where] = value
+    return y
+
+
+@pytest.mark.parametrize(
+    "make_x, make_y, match",
+    [
+        (
+            lambda x: x[:, :, :700],
+            lambda y: y,
+            r"x for <Node 'input'> must have shape \(n_examples, n_steps, 784\).*"
+            r"got \(80, 4, 700\)",
+        ),
+        (
+            lambda x: x,
+            lambda y: np.repeat(y, 3, axis=2),
+            r"y for <Probe .*> must have shape \(n_examples, 4, 10\).*got \(80, 4, 3\)",
+        ),
+        (lambda x: x, lambda y: y[:, :, 0], r"must have shape.*got \(80, 4\)"),
+        (lambda x: x, lambda y: y[:, :3], "has 3 steps, but the probe records 4"),
+        (lambda x: x[:, :3], lambda y: y, "has 4 steps, but the probe records 3"),
+        (
+            lambda x: x,
+            lambda y: _labels_for(y, 10),
+            r"integers in \[0, 10\); got values in \[0, 10\]",
+        ),
+        (lambda x: x, lambda y: _labels_for(y, -1), r"values in \[-1, 9\]"),
+        (lambda x: x, lambda y: _labels_for(y, 2.5), "not all integers"),
+        (lambda x: {"nope": x}, lambda y: y, "'nope', which is not an input node"),
+    ],
+    ids=[
+        "x-features",
+        "y-features",
+        "y-rank",
+        "y-steps",
+        "x-steps",
+        "label-too-high",
+        "label-negative",
+        "label-fraction",
+        "unknown-key",
+    ],
+)
+def test_fit_checks_shapes_against_network(digits, make_x, make_y, match):
+    x, y = digits
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        before = sim.keras_model.get_weights()
+        bad_x = make_x(x)
+        with pytest.raises(ValidationError, match=match):
+            training.fit(
+                sim,
+                bad_x if isinstance(bad_x, dict) else {inp: bad_x},
+                {probe: make_y(y)},
+                Constant(10.0),
+                progress=False,
+            )
+        training._check_shapes(sim, {inp: x}, {probe: y})  # control: good data passes
+        for a, b in zip(before, sim.keras_model.get_weights()):
+            np.testing.assert_array_equal(a, b)  # nothing was trained
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (lambda x, y: (np.where(x == x.max(), np.nan, x), y), "validation x.*NaN"),
+        (lambda x, y: (x, _labels_for(y, 12)), r"validation y.*\[0, 10\)"),
+        (lambda x, y: (x[:, :, :10], y), "validation x for .*784"),
+        (lambda x, y: (x[:10], y[:10]), "fewer than the minibatch size"),
+    ],
+    ids=["nan", "label", "features", "too-few"],
+)
+def test_fit_checks_validation_data(digits, corrupt, match):
+    x, y = digits
+    net, inp, probe = build()
+    x_val, y_val = corrupt(x[:40], y[:40])
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        with pytest.raises(ValidationError, match=match):
+            training.fit(
+                sim,
+                {inp: x},
+                {probe: y},
+                Constant(10.0),
+                validation_data=({inp: x_val}, {probe: y_val}),
+                progress=False,
+            )
+
+
+def test_targets_follow_keep_history(digits):
+    x, y = digits
+    net, inp, probe = build()
+    with net:
+        nengo_dl.configure_settings(keep_history=True)
+    net.config[probe].keep_history = False
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        with pytest.raises(ValidationError, match="keep_history=False.*last step"):
+            training._check_shapes(sim, {inp: x}, {probe: y})
+        training._check_shapes(sim, {inp: x}, {probe: y[:, -1:]})  # control
 
 
 def test_frozen_network_matches_nengo_dl_inference(digits):
