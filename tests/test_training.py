@@ -130,7 +130,11 @@ def test_history_has_metrics(digits):
         "seconds",
     }
     assert set(last["activity_bits"]) == {"h0", "h1"}
-    assert last["activity_bits_mean"] > 0
+    # every layer spikes, and the mean is over the layers
+    assert min(last["activity_bits"].values()) > 0
+    assert last["activity_bits_mean"] == pytest.approx(
+        np.mean(list(last["activity_bits"].values()))
+    )
     assert history.series("loss")[1] < history.series("loss")[0]
 
 
@@ -164,7 +168,13 @@ def test_resume_equals_uninterrupted(digits, tmp_path):
     for a, b in zip(full_weights, resumed_weights):
         np.testing.assert_array_equal(a, b)
     assert resumed_history.series("loss") == full_history.series("loss")
-    assert resumed_history.series("loss")[-1] > 0  # not trivially converged
+    # control: training changed the weights, so equal weights are not trivial
+    net, _, _ = build()
+    with nengo_dl.Simulator(
+        net, minibatch_size=BATCH, progress_bar=False, seed=0
+    ) as sim:
+        initial = sim.keras_model.get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(initial, full_weights))
 
 
 def test_checkpoint_mismatch_and_corruption(digits, tmp_path):
