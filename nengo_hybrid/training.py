@@ -23,6 +23,7 @@ import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
+from nengo_dl.config import get_setting
 
 from nengo_hybrid import dl, metrics
 from nengo_hybrid.io import atomic_write_bytes
@@ -228,8 +229,6 @@ def _check_shapes(sim, x, y, names=("x", "y")):
     ``keep_history=False``) and ``d`` is the probe's size, or 1 for class labels,
     which must then be integers in ``[0, d)``.
     """
-    from nengo_dl.config import get_setting
-
     x_name, y_name = names
     inputs = _paired(sim, x, list(sim.node_inputs), x_name, "input node")
     n_steps = None
@@ -341,7 +340,11 @@ def fit(
     sim : nengo_dl.Simulator
         A simulator on which ``compile`` has been called.
     x, y : array or dict
-        Training inputs and targets, as for ``sim.fit``.
+        Training inputs and targets, as for ``sim.fit``. Inputs are
+        ``(n_examples, n_steps, node.size_out)``; targets ``(n_examples, steps,
+        probe size)`` with ``steps`` what the probe records (``n_steps``, or 1
+        with ``keep_history=False``), or ``(n_examples, steps, 1)`` class labels
+        (integers in ``[0, probe size)``). Checked before training starts.
     schedule : Schedule or dict of {nengo.Ensemble: Schedule}
         One schedule for every HybridSpiking ensemble, or one per ensemble
         (ensembles without an entry keep their current precision).
@@ -349,7 +352,8 @@ def fit(
         Total number of epochs (including those already done in a checkpoint).
     validation_data : tuple (x_val, y_val), optional
         Evaluated after every epoch (``val_*`` in the history); its first
-        ``bits_samples`` examples are used to measure activity bits.
+        ``bits_samples`` examples are used to measure activity bits. Checked
+        like ``x, y`` (and for NaN); at least one minibatch.
     checkpoint : str or Path, optional
         A ``.npz`` file written atomically after every epoch. If it exists,
         training resumes from it.
