@@ -35,6 +35,8 @@ import functools
 import gzip
 import os
 import pathlib
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +71,20 @@ _FIX = (
 )
 
 
+_REFETCH = (
+    "re-download it (or delete it so it is fetched again), or use the 5,000 "
+    "embedded digits: source='embedded' (--data embedded on the command line)"
+)
+
+
+class DataError(ValueError):
+    """A data file is truncated, corrupt or not in the expected format.
+
+    The message names the file and says what to do (re-download it, or use
+    the embedded digits).
+    """
+
+
 def embedded_mnist():
     """Return the 5,000 embedded MNIST digits as ``(images, labels)``.
 
@@ -98,19 +114,41 @@ def permutation(n_pixels=784, seed=PERMUTATION_SEED):
 
 def _read_idx(path):
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except EOFError as err:
+        raise DataError(
+            f"{path} is truncated: the gzip stream ends early ({err}); {_REFETCH}"
+        ) from err
+    except (gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"{path} is not a valid gzip file ({err}); {_REFETCH}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(
-            f"{path} is truncated: header says {dims} ({np.prod(dims)} values), "
-            f"file has {data.size}"
+        raise DataError(
+            f"{path} is not an unsigned-byte IDX file (bad magic number); {_REFETCH}"
         )
-    return data.reshape(dims)
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(
+            f"{path} is cut short inside its header: {len(raw)} bytes, but the "
+            f"header of a {ndim}-d IDX file has {header}; {_REFETCH}"
+        )
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected = int(np.prod(dims))
+    found = len(raw) - header
+    if found < expected:
+        raise DataError(
+            f"{path} is truncated: header says {dims} ({expected} values), "
+            f"file has {found}; {_REFETCH}"
+        )
+    if found > expected:
+        raise DataError(
+            f"{path} has {found - expected} unexpected bytes after the {expected} "
+            f"values its header describes ({dims}): it is corrupt or not an MNIST "
+            f"IDX file; {_REFETCH}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
 def _find_idx(directory, stem):
@@ -136,11 +174,39 @@ def load_mnist_arrays(path):
         return {
             key: _read_idx(_find_idx(path, stem)) for key, stem in IDX_FILES.items()
         }
-    with np.load(path, allow_pickle=False) as npz:
+    return _read_npz(path)
+
+
+# what numpy and zipfile raise for truncated or corrupt archives and members
+_CORRUPT = (zipfile.BadZipFile, EOFError, zlib.error, ValueError)
+
+
+def _read_npz(path):
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except _CORRUPT as err:
+        raise DataError(
+            f"{path} is not a readable .npz archive (truncated or corrupt: {err}); "
+            f"{_REFETCH}"
+        ) from err
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataError(
+            f"{path} holds a single array, not an .npz archive with "
+            f"{list(IDX_FILES)}. {_FIX}"
+        )
+    with npz:
         missing = [key for key in IDX_FILES if key not in npz.files]
         if missing:
-            raise ValueError(f"{path} lacks arrays {missing} (has {npz.files}). {_FIX}")
-        return {key: npz[key] for key in IDX_FILES}
+            raise DataError(f"{path} lacks arrays {missing} (has {npz.files}). {_FIX}")
+        arrays = {}
+        for key in IDX_FILES:
+            try:
+                arrays[key] = npz[key]
+            except _CORRUPT as err:
+                raise DataError(
+                    f"{path}: array {key!r} is truncated or corrupt ({err}); {_REFETCH}"
+                ) from err
+        return arrays
 
 
 def check_images(images, labels, name="data"):
@@ -257,13 +323,17 @@ def _embedded_splits():
     return [(images[idx], labels[idx]) for idx in parts]
 
 
-def _full_splits(arrays):
-    x_train, y_train = check_images(arrays["x_train"], arrays["y_train"], "train")
-    x_test, y_test = check_images(arrays["x_test"], arrays["y_test"], "test")
+def _full_splits(arrays, source="full MNIST"):
+    x_train, y_train = check_images(
+        arrays["x_train"], arrays["y_train"], f"{source} (train)"
+    )
+    x_test, y_test = check_images(
+        arrays["x_test"], arrays["y_test"], f"{source} (test)"
+    )
     if len(y_train) != 60000 or len(y_test) != 10000:
-        raise ValueError(
-            f"full MNIST must have 60,000 training and 10,000 test images, got "
-            f"{len(y_train)} and {len(y_test)}. {_FIX}"
+        raise DataError(
+            f"{source}: full MNIST must have 60,000 training and 10,000 test images, "
+            f"got {len(y_train)} and {len(y_test)}. {_FIX}"
         )
     n_train = FULL_SPLIT[0]
     return [
@@ -305,7 +375,7 @@ def psmnist(source="auto", path=None, pool=1, seed=PERMUTATION_SEED):
     if source == "embedded" or path is None:
         splits, name, split_seed = _embedded_splits(), EMBEDDED_SOURCE, SPLIT_SEED
     else:
-        splits = _full_splits(load_mnist_arrays(path))
+        splits = _full_splits(load_mnist_arrays(path), os.fspath(path))
         name, split_seed = f"full MNIST ({os.fspath(path)})", None
 
     perm = permutation((28 // pool) ** 2, seed)

@@ -8,7 +8,8 @@ import json
 import math
 import os
 import platform
-import tempfile
+import secrets
+import stat
 from importlib import metadata
 from pathlib import Path, PurePath
 
@@ -27,20 +28,47 @@ STACK = (
 )
 
 
+def _create_temp(directory, name):
+    """Create and open a new, unique temporary file next to the target.
+
+    ``os.open`` with mode ``0o666`` lets the kernel apply the user's umask, as
+    ``open()`` does (``tempfile.mkstemp`` would always give ``0o600``).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(
+        f"could not create a temporary file for {name} in {directory}"
+    )
+
+
 def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace``.
+
+    Either the whole new content is in place or the old file is untouched, and
+    no temporary file is left behind. The file gets the permissions ``open()``
+    would give it: those of the file it replaces, or ``0o666`` minus the umask
+    for a new file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as f:
+            try:
+                os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+            except FileNotFoundError:
+                pass  # a new file: the umask applied when it was created
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 

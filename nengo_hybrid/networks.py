@@ -391,40 +391,204 @@ def _configure_if_nengo_dl(network):
         dl.configure_settings(network)
 
 
-def _is_trainable(network, obj):
-    for net in [network] + network.all_networks:
-        if obj in getattr(net, "fixed", ()):
-            return False
-    for net in [network] + network.all_networks:
+def _nengo_dl_trainable(configs, obj):
+    """NengoDL's ``get_trainable``: the innermost ``trainable`` setting, else ``1``.
+
+    ``configs`` are the configs of the networks containing ``obj``, outermost
+    first (``nengo_dl.tensor_graph.TensorGraph.mark_signals``). ``1`` means "not
+    set" (trainable by default).
+    """
+    trainable = 1
+    for cfg in configs:
         try:
-            value = net.config[obj].trainable
-        except Exception:  # noqa: BLE001 (no NengoDL config on this network)
-            continue
+            value = getattr(cfg[obj], "trainable", None)
+        except (nengo.exceptions.ConfigError, AttributeError):
+            value = None
         if value is not None:
-            return value
-    return True
+            trainable = value
+    return trainable
+
+
+def _nengo_dl_setting(network, name, default):
+    """A ``nengo_dl.configure_settings`` value on ``network`` (without NengoDL)."""
+    try:
+        params = network.config[nengo.Network]
+        return getattr(params, name)
+    except (nengo.exceptions.ConfigError, AttributeError):
+        return default
+
+
+def _trainable_signals(network):
+    """``{(kind, obj): trainable}`` as NengoDL marks them, for ``kind`` in
+    ``"bias"`` (ensembles), ``"encoders"`` (ensembles), ``"weights"`` (connections).
+
+    Follows ``TensorGraph.mark_signals`` of nengo-dl 3.x: subnetworks first,
+    ensemble encoders and (non-Direct) neuron biases, connection weights, then
+    signals modified by a Nengo learning rule become non-trainable unless they
+    were explicitly set ``trainable = True``.
+    """
+    marks = {}
+
+    def mark(configs, net):
+        configs = configs + [net.config]
+        for subnet in net.networks:
+            mark(configs, subnet)
+        for ens in net.ensembles:
+            ens_trainable = _nengo_dl_trainable(configs, ens)
+            marks["encoders", ens] = ens_trainable
+            if not isinstance(ens.neuron_type, nengo.Direct):
+                neurons = _nengo_dl_trainable(configs, ens.neurons)
+                if neurons and type(neurons) is int:  # not set: follow the ensemble
+                    neurons = ens_trainable
+                marks["bias", ens] = neurons
+        for conn in net.connections:
+            if conn.has_weights:
+                marks["weights", conn] = _nengo_dl_trainable(configs, conn)
+        for conn in net.connections:
+            rules = conn.learning_rule
+            if rules is None:
+                continue
+            if isinstance(rules, dict):
+                rules = list(rules.values())
+            elif not isinstance(rules, list):
+                rules = [rules]
+            for rule in rules:
+                key = (
+                    ("weights", conn)
+                    if rule.modifies in ("weights", "decoders")
+                    else ("encoders", conn.post_obj)
+                )
+                if marks.get(key) is not True:
+                    marks[key] = False
+
+    mark([], network)
+    # `fixed` objects are what `nengo_hybrid.dl.configure_settings` marks
+    # trainable=False on the top-level network (the innermost setting wins)
+    for net in [network] + network.all_networks:
+        for obj in getattr(net, "fixed", ()):
+            if isinstance(obj, nengo.Ensemble):
+                for kind in ("encoders", "bias"):
+                    if marks.get((kind, obj)) is not True:
+                        marks[kind, obj] = False
+            elif marks.get(("weights", obj)) is not True and obj.has_weights:
+                marks["weights", obj] = False
+    return marks
+
+
+def _decoded(conn):
+    pre = conn.pre_obj
+    return isinstance(pre, nengo.Ensemble) and not isinstance(
+        pre.neuron_type, nengo.Direct
+    )
+
+
+def _weight_count(conn):
+    """Entries of the ``weights`` signal Nengo builds for ``conn``."""
+    transform = conn.transform
+    if _decoded(conn):
+        n_pre = conn.pre_obj.n_neurons
+        if conn.solver.weights:  # full (post neurons x pre neurons) matrix
+            return conn.post_obj.n_neurons * n_pre
+        # decoders (size_mid, n_pre), multiplied by a Dense transform if any
+        if isinstance(transform, nengo.transforms.Dense):
+            if len(transform.init_shape) == 2:
+                return transform.size_out * n_pre
+        return conn.size_mid * n_pre
+    if isinstance(transform, nengo.transforms.NoTransform):
+        return 0
+    if isinstance(transform, nengo.transforms.Dense):
+        # scalar init: one shared weight; 1-d init: the diagonal only
+        return int(np.prod(transform.init_shape))
+    if isinstance(transform, nengo.transforms.Sparse):
+        init = transform.init
+        if isinstance(init, nengo.transforms.SparseMatrix):
+            return len(init.indices)
+        return int(init.tocoo().data.size)
+    if isinstance(
+        transform, (nengo.transforms.Convolution, nengo.transforms.ConvolutionTranspose)
+    ):
+        return int(np.prod(transform.kernel_shape))
+    return int(np.size(transform.sample(rng=np.random.RandomState(0))))
+
+
+def _carries_signal(conn, silent):
+    """False if ``conn`` reads a silent Direct ensemble without a function."""
+    return conn.pre_obj not in silent or conn.function is not None
+
+
+def _silent_direct_ensembles(network):
+    """`nengo.Direct` ensembles whose output is always zero (nothing drives them).
+
+    NengoDL repeatedly removes operators whose input is known to be zero, so a
+    connection out of such an ensemble has no weights variable, and the
+    ensemble it feeds is silent too unless a synapse (a state update) or a
+    function lies in between.
+    """
+    silent = {
+        ens
+        for ens in network.all_ensembles
+        if isinstance(ens.neuron_type, nengo.Direct)
+    }
+    changed = True
+    while changed:
+        changed = False
+        for conn in network.all_connections:
+            if conn.post_obj in silent and (
+                _carries_signal(conn, silent) or conn.synapse is not None
+            ):
+                silent.discard(conn.post_obj)
+                changed = True
+    return silent
 
 
 def count_parameters(network):
-    """Trainable parameters of ``network`` as NengoDL would train them.
+    """Trainable parameters of ``network`` as NengoDL trains them by default.
 
-    Counts the transform entries of every trainable connection whose transform is
-    not the identity passthrough, plus the biases of trainable ensembles that
-    receive neuron connections. Fixed objects (``config[obj].trainable = False``)
-    are skipped.
+    Equals the total size of ``nengo_dl.Simulator(network).keras_model
+    .trainable_weights`` for networks made of Nengo objects (weights inside
+    Keras layers of ``nengo_dl.TensorNode``/``Layer`` are not counted). That is,
+    following NengoDL's ``mark_signals``:
+
+    * every ensemble's **biases** (``n_neurons``; not for `nengo.Direct`) — also
+      for an ensemble with no input, since the bias still drives its neurons;
+    * an ensemble's **encoders** (``n_neurons x dimensions``; ``dimensions**2``
+      for `nengo.Direct`) when a connection targets the ensemble itself (not its
+      ``.neurons``) and is not dropped as above;
+    * every connection's **weights** (except those NengoDL drops because they
+      multiply the always-zero output of a `nengo.Direct` ensemble nothing
+      drives): decoders of decoded connections
+      (``size_mid x n_neurons``, or ``size_out x n_neurons`` with a matrix
+      transform), dense matrices, one value for a scalar transform, the diagonal
+      for a 1-d transform, the nonzeros of a sparse one, convolution kernels.
+
+    Objects set ``trainable = False`` (``net.config[obj]``, the innermost
+    network setting wins), signals changed by a Nengo learning rule, and
+    everything in an ``inference_only`` network are not counted.
     """
+    if _nengo_dl_setting(network, "inference_only", False):
+        return 0
+    marks = _trainable_signals(network)
+    silent = _silent_direct_ensembles(network)
+    live = [c for c in network.all_connections if _carries_signal(c, silent)]
+    # an ensemble's encoders multiply its decoded input; weight-solver
+    # connections write to the neurons instead
+    with_input = {
+        conn.post_obj
+        for conn in network.all_connections
+        if isinstance(conn.post_obj, nengo.Ensemble)
+        and (_carries_signal(conn, silent) or conn.synapse is not None)
+        and not (_decoded(conn) and conn.solver.weights)
+    }
     total = 0
-    for conn in network.all_connections:
-        if not _is_trainable(network, conn):
-            continue
-        transform = conn.transform
-        if isinstance(transform, nengo.transforms.Dense):
-            if transform.shape == () or np.isscalar(transform.init):
-                continue
-            total += int(np.prod(transform.shape))
     for ens in network.all_ensembles:
-        if _is_trainable(network, ens):
+        if marks.get(("bias", ens)):
             total += ens.n_neurons
+        if marks.get(("encoders", ens)) and ens in with_input:
+            direct = isinstance(ens.neuron_type, nengo.Direct)
+            total += ens.dimensions * (ens.dimensions if direct else ens.n_neurons)
+    for conn in live:
+        if marks.get(("weights", conn)):
+            total += _weight_count(conn)
     return total
 
 

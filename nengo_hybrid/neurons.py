@@ -15,15 +15,25 @@ from nengo.dists import Uniform
 from nengo.exceptions import ValidationError
 from nengo.neurons import RatesToSpikesNeuronType
 from nengo.params import IntParam, NumberParam
+from nengo.utils.numpy import is_array, is_number
 
 
 class FiniteNumberParam(NumberParam):
-    """A `~nengo.params.NumberParam` that rejects NaN and infinity."""
+    """A `~nengo.params.NumberParam` that rejects NaN and infinity.
+
+    Python numbers, NumPy scalars (``np.float32('nan')``) and 0-d arrays are all
+    checked, before the range check (which cannot compare NaN).
+    """
 
     def coerce(self, instance, num):
-        if isinstance(num, (int, float)) and not math.isfinite(num):
+        if is_array(num) and np.shape(num) == ():
+            num = num.item()  # NumPy scalar or 0-d array -> Python number
+        if is_number(num) and not math.isfinite(num):
             raise ValidationError(
-                f"Value must be finite, got {num}", attr=self.name, obj=instance
+                f"Value must be a finite number, got {num}; pass a finite value "
+                f"for {self.name}",
+                attr=self.name,
+                obj=instance,
             )
         return super().coerce(instance, num)
 
@@ -73,6 +83,9 @@ class HybridSpiking(RatesToSpikesNeuronType):
     """
 
     precision = FiniteNumberParam("precision", low=0, low_open=True)
+    # RatesToSpikesNeuronType's amplitude is a plain NumberParam (NaN gives a
+    # TypeError there, infinity is accepted); the output must be finite
+    amplitude = FiniteNumberParam("amplitude", low=0, low_open=True)
     max_spikes = IntParam("max_spikes", low=1, optional=True)
 
     # same state and initial distribution as RegularSpiking, so that with equal

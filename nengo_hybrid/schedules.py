@@ -8,22 +8,30 @@ objects, like Nengo distributions: they compare equal by value, have a clear
 (checkpoints store them this way).
 """
 
+import inspect
 import math
+from collections.abc import Mapping
 
 from nengo.exceptions import ValidationError
-from nengo.params import DictParam, FrozenObject, NumberParam
+from nengo.params import FrozenObject, NumberParam, Parameter
 
 from nengo_hybrid.neurons import FiniteNumberParam
 
 
 class Schedule(FrozenObject):
-    """Base class: the precision as a function of training progress."""
+    """Base class: the precision as a function of training progress.
+
+    Every public subclass is added to `registry` (by class name), which
+    `from_dict` builds from. Abstract helpers whose names start with an
+    underscore (such as ``_Interpolated``) are not registered.
+    """
 
     registry = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        Schedule.registry[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):
+            Schedule.registry[cls.__name__] = cls
 
     def at(self, progress):
         """Precision at ``progress`` in [0, 1] (0 = first batch, 1 = last)."""
@@ -47,16 +55,36 @@ class Schedule(FrozenObject):
 
     @staticmethod
     def from_dict(data):
-        """Rebuild a schedule written by `to_dict`."""
-        data = dict(data)
-        name = data.pop("type", None)
-        if name not in Schedule.registry:
+        """Rebuild a schedule written by `to_dict`.
+
+        Only the registered (concrete) schedule types can be built; anything
+        else raises a `~nengo.exceptions.ValidationError` that lists them.
+        """
+        if not isinstance(data, Mapping):
             raise ValidationError(
-                f"unknown schedule type {name!r}; expected one of "
-                f"{sorted(Schedule.registry)}",
+                f"a schedule description must be a dict like "
+                f"{{'type': 'Linear', 'start': 100, 'end': 1}}, got "
+                f"{type(data).__name__} {data!r}",
                 attr="type",
             )
-        return Schedule.registry[name](**data)
+        data = dict(data)
+        name = data.pop("type", None)
+        known = sorted(Schedule.registry)
+        if not isinstance(name, str) or name not in Schedule.registry:
+            raise ValidationError(
+                f"unknown schedule type {name!r}; set 'type' to one of {known}",
+                attr="type",
+            )
+        cls = Schedule.registry[name]
+        try:
+            return cls(**data)
+        except TypeError as err:
+            args = list(inspect.signature(cls.__init__).parameters)[1:]
+            raise ValidationError(
+                f"cannot build a {name} schedule from {data!r} ({err}); {name} "
+                f"takes the arguments {args}",
+                attr=name,
+            ) from err
 
 
 def _precision_param(name):
@@ -132,6 +160,59 @@ class Cosine(_Interpolated):
         return self.end + (self.start - self.end) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+class _FrozenSteps(Mapping):
+    """An immutable, hashable ``{first_epoch: precision}`` mapping (sorted by epoch).
+
+    Compares equal to a dict with the same items and has a dict's ``repr``, so
+    `Stepwise` keeps its ``repr`` and equality while its state cannot change.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items):
+        object.__setattr__(self, "_items", tuple(sorted(dict(items).items())))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __getitem__(self, key):
+        for epoch, precision in self._items:
+            if epoch == key:
+                return precision
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (epoch for epoch, _ in self._items)
+
+    def __len__(self):
+        return len(self._items)
+
+    def __hash__(self):
+        return hash(self._items)
+
+    def __repr__(self):
+        return repr(dict(self._items))
+
+    def __reduce__(self):
+        return (type(self), (dict(self._items),))
+
+
+class _StepsParam(Parameter):
+    """Stores ``{epoch: precision}`` as an immutable `_FrozenSteps`."""
+
+    equatable = True
+
+    def coerce(self, instance, value):
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                f"must be a dict of {{first_epoch: precision}}, e.g. {{0: 100, 5: 4}}, "
+                f"got {type(value).__name__}",
+                attr=self.name,
+                obj=instance,
+            )
+        return super().coerce(instance, _FrozenSteps(value))
+
+
 class Stepwise(Schedule):
     """Piecewise-constant precision by epoch.
 
@@ -139,29 +220,45 @@ class Stepwise(Schedule):
     ----------
     values : dict of {int: float}
         ``{first_epoch: precision}``; must contain epoch 0. Each precision holds
-        from its epoch until the next key.
+        from its epoch until the next key. Stored as an immutable mapping
+        (sorted by epoch), so a schedule cannot change after construction.
     """
 
-    values = DictParam("values", readonly=True)
+    values = _StepsParam("values", readonly=True)
 
     def __init__(self, values):
         super().__init__()
-        values = {int(k): float(v) for k, v in dict(values).items()}
-        if 0 not in values:
+        if not isinstance(values, Mapping):
+            raise ValidationError(
+                f"Stepwise needs a dict of {{first_epoch: precision}}, e.g. "
+                f"{{0: 100, 5: 4}}, got {type(values).__name__} {values!r}",
+                attr="values",
+                obj=self,
+            )
+        try:
+            converted = {int(k): float(v) for k, v in values.items()}
+        except (TypeError, ValueError) as err:
+            raise ValidationError(
+                f"Stepwise values must map integer epochs to numbers, got {values!r} "
+                f"({err}); use e.g. {{0: 100, 5: 4}}",
+                attr="values",
+                obj=self,
+            ) from err
+        if 0 not in converted:
             raise ValidationError(
                 "Stepwise needs a precision for epoch 0, e.g. {0: 100, 5: 4}",
                 attr="values",
                 obj=self,
             )
-        for epoch, precision in values.items():
+        for epoch, precision in converted.items():
             if epoch < 0 or not math.isfinite(precision) or precision <= 0:
                 raise ValidationError(
                     f"epochs must be >= 0 and precisions finite and > 0, got "
-                    f"{epoch}: {precision}",
+                    f"{epoch}: {precision}; fix that entry",
                     attr="values",
                     obj=self,
                 )
-        self.values = dict(sorted(values.items()))
+        self.values = converted
 
     def value(self, epoch, batch=0, steps_per_epoch=1, epochs=1):
         return max(

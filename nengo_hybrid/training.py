@@ -23,6 +23,7 @@ import nengo
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
+from nengo_dl.config import get_setting
 
 from nengo_hybrid import dl, metrics
 from nengo_hybrid.io import atomic_write_bytes
@@ -193,6 +194,126 @@ def _n_samples(data, name):
     return sizes.pop()
 
 
+def _paired(sim, data, objects, name, kind):
+    """``{object: array}`` as NengoDL pairs ``data`` with input nodes or probes."""
+    if not isinstance(data, (dict, list, tuple)):
+        data = [data]
+    if isinstance(data, (list, tuple)):
+        if len(data) > len(objects):
+            raise ValidationError(
+                f"{name} has {len(data)} arrays but the network has {len(objects)} "
+                f"{kind}s {objects}; pass a dict {{{kind}: array}}",
+                attr=name,
+            )
+        return {obj: np.asarray(value) for obj, value in zip(objects, data)}
+    by_name = {sim.get_name(obj): obj for obj in objects}
+    paired = {}
+    for key, value in data.items():
+        obj = by_name.get(key) if isinstance(key, str) else key
+        if obj not in objects:
+            raise ValidationError(
+                f"{name} is given for {key!r}, which is not an {kind} of this "
+                f"simulator's network; key {name} by one of {objects}",
+                attr=name,
+            )
+        paired[obj] = np.asarray(value)
+    return paired
+
+
+def _check_shapes(sim, x, y, names=("x", "y")):
+    """Check ``x`` and ``y`` against the network before TensorFlow sees them.
+
+    Each input must be ``(n_examples, n_steps, node.size_out)``, all with the
+    same ``n_steps``. Each target must be ``(n_examples, steps, d)`` where
+    ``steps`` is what the probe records (``n_steps``, or 1 with
+    ``keep_history=False``) and ``d`` is the probe's size, or 1 for class labels,
+    which must then be integers in ``[0, d)``.
+    """
+    x_name, y_name = names
+    inputs = _paired(sim, x, list(sim.node_inputs), x_name, "input node")
+    n_steps = None
+    for node, value in inputs.items():
+        if value.ndim != 3 or value.shape[2] != node.size_out:
+            raise ValidationError(
+                f"{x_name} for {node} must have shape (n_examples, n_steps, "
+                f"{node.size_out}) ({node.size_out} = the node's size_out), got "
+                f"{value.shape}; reshape the inputs or feed the node they are for",
+                attr=x_name,
+            )
+        if n_steps is not None and value.shape[1] != n_steps:
+            raise ValidationError(
+                f"all {x_name} arrays must have the same number of steps; {node} has "
+                f"{value.shape[1]}, another input node has {n_steps}",
+                attr=x_name,
+            )
+        n_steps = value.shape[1]
+
+    targets = _paired(sim, y, list(sim.model.probes), y_name, "probe")
+    for probe, value in targets.items():
+        size = probe.size_in
+        keep_history = get_setting(sim.model, "keep_history", True, obj=probe)
+        steps = n_steps if keep_history else 1
+        if value.ndim != 3 or value.shape[2] not in (size, 1):
+            raise ValidationError(
+                f"{y_name} for {probe} must have shape (n_examples, {steps}, {size}) "
+                f"({size} = the probe's size), or (n_examples, {steps}, 1) for class "
+                f"labels; got {value.shape}",
+                attr=y_name,
+            )
+        if steps is not None and value.shape[1] != steps:
+            why = (
+                f"the inputs {x_name} have {n_steps} steps"
+                if keep_history
+                else "it has keep_history=False, so it records only the last step"
+            )
+            raise ValidationError(
+                f"{y_name} for {probe} has {value.shape[1]} steps, but the probe "
+                f"records {steps} ({why}); give targets of shape (n_examples, "
+                f"{steps}, {value.shape[2]})",
+                attr=y_name,
+            )
+        if value.shape[2] == 1 < size and value.size:
+            # one target per step for a d-wide output: class labels (sparse
+            # categorical losses), indices into the probe's outputs
+            low, high = value.min(), value.max()
+            integral = not np.issubdtype(value.dtype, np.floating) or np.all(
+                value == np.round(value)
+            )
+            if not integral or low < 0 or high >= size:
+                raise ValidationError(
+                    f"{y_name} for {probe} holds class labels (one value per step "
+                    f"for {size} outputs), which must be integers in [0, {size}); "
+                    f"got values in [{low:g}, {high:g}]"
+                    + ("" if integral else " that are not all integers")
+                    + "; relabel the classes 0.."
+                    + f"{size - 1} or widen the output",
+                    attr=y_name,
+                )
+
+
+def _check_validation_data(sim, validation_data):
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        raise ValidationError(
+            "validation_data must be a tuple (x_val, y_val), got "
+            f"{type(validation_data).__name__}",
+            attr="validation_data",
+        )
+    x_val, y_val = validation_data
+    n_val = _n_samples(x_val, "validation x")
+    if _n_samples(y_val, "validation y") != n_val:
+        raise ValidationError(
+            "validation x and y must have the same number of examples",
+            attr="validation_data",
+        )
+    if n_val < sim.minibatch_size:
+        raise ValidationError(
+            f"validation_data has {n_val} examples, fewer than the minibatch size "
+            f"{sim.minibatch_size}; give at least one minibatch",
+            attr="validation_data",
+        )
+    _check_shapes(sim, x_val, y_val, names=("validation x", "validation y"))
+
+
 def _take(data, index):
     if isinstance(data, dict):
         return {k: np.asarray(v)[index] for k, v in data.items()}
@@ -219,7 +340,11 @@ def fit(
     sim : nengo_dl.Simulator
         A simulator on which ``compile`` has been called.
     x, y : array or dict
-        Training inputs and targets, as for ``sim.fit``.
+        Training inputs and targets, as for ``sim.fit``. Inputs are
+        ``(n_examples, n_steps, node.size_out)``; targets ``(n_examples, steps,
+        probe size)`` with ``steps`` what the probe records (``n_steps``, or 1
+        with ``keep_history=False``), or ``(n_examples, steps, 1)`` class labels
+        (integers in ``[0, probe size)``). Checked before training starts.
     schedule : Schedule or dict of {nengo.Ensemble: Schedule}
         One schedule for every HybridSpiking ensemble, or one per ensemble
         (ensembles without an entry keep their current precision).
@@ -227,7 +352,8 @@ def fit(
         Total number of epochs (including those already done in a checkpoint).
     validation_data : tuple (x_val, y_val), optional
         Evaluated after every epoch (``val_*`` in the history); its first
-        ``bits_samples`` examples are used to measure activity bits.
+        ``bits_samples`` examples are used to measure activity bits. Checked
+        like ``x, y`` (and for NaN); at least one minibatch.
     checkpoint : str or Path, optional
         A ``.npz`` file written atomically after every epoch. If it exists,
         training resumes from it.
@@ -258,6 +384,9 @@ def fit(
     n_samples = _n_samples(x, "x")
     if _n_samples(y, "y") != n_samples:
         raise ValidationError("x and y must have the same number of examples", attr="y")
+    _check_shapes(sim, x, y)
+    if validation_data is not None:
+        _check_validation_data(sim, validation_data)
     if n_samples % sim.minibatch_size:
         raise ValidationError(
             f"{n_samples} training examples is not a multiple of the minibatch size "
@@ -427,6 +556,11 @@ def read_checkpoint(path):
 def load_checkpoint(sim, path, expect=None):
     """Restore a checkpoint into ``sim``; nothing changes unless it all matches.
 
+    Everything is checked first (run description, weight and optimizer shapes,
+    the ensemble labels and sizes of the saved precisions, the history); only
+    then are weights, optimizer state and precisions assigned. A mismatch
+    raises `CheckpointError` naming the file and leaves ``sim`` untouched.
+
     Parameters
     ----------
     sim : nengo_dl.Simulator
@@ -441,6 +575,18 @@ def load_checkpoint(sim, path, expect=None):
     history : History
     """
     meta, arrays = read_checkpoint(path)
+    fix = (
+        "resume with the network and settings that wrote it, or pass another "
+        "checkpoint path (or delete this one) to start afresh"
+    )
+    missing = [
+        key for key in ("run", "epochs_done", "precision", "history") if key not in meta
+    ]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing} in its metadata (written by another "
+            f"tool or damaged); {fix}"
+        )
     run = meta["run"]
     expect = expect or {
         "weight_shapes": [list(w.shape) for w in sim.keras_model.weights]
@@ -449,32 +595,107 @@ def load_checkpoint(sim, path, expect=None):
         if run.get(key) != wanted:
             raise CheckpointError(
                 f"checkpoint {path} does not match this training run: its {key} is "
-                f"{run.get(key)!r}, this run's is {wanted!r}; use the same network "
-                "and settings to resume, or another checkpoint path to start afresh"
+                f"{run.get(key)!r}, this run's is {wanted!r}; {fix}"
             )
-    weights = [arrays[f"weight_{i}"] for i in range(len(sim.keras_model.weights))]
+
+    try:
+        weights = _checked_arrays(
+            arrays, "weight", [tuple(w.shape) for w in sim.keras_model.weights]
+        )
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {path}: {err}; {fix}") from None
     optimizer_vars = _optimizer_variables(sim)
-    saved_opt = [arrays.get(f"optimizer_{i}") for i in range(len(optimizer_vars))]
-    if any(
-        s is None or s.shape != tuple(v.shape)
-        for s, v in zip(saved_opt, optimizer_vars)
-    ):
+    try:
+        saved_opt = _checked_arrays(
+            arrays, "optimizer", [tuple(v.shape) for v in optimizer_vars]
+        )
+    except ValueError as err:
         raise CheckpointError(
             f"checkpoint {path} has optimizer state that does not fit this simulator's "
-            f"{type(sim.keras_model.optimizer).__name__}; compile with the same optimizer"
-        )
+            f"{type(sim.keras_model.optimizer).__name__} ({err}); compile with the "
+            "optimizer the checkpoint was written with"
+        ) from None
+    precision = _checked_precision(sim, path, meta["precision"], fix)
+    try:
+        epochs_done = int(meta["epochs_done"])
+        history = History.from_dict(meta["history"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(
+            f"checkpoint {path} has an unreadable epoch count or history ({err!r}); "
+            f"{fix}"
+        ) from err
 
+    # everything matches: assign
     sim.keras_model.set_weights(weights)
     for var, value in zip(optimizer_vars, saved_opt):
         var.assign(value)
-    ensembles = hybrid_ensembles(sim.model.toplevel)
-    for label, values in meta["precision"].items():
-        var, sl = dl.precision_slices(sim)[ensembles[label]]
-        var[sl].assign(
-            np.asarray(values, dtype=var.dtype.as_numpy_dtype)
-            * np.ones(sl.stop - sl.start)
+    for (var, sl), values in precision:
+        var[sl].assign(values)
+    return epochs_done, history
+
+
+def _checked_arrays(arrays, prefix, shapes):
+    """``arrays[f"{prefix}_{i}"]`` for every expected shape; ValueError if not."""
+    n_saved = sum(1 for key in arrays if key.startswith(f"{prefix}_"))
+    if n_saved != len(shapes):
+        raise ValueError(
+            f"it holds {n_saved} {prefix} arrays, this simulator has {len(shapes)}"
         )
-    return meta["epochs_done"], History.from_dict(meta["history"])
+    out = []
+    for i, shape in enumerate(shapes):
+        value = arrays.get(f"{prefix}_{i}")
+        if value is None or value.shape != shape:
+            got = None if value is None else value.shape
+            raise ValueError(
+                f"its {prefix}_{i} has shape {got}, this simulator's is {shape}"
+            )
+        out.append(value)
+    return out
+
+
+def _checked_precision(sim, path, saved, fix):
+    """``[((variable, slice), values)]`` for the saved precisions, all checked."""
+    ensembles = hybrid_ensembles(sim.model.toplevel)
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"checkpoint {path} has no per-ensemble precisions ({saved!r}); {fix}"
+        )
+    unknown = sorted(set(saved) - set(ensembles))
+    absent = sorted(set(ensembles) - set(saved))
+    if unknown or absent:
+        problems = []
+        if unknown:
+            problems.append(
+                f"has precisions for ensembles labelled {unknown}, which this "
+                "network lacks"
+            )
+        if absent:
+            problems.append(f"has no precision for this network's {absent}")
+        raise CheckpointError(
+            f"checkpoint {path} {' and '.join(problems)} (this network's "
+            f"HybridSpiking ensembles are {sorted(ensembles)}). Ensembles are matched "
+            "by label: give them the labels they had when the checkpoint was "
+            "written, or pass another checkpoint path (or delete this one) to "
+            "start afresh"
+        )
+    slices = dl.precision_slices(sim)
+    out = []
+    for label, values in saved.items():
+        var, sl = slices[ensembles[label]]
+        n = sl.stop - sl.start
+        values = np.asarray(values, dtype=var.dtype.as_numpy_dtype)
+        if (
+            values.ndim != 1
+            or values.size not in (1, n)
+            or not np.all(np.isfinite(values))
+            or np.any(values <= 0)
+        ):
+            raise CheckpointError(
+                f"checkpoint {path}: the precision of {label!r} must be one or {n} "
+                f"finite values > 0, got {values.tolist()!r}; {fix}"
+            )
+        out.append(((var, sl), values * np.ones(n, dtype=values.dtype)))
+    return out
 
 
 def freeze(sim, network):

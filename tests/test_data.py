@@ -166,3 +166,91 @@ def test_check_images_rejects_malformed_arrays():
         check_images(images[:10], labels[:10].astype(float))
     with pytest.raises(ValueError, match="source must be"):
         psmnist(source="mnist")
+
+
+def _idx_bytes(array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _assert_clear(err, path):
+    message = str(err.value)
+    assert str(path) in message
+    assert "re-download" in message and "embedded" in message
+
+
+def test_corrupt_idx_files_give_data_errors(tmp_path):
+    images, _ = _real_uint8()
+    raw = _idx_bytes(images[:20])
+    directory = tmp_path / "idx"
+    directory.mkdir()
+    path = directory / "train-images-idx3-ubyte"
+
+    path.write_bytes(raw)  # control: the intact file reads back
+    assert np.array_equal(hdata._read_idx(path), images[:20])
+
+    gz = directory / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(raw)[:200])  # download cut off
+    with pytest.raises(hdata.DataError, match="truncated: the gzip stream ends") as e:
+        hdata._read_idx(gz)
+    _assert_clear(e, gz)
+
+    gz.write_bytes(b"\x1f\x8b" + b"not really gzip" * 4)
+    with pytest.raises(hdata.DataError, match="not a valid gzip file") as e:
+        hdata._read_idx(gz)
+    _assert_clear(e, gz)
+
+    path.write_bytes(raw[:10])  # inside the 16-byte header of a 3-d file
+    with pytest.raises(hdata.DataError, match="cut short inside its header") as e:
+        hdata._read_idx(path)
+    _assert_clear(e, path)
+
+    path.write_bytes(raw + b"\0" * 7)
+    with pytest.raises(hdata.DataError, match="7 unexpected bytes after") as e:
+        hdata._read_idx(path)
+    assert "truncated" not in str(e.value)
+    _assert_clear(e, path)
+
+    path.write_bytes(raw[:-5])
+    with pytest.raises(hdata.DataError, match="is truncated: header says") as e:
+        hdata._read_idx(path)
+    _assert_clear(e, path)
+
+
+def test_corrupt_npz_gives_data_error(tmp_path):
+    images, labels = _real_uint8()
+    path = tmp_path / "mnist.npz"
+    arrays = dict(x_train=images, y_train=labels, x_test=images[:9], y_test=labels[:9])
+    np.savez_compressed(path, **arrays)
+    good = path.read_bytes()
+    assert np.array_equal(load_mnist_arrays(path)["x_test"], images[:9])  # control
+
+    path.write_bytes(good[: len(good) // 2])  # download cut off
+    with pytest.raises(hdata.DataError, match="not a readable .npz archive") as e:
+        load_mnist_arrays(path)
+    _assert_clear(e, path)
+
+    # the directory at the end is intact, the compressed x_train data is not
+    start = good.index(b"x_train.npy") + 200
+    path.write_bytes(good[:start] + b"\xff" * 64 + good[start + 64 :])
+    with pytest.raises(hdata.DataError, match="'x_train' is truncated or corrupt") as e:
+        load_mnist_arrays(path)
+    _assert_clear(e, path)
+
+    path.write_bytes(b"this is not numpy data at all")
+    with pytest.raises(hdata.DataError, match="not a readable .npz") as e:
+        load_mnist_arrays(path)
+    _assert_clear(e, path)
+
+    np.save(tmp_path / "single.npy", images[:2])
+    with pytest.raises(hdata.DataError, match="single array, not an .npz"):
+        load_mnist_arrays(tmp_path / "single.npy")
+
+
+def test_data_error_reaches_psmnist(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match=str(path)):  # DataError is a ValueError
+        psmnist(source="full", path=path)

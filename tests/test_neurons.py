@@ -143,11 +143,29 @@ def test_runs_in_reference_simulator(base):
         (dict(precision=float("inf")), "precision.*finite"),
         (dict(max_spikes=0), "max_spikes.*greater than or equal to 1"),
         (dict(amplitude=0), "amplitude.*greater than 0"),
+        # NumPy scalars and 0-d arrays are checked too (not only Python floats)
+        (dict(precision=np.float32("inf")), "precision.*finite"),
+        (dict(precision=np.float32("nan")), "precision.*finite"),
+        (dict(precision=np.array(np.inf)), "precision.*finite"),
+        (dict(amplitude=float("nan")), "amplitude.*finite"),
+        (dict(amplitude=float("inf")), "amplitude.*finite"),
+        (dict(amplitude=np.float32("nan")), "amplitude.*finite"),
+        (dict(amplitude=np.float64("-inf")), "amplitude.*finite"),
+        (dict(amplitude=np.float32(-1)), "amplitude.*greater than 0"),
     ],
 )
 def test_invalid_parameters(kwargs, match):
     with pytest.raises(ValidationError, match=match):
         HybridSpiking(nengo.RectifiedLinear(), **kwargs)
+
+
+def test_numpy_scalar_parameters_accepted():
+    # control for test_invalid_parameters: finite NumPy scalars are fine
+    neuron = HybridSpiking(
+        nengo.RectifiedLinear(), precision=np.float32(4.0), amplitude=np.float64(0.5)
+    )
+    assert (neuron.precision, neuron.amplitude) == (4.0, 0.5)
+    assert neuron.quantum == 0.125
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,53 @@ def test_final_is_deployment_precision():
 def test_invalid_schedules(make, match):
     with pytest.raises(ValidationError, match=match):
         make()
+
+
+def test_from_dict_builds_only_concrete_schedules():
+    # the abstract base of Linear/Geometric/Cosine has no interpolation of its own
+    with pytest.raises(ValidationError, match="_Interpolated.*Constant.*Stepwise"):
+        Schedule.from_dict({"type": "_Interpolated", "start": 100, "end": 1})
+    assert "_Interpolated" not in Schedule.registry
+    assert set(Schedule.registry) == {
+        "Constant",
+        "Linear",
+        "Geometric",
+        "Cosine",
+        "Stepwise",
+    }
+    # control: a concrete one with the same arguments builds
+    assert Schedule.from_dict({"type": "Linear", "start": 100, "end": 1}) == Linear(
+        100, 1
+    )
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"type": "Linear", "start": 100}, "Linear takes the arguments.*end"),
+        ({"type": "Constant", "precision": 2, "end": 1}, "Constant takes"),
+        ({"start": 100, "end": 1}, "unknown schedule type None"),
+        (["Linear", 100, 1], "must be a dict"),
+        ({"type": "Stepwise", "values": {"zero": 10}}, "integer epochs"),
+        ({"type": "Stepwise", "values": [10, 1]}, "dict of"),
+    ],
+)
+def test_from_dict_bad_descriptions(data, match):
+    with pytest.raises(ValidationError, match=match):
+        Schedule.from_dict(data)
+
+
+def test_stepwise_is_immutable():
+    given = {0: 100, 3: 10}
+    schedule = Stepwise(given)
+    before = hash(schedule)
+    given[1] = 50.0  # the caller's dict is not shared
+    with pytest.raises(TypeError):
+        schedule.values[1] = 50.0
+    with pytest.raises(AttributeError):
+        schedule.values.clear()
+    assert schedule.value(1) == 100.0
+    assert hash(schedule) == before
+    assert schedule == Stepwise({3: 10, 0: 100}) != Stepwise({0: 100, 3: 9})
+    assert repr(schedule) == "Stepwise(values={0: 100.0, 3: 10.0})"
+    assert dict(schedule.values) == {0: 100.0, 3: 10.0}
