@@ -18,10 +18,12 @@ Exit codes (also in ``nengo-hybrid --help``):
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import pathlib
 import sys
+import tempfile
 import textwrap
 import time
 import traceback
@@ -429,6 +431,45 @@ def _run_dir(path):
     return run
 
 
+#: TensorFlow 2.12's C++ start-up warning on machines without TensorRT (which
+#: TensorFlow never uses here); printed while NengoDL imports TensorFlow
+TENSORRT_WARNING = "TF-TRT Warning: Could not find TensorRT"
+
+
+def _load_tensorflow():
+    """Import NengoDL and TensorFlow for the stages that train or evaluate.
+
+    nengo_dl's ``__init__`` sets ``TF_CPP_MIN_LOG_LEVEL=1`` and TensorFlow's
+    TensorRT module then prints `TENSORRT_WARNING` from C++, past Python's
+    ``sys.stderr``. The import runs with file descriptor 2 captured; every
+    other line is passed on, and the level `main` chose is restored.
+    """
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    with _without_stderr_line(TENSORRT_WARNING):
+        import nengo_dl  # noqa: F401
+    if level is not None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+
+
+@contextlib.contextmanager
+def _without_stderr_line(text):
+    """Capture file descriptor 2; afterwards write back all lines but ``text``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(True):
+                if text not in line:
+                    sys.stderr.write(line)
+
+
 def _recipe(model, seed=None):
     from nengo_hybrid import zoo
 
@@ -464,6 +505,7 @@ def _train(args, out):
 
 def cmd_train(args):
     """``nengo-hybrid train``: train, then freeze (`pipeline.train`)."""
+    _load_tensorflow()
     out = pathlib.Path(args.out) if args.out else _default_out(args.model)
     _log(f"training {args.model} on {args.data} data into {out}")
     result = _train(args, out)
@@ -477,6 +519,7 @@ def cmd_train(args):
 
 def cmd_freeze(args):
     """``nengo-hybrid freeze``: the checkpoint as a frozen network file."""
+    _load_tensorflow()
     from nengo_hybrid.pipeline.freeze import freeze
 
     run = _run_dir(args.run)
@@ -488,6 +531,7 @@ def cmd_freeze(args):
 
 def cmd_evaluate(args):
     """``nengo-hybrid evaluate``: `pipeline.evaluate`."""
+    _load_tensorflow()
     from nengo_hybrid.pipeline.evaluate import evaluate
 
     run = _run_dir(args.run)
@@ -572,6 +616,7 @@ def cmd_run(args):
     that stage's JSON and the report is still written, then the error is
     raised (exit code 1, or 2 for bad input).
     """
+    _load_tensorflow()
     from nengo_hybrid import pipeline
     from nengo_hybrid.pipeline.check import check
     from nengo_hybrid.pipeline.deploy import deploy

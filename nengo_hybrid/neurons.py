@@ -80,6 +80,37 @@ class HybridSpiking(RatesToSpikesNeuronType):
     ``rates``, ``gain_bias`` and ``max_rates_intercepts`` are those of the base
     type (firing rates in Hz, without ``amplitude``), following Nengo's
     convention for `nengo.RegularSpiking`.
+
+    Examples
+    --------
+    A neuron whose rate is 2500 Hz needs 2.5 spikes per 1 ms step: at
+    ``precision=1`` it alternates between 2 and 3 spikes, carrying the half
+    spike it could not send to the next step, so the average is exact.
+
+    >>> import nengo
+    >>> import numpy as np
+    >>> from nengo_hybrid import HybridSpiking
+    >>> start = {"voltage": np.zeros(1)}
+    >>> with nengo.Network(seed=0) as net:
+    ...     ens = nengo.Ensemble(
+    ...         1, 1, gain=[0.0], bias=[2500.0],
+    ...         neuron_type=HybridSpiking(nengo.RectifiedLinear(), initial_state=start),
+    ...     )
+    ...     probe = nengo.Probe(ens.neurons)
+    >>> with nengo.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run_steps(6)
+    >>> counts = np.round(sim.data[probe][:, 0] * sim.dt).astype(int)
+    >>> counts.tolist(), counts.mean()
+    ([2, 3, 2, 3, 2, 3], 2.5)
+
+    With ``precision=4`` each spike stands for a quarter of the output, and the
+    count per step is ten quanta:
+
+    >>> ens.neuron_type = HybridSpiking(nengo.RectifiedLinear(), precision=4)
+    >>> with nengo.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run_steps(2)
+    >>> (sim.data[probe][:, 0] * sim.dt * 4).round().tolist()
+    [10.0, 10.0]
     """
 
     precision = FiniteNumberParam("precision", low=0, low_open=True)

@@ -369,6 +369,35 @@ def fit(
     Returns
     -------
     History
+
+    Examples
+    --------
+    Two epochs of a small network, annealing the precision from rate-like (64)
+    to the deployment value (2):
+
+    >>> import nengo, nengo_dl, numpy as np, tensorflow as tf
+    >>> from nengo_hybrid import HybridSpiking, training
+    >>> from nengo_hybrid.schedules import Geometric
+    >>> with nengo.Network(seed=0) as net:
+    ...     inp = nengo.Node(np.zeros(2))
+    ...     ens = nengo.Ensemble(
+    ...         8, 1, neuron_type=HybridSpiking(nengo.RectifiedLinear())
+    ...     )
+    ...     _ = nengo.Connection(inp, ens.neurons, transform=np.ones((8, 2)))
+    ...     out = nengo.Node(size_in=1)
+    ...     _ = nengo.Connection(ens.neurons, out, transform=np.full((1, 8), 1e-3))
+    ...     probe = nengo.Probe(out)
+    >>> x = np.random.RandomState(0).rand(20, 3, 2)
+    >>> y = x.sum(axis=-1, keepdims=True)[:, :, :1]
+    >>> with nengo_dl.Simulator(net, minibatch_size=10, progress_bar=False) as sim:
+    ...     sim.compile(optimizer=tf.optimizers.Adam(1e-2), loss="mse")
+    ...     history = training.fit(
+    ...         sim, {inp: x}, {probe: y}, schedule=Geometric(64, 2), epochs=2,
+    ...         progress=False,
+    ...     )
+    ...     final = nengo_hybrid.dl.get_precision(sim)[ens]
+    >>> len(history.epochs), round(final, 6)
+    (2, 2.0)
     """
     if (
         sim.keras_model.optimizer is None

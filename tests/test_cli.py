@@ -8,6 +8,7 @@ TensorFlow's import once); one test runs the installed console script.
 """
 
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -533,7 +534,9 @@ def test_write_atomic_replaces_whole_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["f.json"]
 
 
-def test_write_atomic_keeps_old_file_on_failure(tmp_path):
+def test_write_json_refuses_unserialisable_before_touching_the_file(tmp_path):
+    """Atomicity itself is tested in test_io.py with failures after the temporary
+    file is opened; here: a value JSON cannot hold leaves the old file alone."""
     path = tmp_path / "f.json"
     report.write_json(path, {"a": 1})
     with pytest.raises(TypeError):
@@ -609,3 +612,26 @@ def test_plots_reject_bad_input(tmp_path):
     with pytest.raises(ValueError, match=r"\(n_steps, n_neurons\)"):
         plots.spike_raster(np.zeros(5), tmp_path / "b.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_fresh_machine_output_is_clean(recipe, tmp_path):
+    """The console script on a fresh home folder: no tracebacks, no TF chatter.
+
+    nengo's decoder cache has no index yet (it used to log a traceback), and
+    NengoDL's import lets TensorFlow print TF-TRT's missing-TensorRT warning.
+    """
+    exe = pathlib.Path(sys.executable).with_name("nengo-hybrid")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["HOME"] = str(home)
+    args = ["run", "--model", recipe, "--out", tmp_path / "run", "--n-train", 100]
+    args += ["--n-test", 50, "--n-samples", 2]
+    proc = subprocess.run(
+        [str(exe), *map(str, args)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[5/5] report" in proc.stderr  # control: stderr was captured
+    for noise in ("Traceback", "TF-TRT", "Decoder cache index corrupted", "oneDNN"):
+        assert noise not in proc.stderr, proc.stderr
+    assert (home / ".cache" / "nengo" / "decoders" / "index").exists()

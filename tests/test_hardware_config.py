@@ -6,7 +6,6 @@ Some tests run a fresh Python. Those marked "hardware package alone" import
 package imports.
 """
 
-import doctest
 import importlib
 import importlib.metadata
 import inspect
@@ -442,16 +441,3 @@ def test_the_profile_passed_is_the_one_planned_for():
 
 
 # --- runnable examples (task 9) ------------------------------------------------
-
-
-@upstream_cast
-@pytest.mark.parametrize("obj", [check, Simulator, add_params])
-def test_docstring_examples(obj):
-    finder = doctest.DocTestFinder(recurse=False)
-    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = finder.find(obj, name=obj.__name__, globs={})
-    assert sum(len(t.examples) for t in tests) >= 3
-    for test in tests:
-        runner.run(test)
-    result = runner.summarize(verbose=False)
-    assert result.attempted >= 3 and result.failed == 0

@@ -17,6 +17,7 @@ Stage files are read and written by `nengo_hybrid.report` (atomic JSON).
 """
 
 import pathlib
+import sys
 
 from nengo_hybrid import report as reporting
 
@@ -43,15 +44,20 @@ class PipelineUsageError(Exception):
 
 def usage_error(err):
     """A `PipelineUsageError` for a library error that means bad input, else None."""
-    from nengo_hybrid import frozen, zoo
-    from nengo_hybrid.hardware import plans
+    from nengo_hybrid import data, frozen, zoo
+    from nengo_hybrid.hardware import plans, profiles
 
     if isinstance(err, PipelineUsageError):
         return err
     if isinstance(err, (zoo.RecipeError, plans.PlanError)):
         return PipelineUsageError(str(err), hint=err.hint)
-    if isinstance(err, frozen.FrozenError):
+    if isinstance(err, (frozen.FrozenError, profiles.ProfileError, data.DataError)):
         return PipelineUsageError(str(err))
+    if "nengo_hybrid.training" in sys.modules:  # loaded only where TensorFlow is
+        from nengo_hybrid.training import CheckpointError
+
+        if isinstance(err, CheckpointError):
+            return PipelineUsageError(str(err))
     return None
 
 
