@@ -422,13 +422,9 @@ def _default_out(model):
 
 
 def _run_dir(path):
-    run = pathlib.Path(path)
-    if not run.is_dir():
-        raise CLIError(
-            f"run folder {run} does not exist",
-            hint="give the --out folder of a previous `nengo-hybrid train` or `run`",
-        )
-    return run
+    from nengo_hybrid.pipeline.runs import run_path
+
+    return run_path(path)
 
 
 #: TensorFlow 2.12's C++ start-up warning on machines without TensorRT (which

@@ -265,8 +265,8 @@ def pool_images(images, pool):
 
 
 @dataclass
-class PSMNIST:
-    """psMNIST splits: each ``x_*`` is ``(N, n_steps, 1)`` float32, ``y_*`` ``(N,)`` int64."""
+class Splits:
+    """Train, validation and test arrays (``y_*``: ``(N,)`` int64) and their source."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -275,6 +275,12 @@ class PSMNIST:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+
+
+@dataclass
+class PSMNIST(Splits):
+    """psMNIST splits: each ``x_*`` is ``(N, n_steps, 1)`` float32, ``y_*`` ``(N,)`` int64."""
+
     pool: int = 1
     permutation_seed: int = PERMUTATION_SEED
     split_seed: int = None
@@ -388,16 +394,9 @@ def psmnist(source="auto", path=None, pool=1, seed=PERMUTATION_SEED):
 
 
 @dataclass
-class MNISTImages:
+class MNISTImages(Splits):
     """Static MNIST splits: each ``x_*`` is ``(N, 784)`` float32 in [0, 1]."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
     split_seed: int = None
 
     @property

@@ -22,15 +22,13 @@ The file is written atomically; a missing, corrupt or mismatched file raises
 `FrozenError` naming the file and what to do.
 """
 
-import io
-import json
 import pathlib
 
 import nengo
 import numpy as np
 from nengo.solvers import NoSolver
 
-from nengo_hybrid.io import atomic_write_bytes, to_jsonable
+from nengo_hybrid.io import read_npz, write_npz
 from nengo_hybrid.neurons import HybridSpiking
 
 FORMAT = "nengo-hybrid-frozen/1"
@@ -145,11 +143,7 @@ class FrozenNetwork:
             "ensembles": [r for r, _ in self.ensembles],
             "connections": [r for r, _ in self.connections],
         }
-        text = json.dumps(to_jsonable(header))
-        arrays["header"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        return atomic_write_bytes(path, buffer.getvalue())
+        return write_npz(path, arrays, header)
 
     @classmethod
     def read(cls, path):
@@ -162,9 +156,7 @@ class FrozenNetwork:
                 "(`nengo-hybrid freeze --run RUN`)"
             )
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
+            header, arrays = read_npz(path)
         except Exception as err:
             raise FrozenError(
                 f"frozen network file {path} is unreadable (truncated or corrupt: "

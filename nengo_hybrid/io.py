@@ -107,6 +107,61 @@ def atomic_write_json(path, obj, sort_keys=False):
     return atomic_write_text(path, text + "\n")
 
 
+class UserError(ValueError):
+    """Bad input the user can fix: the message says what, ``hint`` what to do.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong (names the file or object).
+    hint : str, optional
+        What to do about it.
+    """
+
+    def __init__(self, message, hint=None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def search_path(folder, env, package):
+    """Folders to search for user files: ``./FOLDER``, ``$ENV``, then ``package``.
+
+    ``env`` holds ``os.pathsep``-separated folders; ``package`` is the installed
+    package that ships the built-in files.
+    """
+    from importlib import resources
+
+    folders = [Path.cwd() / folder]
+    extra = os.environ.get(env, "")
+    folders += [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
+    folders.append(Path(str(resources.files(package))))
+    return folders
+
+
+def write_npz(path, arrays, meta):
+    """Write ``arrays`` and a JSON ``meta`` dict as one ``.npz`` file, atomically."""
+    import io
+
+    arrays = dict(arrays)
+    text = json.dumps(to_jsonable(meta))
+    arrays["meta"] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_npz(path):
+    """``(meta, arrays)`` of a file written by `write_npz`.
+
+    Raises whatever reading raises (missing, truncated, not a ``.npz``, no
+    metadata); callers turn that into their own error with a fix.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    return meta, arrays
+
+
 def environment_info():
     """The machine and package versions a result was measured with."""
     versions = {}

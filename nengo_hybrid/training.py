@@ -13,8 +13,6 @@ and then produces exactly what an uninterrupted run would have.
 in the reference simulator (and Nengo GUI, nengo-loihi) with the final precision.
 """
 
-import io
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from nengo.exceptions import ValidationError
 from nengo_dl.config import get_setting
 
 from nengo_hybrid import dl, metrics
-from nengo_hybrid.io import atomic_write_bytes
+from nengo_hybrid.io import read_npz, write_npz
 from nengo_hybrid.neurons import HybridSpiking
 from nengo_hybrid.schedules import Schedule
 
@@ -556,19 +554,14 @@ def save_checkpoint(sim, path, epochs_done, history, run_info):
         },
         "history": history.to_dict(),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_npz(path, arrays, meta)
 
 
 def read_checkpoint(path):
     """Read a checkpoint's metadata and arrays; raise `CheckpointError` if unreadable."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+        meta, arrays = read_npz(path)
     except Exception as err:
         raise CheckpointError(
             f"checkpoint {path} is unreadable (truncated or corrupt: {err}); delete it "

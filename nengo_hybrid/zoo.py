@@ -27,36 +27,21 @@ the recipes shipped inside the package (`nengo_hybrid.models`, the repository's
 """
 
 import ast
-import os
 import pathlib
-from importlib import resources
+
+from nengo_hybrid import io
+from nengo_hybrid.io import UserError
 
 ENV_MODELS = "NENGO_HYBRID_MODELS"
 
 
-class RecipeError(ValueError):
-    """A recipe cannot be found or read.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong (names the file or the recipe).
-    hint : str, optional
-        What to do about it.
-    """
-
-    def __init__(self, message, hint=None):
-        super().__init__(message)
-        self.hint = hint
+class RecipeError(UserError):
+    """A recipe cannot be found or read (``hint`` says what to do)."""
 
 
 def search_path():
     """The folders searched for recipes, in order."""
-    folders = [pathlib.Path.cwd() / "models"]
-    extra = os.environ.get(ENV_MODELS, "")
-    folders += [pathlib.Path(p).expanduser() for p in extra.split(os.pathsep) if p]
-    folders.append(pathlib.Path(str(resources.files("nengo_hybrid.models"))))
-    return folders
+    return io.search_path("models", ENV_MODELS, "nengo_hybrid.models")
 
 
 def available():

@@ -19,6 +19,7 @@ from nengo_hybrid.hardware.loihi import (
     DiscretizationError,
     NengoLoihiVersionError,
     _pieces_synapse_bits,
+    block_owner,
     build_model,
     check_supported,
     loihi_neuron_types,
@@ -203,18 +204,8 @@ def _on_chip(network, ens):
         return True
 
 
-def _block_owner(model):
-    owner = {}
-    for obj, built in model.objs.items():
-        if isinstance(obj, nengo.Ensemble):
-            blocks = built.get("out")
-            for block in blocks if isinstance(blocks, list) else [blocks]:
-                owner[block] = obj
-    return owner
-
-
 def _check_cores(model, report, lim):
-    owner = _block_owner(model)
+    owner = block_owner(model)
     # nengo-loihi's own auto-split, for comparison (it ignores word rounding)
     for old_block, summary in model.pre_split.items():
         n = summary["compartments"]

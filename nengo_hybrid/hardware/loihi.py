@@ -721,14 +721,20 @@ def discretization_problem(block):
     return None
 
 
-def check_discretization(model):
-    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+def block_owner(model):
+    """``{block: nengo.Ensemble}`` of a built model (before splitting)."""
     owner = {}
     for obj, built in model.objs.items():
         if isinstance(obj, nengo.Ensemble):
             blocks = built.get("out")
             for block in blocks if isinstance(blocks, list) else [blocks]:
                 owner[block] = obj
+    return owner
+
+
+def check_discretization(model):
+    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+    owner = block_owner(model)
     for old_block, new_blocks in getattr(model, "block_map", {}).items():
         for new_block in new_blocks:
             owner.setdefault(new_block, owner.get(old_block, old_block))

@@ -22,38 +22,23 @@ with the package (`nengo_hybrid.deploy`); ``find_plan("mnist_dense",
 """
 
 import json
-import os
 import pathlib
-from importlib import resources
+
+from nengo_hybrid import io
+from nengo_hybrid.io import UserError
 
 ENV_DEPLOY = "NENGO_HYBRID_DEPLOY"
 TARGETS = ("emulator", "chip", "auto", "check-only")
 KEYS = {"model", "profile", "target", "dt", "strategy", "host", "notes"}
 
 
-class PlanError(ValueError):
-    """A deployment plan is malformed or does not fit its network.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong (names the plan file).
-    hint : str, optional
-        What to do about it.
-    """
-
-    def __init__(self, message, hint=None):
-        super().__init__(message)
-        self.hint = hint
+class PlanError(UserError):
+    """A deployment plan is malformed or does not fit its network."""
 
 
 def search_path():
     """The folders searched for plans, in order."""
-    folders = [pathlib.Path.cwd() / "deploy"]
-    extra = os.environ.get(ENV_DEPLOY, "")
-    folders += [pathlib.Path(p).expanduser() for p in extra.split(os.pathsep) if p]
-    folders.append(pathlib.Path(str(resources.files("nengo_hybrid.deploy"))))
-    return folders
+    return io.search_path("deploy", ENV_DEPLOY, "nengo_hybrid.deploy")
 
 
 def find_plan(model, profile):

@@ -20,6 +20,7 @@ import pathlib
 import sys
 
 from nengo_hybrid import report as reporting
+from nengo_hybrid.io import UserError
 
 CHECKPOINT = "checkpoint.npz"
 FROZEN = "frozen.npz"
@@ -44,12 +45,12 @@ class PipelineUsageError(Exception):
 
 def usage_error(err):
     """A `PipelineUsageError` for a library error that means bad input, else None."""
-    from nengo_hybrid import data, frozen, zoo
-    from nengo_hybrid.hardware import plans, profiles
+    from nengo_hybrid import data, frozen
+    from nengo_hybrid.hardware import profiles
 
     if isinstance(err, PipelineUsageError):
         return err
-    if isinstance(err, (zoo.RecipeError, plans.PlanError)):
+    if isinstance(err, UserError):  # recipes, plans
         return PipelineUsageError(str(err), hint=err.hint)
     if isinstance(err, (frozen.FrozenError, profiles.ProfileError, data.DataError)):
         return PipelineUsageError(str(err))
