@@ -635,3 +635,32 @@ def test_fresh_machine_output_is_clean(recipe, tmp_path):
     for noise in ("Traceback", "TF-TRT", "Decoder cache index corrupted", "oneDNN"):
         assert noise not in proc.stderr, proc.stderr
     assert (home / ".cache" / "nengo" / "decoders" / "index").exists()
+
+
+def test_mnist_dense_runs_end_to_end(capsys, tmp_path):
+    """The static-image recipe goes through the same stages as the LMU."""
+    out = tmp_path / "dense"
+    code, _, err = run_cli(
+        capsys, "run", "--model", "mnist_dense", "--epochs", 1, "--out", out,
+        "--n-train", 200, "--n-test", 100, "--n-samples", 3,
+    )  # fmt: skip
+    assert code == 0, err
+    check = json.loads((out / "check.json").read_text())
+    # the plan (deploy/mnist_dense_loihi1.json) placed the layers
+    assert check["plan"]["path"].endswith("mnist_dense_loihi1.json")
+    assert check["strategies"] == {"hidden1": "onebit", "hidden2": "expand:2"}
+    assert "<Ensemble 'input'>" in {row["object"] for row in check["host"]}
+    deploy = json.loads((out / "deploy.json").read_text())
+    assert deploy["n_samples"] == 3 and deploy["steps_per_sample"] == 40
+    freeze = json.loads((out / "freeze.json").read_text())
+    assert freeze["precisions"] == {"input": 1.0, "hidden1": 1.0, "hidden2": 1.0}
+
+
+def test_check_only_plan_refuses_deploy(capsys, tmp_path):
+    from nengo_hybrid.pipeline.deploy import resolve_target
+
+    plan = {"path": "deploy/mnist_dense_loihi2.json", "target": "check-only"}
+    with pytest.raises(Exception, match="is check-only") as info:
+        resolve_target(None, plan)
+    assert "--profile loihi1" in info.value.hint
+    assert resolve_target(None, {"target": "emulator"}) == "emulator"  # control

@@ -386,8 +386,8 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
                     "and clip the voltage at zero, so a negative input erases the "
                     "residual the reference keeps (and re-synchronises Expand's "
                     "compartments); with multi-spike counts in a recurrent network "
-                    "this can cost all accuracy (quick LMU: Expand(18) 8.5% vs "
-                    "NengoDL 84.5%)",
+                    "this can cost all accuracy (measured: "
+                    "benchmarks/results/deploy_fidelity_lmu.md)",
                 )
             )
         if (
@@ -533,8 +533,8 @@ def _node_inputs(model, network, report):
                     detail="nengo-loihi encodes a host Node's value with one on/off "
                     "pair of neurons per dimension (at most one spike per step) and "
                     f"lowpass-filters it on the chip (tau {model.decode_tau:g} s): a "
-                    "signal that changes every step arrives blurred and late (quick "
-                    "LMU memory: hidden spikes 0.31 of the reference's)",
+                    "signal that changes every step arrives blurred and late "
+                    "(measured: benchmarks/results/deploy_fidelity_lmu.md)",
                 )
             )
 

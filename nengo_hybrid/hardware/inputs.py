@@ -5,9 +5,9 @@ one on/off pair of spiking neurons per dimension (at most one spike per step,
 values in ``[-1, 1]``), decoded on the chip through a 5 ms lowpass
 (``Model.decode_tau``). For a signal that changes every step -- the LMU's
 memory, fed to the hidden neurons with ``synapse=None`` -- that encoder keeps
-only a blurred, delayed trace (measured on the quick LMU: the hidden layer
-emitted 0.31-0.37 of the reference's spikes, and accuracy fell to chance even
-with an otherwise faithful hidden layer).
+only a blurred, delayed trace; on the quick LMU accuracy fell to chance even
+with an otherwise faithful hidden layer
+(``benchmarks/results/deploy_fidelity_lmu.md``).
 
 `encode_node_inputs` replaces each ``Node -> on-chip Neurons`` connection by a
 host ensemble of 1-bit `.HybridSpiking` encoder neurons whose spikes nengo-loihi

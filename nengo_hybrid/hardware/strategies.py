@@ -22,8 +22,7 @@ one needs a strategy:
     bursts of ``K``). Choose ``K`` = the largest measured count, not more
     (``benchmarks/results/deploy_fidelity.md``). In a recurrent network whose
     input changes every step these losses feed back: prefer `Thermometer`
-    there (quick LMU: Expand(18) 8.5%, Thermometer(19) 83.5%, NengoDL 84.5%;
-    ``benchmarks/results/deploy_fidelity_lmu.md``).
+    there (the quick LMU: ``benchmarks/results/deploy_fidelity_lmu.md``).
 
 `Substeps`
     ``K`` chip steps per model step: the whole network runs at ``dt / K``, so
