@@ -664,3 +664,15 @@ def test_check_only_plan_refuses_deploy(capsys, tmp_path):
         resolve_target(None, plan)
     assert "--profile loihi1" in info.value.hint
     assert resolve_target(None, {"target": "emulator"}) == "emulator"  # control
+
+
+def test_substeps_is_one_strategy_for_the_whole_network():
+    from nengo_hybrid.hardware.strategies import Expand, OneBit, Substeps
+    from nengo_hybrid.pipeline.check import strategy_argument
+    from nengo_hybrid.pipeline.runs import PipelineUsageError
+
+    assert strategy_argument({"a": Substeps(2), "b": Substeps(2)}) == Substeps(2)
+    per_ensemble = {"a": OneBit(), "b": Expand(2)}
+    assert strategy_argument(per_ensemble) == per_ensemble  # control
+    with pytest.raises(PipelineUsageError, match="cannot be mixed"):
+        strategy_argument({"a": Substeps(2), "b": OneBit()})

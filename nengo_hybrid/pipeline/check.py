@@ -124,6 +124,26 @@ def deployable(
     return strategies, encoding
 
 
+def strategy_argument(strategies):
+    """What `hardware.check` / `hardware.Simulator` take for ``strategies``.
+
+    `Substeps` changes the time step of the whole network, so it is passed as
+    the one strategy for all ensembles; anything else per ensemble.
+    """
+    from nengo_hybrid.hardware.strategies import Substeps
+
+    substeps = {s for s in strategies.values() if isinstance(s, Substeps)}
+    if not substeps:
+        return strategies
+    if len(substeps) > 1 or len(substeps) != len(set(strategies.values())):
+        raise PipelineUsageError(
+            "Substeps(K) runs the whole network at dt/K: it cannot be mixed with "
+            f"other strategies ({', '.join(sorted(map(repr, strategies.values())))})",
+            hint="use --strategy substeps:K for every ensemble, or no Substeps",
+        )
+    return substeps.pop()
+
+
 def measured_counts(run):
     """``{layer label: largest count}`` measured by ``evaluate`` (or None)."""
     evaluated = reporting.read_stage(run, "evaluate", required=False)
@@ -186,7 +206,7 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
     }
     tic = time.perf_counter()
     report = hardware.check(
-        net, profile=prof, strategy=strategies, counts=counts or None
+        net, profile=prof, strategy=strategy_argument(strategies), counts=counts or None
     )
     result = report.to_dict()
     result.update(

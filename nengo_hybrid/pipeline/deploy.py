@@ -199,7 +199,13 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     """
     from nengo_hybrid.hardware.inputs import input_clip_fraction
     from nengo_hybrid.hardware.strategies import Substeps
-    from nengo_hybrid.pipeline.check import check, deployable, find_plan, load_profile
+    from nengo_hybrid.pipeline.check import (
+        check,
+        deployable,
+        find_plan,
+        load_profile,
+        strategy_argument,
+    )
     from nengo_hybrid.pipeline.runs import dataset_of
     from nengo_hybrid.pipeline.specs import parse_strategy
 
@@ -229,15 +235,14 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     n = int(n_samples or recipe.get("n_samples", DEFAULT_SAMPLES))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     layer_probes = net.layer_probes()
-    substeps = any(isinstance(s, Substeps) for s in strategies.values())
+    strategies = strategy_argument(strategies)
     # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
+    substeps = isinstance(strategies, Substeps)
     latency = (
         {}
         if substeps
         else {net.probe: HOST_LATENCY, **{p: CHIP_LATENCY for p in layer_probes}}
     )
-    if substeps:
-        strategies = next(s for s in strategies.values() if isinstance(s, Substeps))
     if encoding:
         values = net.inputs(x)
         for node in net.encoded_inputs:
