@@ -115,3 +115,16 @@ def test_unreadable_plan(tmp_path):
     path.write_text("{not json")
     with pytest.raises(plans.PlanError, match=f"cannot read deployment plan {path}"):
         plans.Plan.read(path)
+
+
+def test_plan_for_another_profile_is_an_error(tmp_path):
+    from nengo_hybrid.pipeline.check import check
+    from nengo_hybrid.pipeline.runs import PipelineUsageError
+
+    recipe = zoo.read("mnist_dense")
+    plan = REPO / "deploy" / "mnist_dense_loihi1.json"
+    with pytest.raises(
+        PipelineUsageError, match="is for profile 'loihi1', not 'loihi2'"
+    ):
+        check(recipe=recipe, profile="loihi2", plan=plan)
+    assert check(recipe=recipe, plan=plan)["profile"] == "loihi1"  # control

@@ -56,17 +56,13 @@ def find_plan(model, profile_name, plan=None):
         raise PipelineUsageError(str(err), hint=err.hint) from err
 
 
-def deployable(
-    recipe, net, profile, strategy=None, plan=None, max_counts=None, frozen=None
-):
+def deployable(net, strategy=None, plan=None, max_counts=None, frozen=None):
     """Place ``net`` for deployment: plan, strategies and host input encoders.
 
     Parameters
     ----------
-    recipe : nengo_hybrid.zoo.Recipe
     net : nengo.Network
         A classifier network (`nengo_hybrid.tasks`); modified in place.
-    profile : Profile
     strategy : Strategy, optional
         Overrides every strategy (``None``: the plan's, else ``auto``).
     plan : Plan, optional
@@ -82,14 +78,10 @@ def deployable(
     encoding : dict or None
         ``levels``, ``scale`` and ``input_axons`` per encoded node label.
     """
-    from nengo_hybrid.hardware import plans
     from nengo_hybrid.neurons import HybridSpiking
 
     if plan is not None:
-        try:
-            chosen = plan.resolve(net)
-        except plans.PlanError as err:
-            raise PipelineUsageError(str(err), hint=err.hint) from err
+        chosen = plan.resolve(net)  # a PlanError is a usage error (exit 2)
     else:
         chosen = {
             e: None
@@ -193,12 +185,14 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
         name = None if profile is None else load_profile(profile).name
         plan = find_plan(recipe.name, name or "loihi1", plan)
     prof = load_profile(profile or (plan.profile if plan else "loihi1"))
-    if plan is not None and plan.profile != prof.name:
-        plan = None  # a plan for another profile does not apply
+    if plan is not None and load_profile(plan.profile).name != prof.name:
+        raise PipelineUsageError(
+            f"deployment plan {plan.path} is for profile {plan.profile!r}, not "
+            f"{prof.name!r}",
+            hint="drop --profile to use the plan's, or give a plan for that profile",
+        )
     max_counts = measured_counts(run) if run is not None else None
-    strategies, encoding = deployable(
-        recipe, net, prof, strategy, plan, max_counts, frozen
-    )
+    strategies, encoding = deployable(net, strategy, plan, max_counts, frozen)
     counts = {
         ens: max_counts[str(ens.label)]
         for ens in strategies

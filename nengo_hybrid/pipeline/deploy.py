@@ -225,7 +225,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     prof = load_profile(checked["profile"])
     plan_info = checked.get("plan")
     plan = find_plan(recipe.name, prof.name, plan_info["path"]) if plan_info else None
-    strategies, encoding = deployable(recipe, net, prof, plan=plan, frozen=frozen)
+    strategies, encoding = deployable(net, plan=plan, frozen=frozen)
     by_label = {str(e.label): e for e in strategies}
     strategies = {
         by_label[label]: parse_strategy(spec)
