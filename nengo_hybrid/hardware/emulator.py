@@ -1,0 +1,723 @@
+"""A batched Loihi-core emulator, bit-exact with nengo-loihi's.
+
+nengo-loihi's emulator (``nengo_loihi.emulator.interface``) runs one sample and
+loops in Python over every spike. `BatchedEmulator` runs ``B`` independent
+samples at once on the same built model, vectorised over samples and
+compartments, with the same integer arithmetic, so that every probe output and
+every spike count equals what nengo-loihi's emulator produces for each sample
+on its own (checked in ``tests/test_emulator.py`` against nengo-loihi itself).
+
+Usage::
+
+    sim = nengo_hybrid.hardware.Simulator(net, target="sim")  # builds the model
+    emu = BatchedEmulator(sim)          # copies its (initial) emulator state
+    out = emu.run({spike_input: counts}, n_steps=T)   # counts: (B, T, n)
+    out[nengo_probe]                    # (B, T, size), as sim.data[nengo_probe]
+
+What one step does (nengo-loihi's ``EmulatorInterface.step``, in this order):
+
+1. Synaptic input ``q``: each spike of the previous step (on-chip compartments)
+   and each host spike sent on the previous host step (``SpikeInput``, one step
+   of host-to-chip latency) adds its axon's weight row to the target
+   compartments. That is linear in the spike counts, so here it is one matrix
+   product ``q = s @ W`` with ``s`` the ``(B, sources)`` spike counts and ``W``
+   the integer matrix built once from the axons (compartment and atom maps,
+   population weights with compartment bases and weight maps, as nengo-loihi's
+   ``Axon.map_spikes`` / ``Synapse.axon_weights_indices``), then wrapped to
+   21 bits plus sign (``Q_BITS``).
+2. Compartment update (`CompartmentState.update`): current decay + ``q``,
+   wrapped to 23 bits; plus bias, wrapped to 23 bits; voltage decay + that,
+   clipped to ``[vmin, vmax]``; zeroed while refractory; spike where
+   ``v > vth``; reset to zero; refractory counter. These are nengo-loihi's own
+   functions (``decay_int``, ``overflow_signed``) and the same NumPy integer
+   operations on the same dtypes (int32 state), with a leading sample axis.
+3. Probes record ``spiked`` / ``voltage`` / ``current`` (sliced per target
+   block); outputs are weighted, concatenated or summed, reindexed and
+   filtered by the probe's own ``LoihiProbe.weight_outputs`` and the same
+   synapse step functions as nengo-loihi's ``ProbeFilter``.
+
+Why the matrix product is exact
+-------------------------------
+``W`` holds the discretised weights: integers with ``|w| < 2**31`` (in practice
+below ``2**21``: an 8-bit mantissa shifted by the weight exponent and 6 more
+bits). ``s`` holds small non-negative integers (0/1 for compartments, host
+spike counts per input axon). For one compartment ``c`` let
+``bound_c = sum_i |W[i, c]| * max(s_i)``. Every product ``s_i * W[i, c]`` and
+every partial sum of any subset of them, in any order, is an integer of
+magnitude at most ``bound_c``. A binary floating-point format with a ``p``-bit
+significand represents every integer up to ``2**p`` exactly, so when
+``bound_c <= 2**24`` (float32) or ``<= 2**53`` (float64) no product and no
+addition ever rounds: the BLAS result is the exact integer sum, whatever the
+blocking, threading, summation order or FMA use of the BLAS kernel. The bound
+is computed from ``W`` and the actual input counts before each run, and the
+dtype chosen from it: float32 below ``2**24``, float64 below ``2**53``, and an
+integer (int64) product otherwise. Where the argument would fail: a column
+with ``bound_c > 2**53`` in float64 (or ``> 2**24`` in float32) could round a
+partial sum -- never used, the int64 product is taken instead; a BLAS that
+computes in reduced precision (bf16/TF32 "fast" modes, not used by NumPy's
+float32/float64 ``matmul``) would break it too.
+
+The wrap-around is exact as well: nengo-loihi accumulates ``q`` in int32
+(wrapping modulo ``2**32``) and then keeps the low 22 bits as a signed 21-bit
+value; since ``2**22`` divides ``2**32`` (and ``2**64``) the low 22 bits of the
+exact sum are the same as those of the int32 (or int64) sum.
+
+Probe outputs with a 2-D weight matrix (decoded outputs) are float products
+whose rounding depends on the summation order, so they are computed per sample
+with the very NumPy call nengo-loihi makes for a run of ``n_steps`` collected
+at once (``(n_steps, n) @ (n, d)``); scalar weights, slices, concatenation and
+reindexing are elementwise and run batched. Probe filters run batched only for
+elementwise steps (nengo's ``LinearFilter.NoX`` / ``OneX``), else per sample.
+
+Covered / not covered
+---------------------
+Covered: discretised (integer) models as nengo-loihi builds them for
+``target="sim"``, any number of blocks (split blocks included), compartment
+and population axons (``compartment_map``, atoms, ``pop_type`` 16/32 weights
+with ``axon_compartment_bases`` and ``axon_to_weight_map``), host spike inputs
+(``SpikeInput``, including spikes stored in it at build time such as DVS
+files), current/voltage decay, bias, thresholds, reset, refractory periods,
+``vmin``/``vmax`` clipping, q/current/u2 overflow wrapping (with nengo-loihi's
+overflow warnings), ``spiked``/``voltage``/``current`` probes with slices,
+weights, reindexing and synapse filters. nengo-loihi's emulator has no
+synaptic delays (``CompartmentState.MAX_DELAY = 1``), so neither has this one.
+
+Not covered -- `UnsupportedModel` (a ``NotImplementedError``) names it, and the
+caller falls back to nengo-loihi's emulator: compartment noise
+(``enable_noise``, it draws from the emulator's RNG), learning (PES) synapses and
+host-to-chip error (PES) senders, non-discretised models (``target="simreal"``),
+inputs other than ``SpikeInput``, probe keys other than the three above.
+
+Runs are stateless: every `BatchedEmulator.run` starts all samples from the
+initial state (that of the nengo-loihi emulator it was made from, including the
+initial voltages `nengo_hybrid.hardware.loihi.set_emulator_voltages` sets).
+"""
+
+import types
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+import scipy.sparse
+from nengo_loihi.builder.discretize import Q_BITS, U_BITS, decay_int, overflow_signed
+from nengo_loihi.compat import make_process_step
+from nengo_loihi.inputs import SpikeInput
+from nengo_loihi.probe import LoihiProbe
+
+PROBE_KEYS = ("spiked", "voltage", "current")
+FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
+FLOAT64_EXACT = 2**53
+
+
+class UnsupportedModel(NotImplementedError):
+    """The model uses something the batched emulator does not emulate.
+
+    The message names it; run the model on nengo-loihi's emulator instead.
+    """
+
+
+def check_supported(model):
+    """Raise `UnsupportedModel` naming the first thing ``model`` needs that is missing."""
+
+    def fail(what):
+        raise UnsupportedModel(
+            f"batched emulator: {what} is not emulated; use nengo-loihi's emulator"
+        )
+
+    if not model.blocks:
+        fail("a model without on-chip blocks")
+    for block in model.blocks:
+        comp = block.compartment
+        if comp.vth.dtype != np.int32:
+            fail(f"a non-discretised model (dtype {comp.vth.dtype}, target='simreal')")
+        if np.any(comp.enable_noise):
+            fail(f"compartment noise (enable_noise) in {block}")
+        if comp.scale_u or comp.scale_v:
+            fail(f"u/v scaling in {block} (not discretised)")
+        for synapse in block.synapses:
+            if synapse.learning:
+                fail(f"learning (PES) on {synapse} of {block}")
+    if getattr(model, "host2chip_pes_senders", None):
+        fail("host-to-chip learning errors (PES)")
+    for inp in model.inputs:
+        if type(inp) is not SpikeInput:
+            fail(f"chip input of type {type(inp).__name__}")
+    for probe in model.probes:
+        if probe.key not in PROBE_KEYS:
+            fail(f"probe key {probe.key!r}")
+
+
+class BlockLayout:
+    """Where each block's compartments sit on the flat compartment axis.
+
+    As nengo-loihi's ``BlockInfo``: blocks in model order, ``slices[block]``.
+    """
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+        self.slices = OrderedDict()
+        start = 0
+        for block in self.blocks:
+            self.slices[block] = slice(start, start + block.n_neurons)
+            start += block.n_neurons
+        self.n_compartments = start
+        self.synapse_block = {s: b for b in self.blocks for s in b.synapses}
+
+
+class CompartmentState:
+    """Compartment parameters (shared by all samples) and the state of ``B`` samples.
+
+    The state arrays are ``(B, n_compartments)``, int32 as in nengo-loihi
+    (``spiked`` bool); `update` is nengo-loihi's ``CompartmentState.update``
+    (without noise) with a leading sample axis.
+    """
+
+    STATE = ("current", "voltage", "spiked", "ref_count", "spike_count")
+
+    def __init__(self, layout):
+        n = layout.n_compartments
+        names = ("decay_u", "decay_v", "vth", "vmin", "vmax", "bias", "ref")
+        params = {name: np.zeros(n, dtype=np.int32) for name in names}
+        for block, sl in layout.slices.items():
+            comp = block.compartment
+            params["decay_u"][sl] = comp.decay_u
+            params["decay_v"][sl] = comp.decay_v
+            params["vth"][sl] = comp.vth
+            params["vmin"][sl] = comp.vmin
+            params["vmax"][sl] = comp.vmax
+            params["bias"][sl] = comp.bias
+            params["ref"][sl] = comp.refract_delay
+        self.__dict__.update(params)
+        self.n_compartments = n
+        # decay_v == 0 keeps the voltage unchanged: sign(v) * (|v| * 4096 >> 12) == v
+        self.voltage_decays = bool(np.any(self.decay_v != 0))
+        self.initial = {
+            "current": np.zeros(n, dtype=np.int32),
+            "voltage": np.zeros(n, dtype=np.int32),
+            "spiked": np.zeros(n, dtype=bool),
+            "ref_count": np.zeros(n, dtype=np.int32),
+            "spike_count": np.zeros(n, dtype=np.int32),
+        }
+        self.overflows = set()
+
+    def set_initial(self, **state):
+        """Set the initial state (``(n_compartments,)`` arrays) of every sample."""
+        for name, value in state.items():
+            if name not in self.STATE:
+                raise KeyError(f"unknown compartment state {name!r}")
+            self.initial[name][...] = value
+
+    def reset(self, n_samples):
+        """Put ``n_samples`` samples in the initial state."""
+        for name in self.STATE:
+            init = self.initial[name]
+            setattr(self, name, np.repeat(init[None, :], n_samples, axis=0))
+        # a refractory counter above zero needs a refractory delay above one
+        self.refractory = bool(np.any(self.ref > 1) or np.any(self.ref_count > 0))
+        self.overflows = set()
+
+    def wrap(self, x, bits, name):
+        """``overflow_signed`` in place, skipped when nothing is out of range."""
+        limit = 1 << bits
+        if x.size and (x.min() < -limit or x.max() >= limit):
+            overflow_signed(x, bits=bits, out=x)
+            self.overflows.add(name)
+        return x
+
+    def update(self, q):
+        """Advance one step with synaptic input ``q`` (int32, already wrapped)."""
+        current = decay_int(self.current, self.decay_u, offset=1) + q
+        self.current = self.wrap(current, U_BITS, "current")
+        u2 = self.wrap(self.current + self.bias, U_BITS, "u2")
+        voltage = self.voltage
+        if self.voltage_decays:
+            voltage = decay_int(voltage, self.decay_v)
+        voltage = voltage + u2
+        np.clip(voltage, self.vmin, self.vmax, out=voltage)
+        if self.refractory:
+            np.putmask(voltage, self.ref_count > 0, 0)
+        np.greater(voltage, self.vth, out=self.spiked)
+        np.putmask(voltage, self.spiked, 0)
+        self.voltage = voltage
+        if self.refractory:
+            ref = np.broadcast_to(self.ref, self.ref_count.shape)
+            np.copyto(self.ref_count, ref, where=self.spiked)
+            np.clip(self.ref_count - 1, 0, None, out=self.ref_count)
+        self.spike_count += self.spiked
+
+
+def _last_unique(targets, weights):
+    """Keep the last weight of repeated targets (NumPy's ``a[idx] += w``)."""
+    if len(np.unique(targets)) == len(targets):
+        return targets, weights
+    _, first_of_reversed = np.unique(targets[::-1], return_index=True)
+    keep = len(targets) - 1 - first_of_reversed
+    return targets[keep], weights[keep]
+
+
+class SynapseRouting:
+    """Axons and synapses as one integer matrix from spike sources to compartments.
+
+    Sources are the compartments (their spikes of the previous step) followed
+    by the neurons of each host `SpikeInput`. Row ``i`` of `matrix` is what one
+    spike of source ``i`` adds to the input of every compartment, as
+    nengo-loihi's ``SynapseState.inject_current`` and ``update_input`` add it
+    spike by spike (``qb[0, base + indices] += weights``, where repeated indices
+    within one weight row keep the last weight).
+    """
+
+    def __init__(self, layout, inputs):
+        self.layout = layout
+        self.inputs = list(inputs)
+        n = layout.n_compartments
+        self.input_offsets = []
+        offset = n
+        for inp in self.inputs:
+            self.input_offsets.append(offset)
+            offset += inp.n_neurons
+        self.n_sources = offset
+
+        rows, cols, vals = [], [], []
+        for block, sl in layout.slices.items():
+            for axon in block.axons:
+                self._add_axon(axon, sl.start, block.n_neurons, rows, cols, vals)
+        for inp, start in zip(self.inputs, self.input_offsets):
+            for axon in inp.axons:
+                self._add_axon(axon, start, inp.n_neurons, rows, cols, vals)
+        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(vals) if vals else np.zeros(0, dtype=np.int64)
+        # duplicates (several axons of one source onto one compartment) are summed
+        matrix = scipy.sparse.csr_matrix(
+            (vals, (rows, cols)), shape=(self.n_sources, n), dtype=np.int64
+        )
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()
+        active = np.flatnonzero(np.diff(matrix.indptr))  # sources with any weight
+        self.active_compartments = active[active < n]
+        self.active_inputs = active[active >= n]
+        self.matrix = matrix[active]  # (n_active_sources, n_compartments), int64
+        self.abs_col_bound_compartments = np.asarray(
+            abs(self.matrix[: len(self.active_compartments)]).sum(axis=0)
+        ).ravel()
+        self._dense = {}
+
+    def _add_axon(self, axon, start, n_src, rows, cols, vals):
+        synapse = axon.target
+        target_block = self.layout.synapse_block.get(synapse)
+        if target_block is None:
+            raise UnsupportedModel(
+                f"batched emulator: {axon} targets an unknown synapse"
+            )
+        target_start = self.layout.slices[target_block].start
+        src = np.arange(n_src)
+        axon_ids = np.asarray(axon.map_axon(src))
+        atoms = np.asarray(axon.map_atoms(src), dtype=np.int64)
+        cache = {}
+        for i, axon_id, atom in zip(src, axon_ids, atoms):
+            if axon_id < 0:
+                continue
+            key = (int(axon_id), int(atom))
+            if key not in cache:
+                base = synapse.axon_compartment_base(int(axon_id))
+                if base is None:
+                    cache[key] = None
+                else:
+                    w, idx = synapse.axon_weights_indices(int(axon_id), atom=int(atom))
+                    targets = target_start + base + np.asarray(idx, dtype=np.int64)
+                    cache[key] = _last_unique(targets, np.asarray(w, dtype=np.int64))
+            if cache[key] is None:
+                continue
+            targets, w = cache[key]
+            rows.append(np.full(len(targets), start + i, dtype=np.int64))
+            cols.append(targets)
+            vals.append(w)
+
+    def dtype_for(self, input_max_counts):
+        """The matmul dtype that is exact for these inputs (see the module docstring).
+
+        ``input_max_counts`` is the largest count of each input source, aligned
+        with the active input sources.
+        """
+        bound = self.abs_col_bound_compartments.astype(np.float64)
+        n_comp = len(self.active_compartments)
+        if len(self.active_inputs):
+            w_in = abs(self.matrix[n_comp:]).astype(np.float64)
+            bound = bound + w_in.T @ np.asarray(input_max_counts, dtype=np.float64)
+        worst = float(bound.max()) if bound.size else 0.0
+        worst *= 1 + 1e-9  # the bound itself is a float64 sum
+        if worst < FLOAT32_EXACT:
+            return np.float32
+        if worst < FLOAT64_EXACT:
+            return np.float64
+        return np.int64
+
+    def dense(self, dtype):
+        if dtype not in self._dense:
+            self._dense[dtype] = self.matrix.toarray().astype(dtype)
+        return self._dense[dtype]
+
+    def inject(self, sources, dtype):
+        """Synaptic input ``q`` (int32, wrapped to ``Q_BITS``) for spike counts ``sources``."""
+        q = sources @ self.dense(dtype)
+        if dtype is np.float32:
+            q = q.astype(np.int32)  # exact: |q| <= 2**24
+        else:
+            q = q.astype(np.int64)  # exact: |q| <= 2**53, or int64 already
+        limit = 1 << Q_BITS
+        overflowed = q.size and (q.min() < -limit or q.max() >= limit)
+        if overflowed:
+            overflow_signed(q, bits=Q_BITS, out=q)
+        return q.astype(np.int32, copy=False), bool(overflowed)
+
+
+class ProbeState:
+    """Records probed compartment state for ``B`` samples; outputs as nengo-loihi's.
+
+    Per probe and target block, the global compartment indices
+    (``block slice[probe.slice[k]]``) are recorded every step into
+    ``(B, n_steps, n_k)`` buffers.
+    """
+
+    def __init__(self, layout, probes, dt):
+        self.dt = dt
+        self.probes = list(probes)
+        self.indices = OrderedDict()
+        for probe in self.probes:
+            idxs = []
+            for block, sl in zip(probe.target, probe.slice):
+                idx = np.arange(layout.n_compartments)[layout.slices[block]][sl]
+                idx = np.atleast_1d(idx)
+                size = len(idx)
+                if size and np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)):
+                    idx = slice(int(idx[0]), int(idx[-1]) + 1)
+                idxs.append((idx, size))
+            self.indices[probe] = idxs
+
+    def allocate(self, n_samples, n_steps):
+        self.buffers = OrderedDict()
+        for probe, idxs in self.indices.items():
+            dtype = bool if probe.key == "spiked" else np.int32
+            self.buffers[probe] = [
+                np.zeros((n_samples, n_steps, size), dtype=dtype) for _, size in idxs
+            ]
+
+    def update(self, step, compartment):
+        for probe, idxs in self.indices.items():
+            state = getattr(compartment, probe.key)
+            for buf, (idx, _) in zip(self.buffers[probe], idxs):
+                buf[:, step, :] = state[:, idx]
+
+    def outputs(self, probe):
+        """``(B, n_steps, size)`` output of ``probe``, as nengo-loihi's ``collect_probe_output``."""
+        buffers = self.buffers[probe]
+        n_samples, n_steps = buffers[0].shape[:2]
+        if probe.is_transformed:
+            # float matrix products: the same call per sample as nengo-loihi
+            out = np.stack(
+                [
+                    probe.weight_outputs([b[i] for b in buffers])
+                    for i in range(n_samples)
+                ]
+            )
+        else:
+            # scalar weights, concatenation, reindexing: elementwise, run batched
+            flat = [b.reshape(n_samples * n_steps, -1) for b in buffers]
+            out = probe.weight_outputs(flat).reshape(n_samples, n_steps, -1)
+        return filter_outputs(probe, out, self.dt)
+
+
+def _filter_step(synapse, shape, dt):
+    return make_process_step(
+        synapse, shape_in=shape, shape_out=shape, dt=dt, rng=None, dtype=np.float32
+    )
+
+
+def filter_outputs(probe, data, dt):
+    """Apply ``probe.synapse`` to ``(B, n_steps, size)`` data, as nengo-loihi's ``ProbeFilter``."""
+    if probe.synapse is None:
+        return data
+    import nengo
+
+    n_samples, n_steps, size = data.shape
+    one = _filter_step(probe.synapse, (size,), dt)
+    elementwise = (nengo.LinearFilter.NoX, nengo.LinearFilter.OneX)
+    out = np.zeros_like(data)
+    if type(one) in elementwise:
+        step = _filter_step(probe.synapse, (n_samples, size), dt)
+        if type(step) is type(one):
+            for t in range(n_steps):
+                out[:, t] = step(t * dt, data[:, t])
+            return out
+    for i in range(n_samples):
+        step = one if i == 0 else _filter_step(probe.synapse, (size,), dt)
+        for t in range(n_steps):
+            out[i, t] = step(t * dt, data[i, t])
+    return out
+
+
+class EmulatorOutput:
+    """Probe outputs of a batched run.
+
+    ``out[probe]`` for a `nengo.Probe` (as ``sim.data[probe]``, with a leading
+    sample axis) or a ``LoihiProbe``: ``(B, n_steps, size)``.
+    ``spike_count``: ``(B, n_compartments)`` spikes per compartment over the run.
+    """
+
+    def __init__(self, probes, nengo_probes, spike_count):
+        self.probes = probes
+        self.nengo_probes = nengo_probes
+        self.spike_count = spike_count
+
+    def __getitem__(self, probe):
+        if isinstance(probe, LoihiProbe):
+            return self.probes[probe]
+        return self.probes[self.nengo_probes[probe]]
+
+    def __contains__(self, probe):
+        return probe in self.probes or probe in self.nengo_probes
+
+
+class BatchedEmulator:
+    """Run ``B`` samples of a built nengo-loihi model at once, bit-exact.
+
+    Parameters
+    ----------
+    model : nengo_loihi.Simulator or nengo_loihi.builder.Model
+        A simulator built with ``target="sim"`` (its emulator's current state,
+        before running, is the initial state: use this to include the initial
+        voltages of `nengo_hybrid.hardware.Simulator`), or a built and
+        discretised model (initial state zero, except the voltages
+        `nengo_hybrid.hardware.loihi.set_emulator_voltages` sets for hybrid
+        blocks when ``match_initial_voltages``).
+    match_initial_voltages : bool
+        Only for a model: start hybrid blocks from the reference voltages.
+
+    Raises
+    ------
+    UnsupportedModel
+        Naming what the model uses that is not emulated (noise, learning, ...).
+    """
+
+    def __init__(self, model, match_initial_voltages=True):
+        sim = None
+        if not hasattr(model, "blocks") and hasattr(model, "model"):
+            sim, model = model, model.model
+        check_supported(model)
+        self.model = model
+        self.dt = model.dt
+        self.layout = BlockLayout(model.blocks)
+        self.inputs = list(model.inputs)
+        self.compartment = CompartmentState(self.layout)
+        self.routing = SynapseRouting(self.layout, self.inputs)
+        self.probes = ProbeState(self.layout, model.probes, model.dt)
+        self.nengo_probes = OrderedDict(
+            (p, model.objs[p]["out"])
+            for p in model.nengo_probes
+            if isinstance(model.objs.get(p, {}).get("out"), LoihiProbe)
+        )
+        # host spikes already stored in the inputs (e.g. DVS files), for every sample
+        self.stored_spikes = [dict(inp.spikes) for inp in self.inputs]
+
+        if sim is not None:
+            self._state_from_simulator(sim)
+        elif match_initial_voltages and getattr(model, "hybrid_blocks", None):
+            self._hybrid_initial_voltages()
+
+    def _state_from_simulator(self, sim):
+        emu = sim.sims.get("emulator") if hasattr(sim, "sims") else None
+        if emu is None or emu.closed:
+            raise UnsupportedModel(
+                "batched emulator: the simulator has no open nengo-loihi emulator "
+                "(build it with target='sim')"
+            )
+        if emu.t != 0:
+            raise ValueError(
+                "make the BatchedEmulator before running the nengo-loihi simulator "
+                f"(it has run {emu.t} steps)"
+            )
+        c = emu.compartment
+        self.compartment.set_initial(
+            current=c.current,
+            voltage=c.voltage,
+            spiked=c.spiked,
+            ref_count=c.ref_count,
+            spike_count=c.spike_count,
+        )
+
+    def _hybrid_initial_voltages(self):
+        from nengo_hybrid.hardware.loihi import set_emulator_voltages
+
+        # set_emulator_voltages reads the emulator's vth and block slices and
+        # writes its voltages: give it this emulator's arrays
+        comp = types.SimpleNamespace(
+            vth=self.compartment.vth, voltage=self.compartment.initial["voltage"]
+        )
+        emu = types.SimpleNamespace(compartment=comp, block_info=self.layout)
+        set_emulator_voltages(
+            types.SimpleNamespace(model=self.model, sims={"emulator": emu})
+        )
+
+    def _input_counts(self, inputs, n_steps, n_samples):
+        """Per input, ``(B, n_steps, n)`` int32 counts (row ``j``: host step ``j + 1``)."""
+        inputs = {} if inputs is None else inputs
+        if not isinstance(inputs, dict):
+            if len(self.inputs) != 1:
+                raise ValueError(
+                    f"the model has {len(self.inputs)} spike inputs: pass a dict "
+                    "{SpikeInput: counts}"
+                )
+            inputs = {self.inputs[0]: inputs}
+        unknown = [k for k in inputs if not any(k is i for i in self.inputs)]
+        if unknown:
+            raise KeyError(f"not a spike input of this model: {unknown[0]}")
+        arrays = []
+        for inp in self.inputs:
+            x = inputs.get(inp)
+            if x is None:
+                arrays.append(None)
+                continue
+            x = np.asarray(x)
+            if x.ndim == 2:
+                x = x[None]
+            if x.ndim != 3 or x.shape[2] != inp.n_neurons:
+                raise ValueError(
+                    f"spikes for {inp.label or inp} must be (B, n_steps, "
+                    f"{inp.n_neurons}), got {x.shape}"
+                )
+            if np.any(x < 0) or (x.dtype.kind == "f" and np.any(x != np.round(x))):
+                raise ValueError("spike counts must be non-negative integers")
+            arrays.append(x)
+        given = [x for x in arrays if x is not None]
+        if n_samples is None:
+            n_samples = given[0].shape[0] if given else 1
+        if n_steps is None:
+            if not given:
+                raise ValueError("give n_steps (there are no spike inputs)")
+            n_steps = given[0].shape[1]
+        counts = []
+        for inp, x, stored in zip(self.inputs, arrays, self.stored_spikes):
+            c = np.zeros((n_samples, n_steps, inp.n_neurons), dtype=np.int32)
+            if x is not None:
+                if x.shape[0] not in (1, n_samples):
+                    raise ValueError(
+                        f"{x.shape[0]} samples of spikes, expected {n_samples}"
+                    )
+                m = min(n_steps, x.shape[1])
+                c[:, :m] += x[:, :m].astype(np.int32)
+            for ti, idxs in stored.items():
+                if 1 <= ti <= n_steps:
+                    np.add.at(
+                        c, (slice(None), ti - 1, np.asarray(idxs, dtype=np.int64)), 1
+                    )
+            counts.append(c)
+        return counts, n_samples, n_steps
+
+    def run(self, inputs=None, n_steps=None, n_samples=None, batch_size=256):
+        """Run every sample for ``n_steps`` steps from the initial state.
+
+        Parameters
+        ----------
+        inputs : dict of {SpikeInput: array_like}, or array_like
+            Host spikes per chip input (``model.inputs``; an array when there is
+            only one): ``(B, n_steps, n_neurons)`` counts, where row ``j`` holds
+            the spikes nengo-loihi's host sends on host step ``j + 1`` (its
+            ``SpikeInput.add_spikes(j + 1, idxs)``, one count per index). They
+            reach the compartments on chip step ``j + 2``, so the last row is
+            not used within ``n_steps``. ``(n_steps, n)`` is one sample.
+        n_steps : int, optional
+            Default: the inputs' length.
+        n_samples : int, optional
+            Only needed without inputs (all samples are then identical).
+        batch_size : int
+            Samples simulated together (memory: about ``batch_size`` times the
+            sources plus compartments, per step).
+
+        Returns
+        -------
+        EmulatorOutput
+        """
+        counts, n_samples, n_steps = self._input_counts(inputs, n_steps, n_samples)
+        # rows of active input sources, aligned with routing.active_inputs
+        n_comp = self.layout.n_compartments
+        if counts:
+            all_in = np.concatenate(counts, axis=2)
+            in_cols = self.routing.active_inputs - n_comp
+            active_in = all_in[:, :, in_cols]
+            max_counts = active_in.max(axis=(0, 1)) if active_in.size else []
+        else:
+            active_in = np.zeros((n_samples, n_steps, 0), dtype=np.int32)
+            max_counts = []
+        dtype = self.routing.dtype_for(max_counts)
+
+        outputs = {p: [] for p in self.probes.probes}
+        spike_counts = []
+        overflows = set()
+        for b0 in range(0, n_samples, batch_size):
+            b1 = min(b0 + batch_size, n_samples)
+            chunk_out, chunk_counts, chunk_overflows = self._run_chunk(
+                active_in[b0:b1], b1 - b0, n_steps, dtype
+            )
+            for p, out in chunk_out.items():
+                outputs[p].append(out)
+            spike_counts.append(chunk_counts)
+            overflows |= chunk_overflows
+        for name in sorted(overflows):  # as nengo-loihi's emulator (strict=False)
+            warnings.warn(f"Overflow in {name}", stacklevel=2)
+        probes = {p: np.concatenate(outs) for p, outs in outputs.items()}
+        return EmulatorOutput(probes, self.nengo_probes, np.concatenate(spike_counts))
+
+    def _run_chunk(self, active_in, n_samples, n_steps, dtype):
+        comp = self.compartment
+        routing = self.routing
+        comp.reset(n_samples)
+        self.probes.allocate(n_samples, n_steps)
+        n_src_comp = len(routing.active_compartments)
+        n_src = n_src_comp + len(routing.active_inputs)
+        src = np.zeros((n_samples, n_src), dtype=dtype)
+        overflows = set()
+        for t in range(1, n_steps + 1):
+            # spikes of the previous step, and host spikes of the previous host step
+            src[:, :n_src_comp] = comp.spiked[:, routing.active_compartments]
+            if n_src > n_src_comp:
+                src[:, n_src_comp:] = active_in[:, t - 2] if t >= 2 else 0
+            q, overflowed = routing.inject(src, dtype)
+            if overflowed:
+                overflows.add("q0")
+            comp.update(q)
+            self.probes.update(t - 1, comp)
+        overflows |= comp.overflows
+        outputs = {p: self.probes.outputs(p) for p in self.probes.probes}
+        return outputs, comp.spike_count, overflows
+
+
+class SpikeInputRecorder:
+    """Record the host spikes nengo-loihi sends to each chip input of ``sim``.
+
+    Make it before running ``sim``; afterwards `counts` gives the inputs for
+    `BatchedEmulator.run` that reproduce the run.
+    """
+
+    def __init__(self, sim):
+        self.inputs = list(sim.model.inputs)
+        self.sent = {inp: [] for inp in self.inputs}
+        for inp in self.inputs:
+            inp.add_spikes = self._recorder(inp, inp.add_spikes)
+
+    def _recorder(self, inp, add_spikes):
+        def add(ti, spike_idxs, permanent=False):
+            self.sent[inp].append((int(ti), np.array(spike_idxs, dtype=np.int64)))
+            return add_spikes(ti, spike_idxs, permanent=permanent)
+
+        return add
+
+    def counts(self, n_steps):
+        """``{SpikeInput: (n_steps, n_neurons)}`` spike counts per host step."""
+        out = {}
+        for inp in self.inputs:
+            c = np.zeros((n_steps, inp.n_neurons), dtype=np.int32)
+            for ti, idxs in self.sent[inp]:
+                if 1 <= ti <= n_steps:
+                    np.add.at(c, (ti - 1, idxs), 1)
+            out[inp] = c
+        return out
