@@ -158,8 +158,7 @@ def flip_one_weight_bit(batched, ref):
     perturbed.__dict__.update(batched.__dict__)
     perturbed.routing = type(routing).__new__(type(routing))
     perturbed.routing.__dict__.update(routing.__dict__)
-    perturbed.routing.matrix = matrix
-    perturbed.routing._dense = {}
+    perturbed.routing.set_matrix(matrix)
     return perturbed
 
 
@@ -496,8 +495,10 @@ def test_exact_for_every_matmul_dtype(monkeypatch):
     net, ens = encoded_input_network(n_steps=60)
     ref = referee(net, 61, strategy={ens: Thermometer(4)})
     routing = ref.batched.routing
-    assert routing.dtype_for([1] * len(routing.active_inputs)) is np.float32
-    assert routing.dtype_for([2**40] * len(routing.active_inputs)) is np.int64
+    n_in = sum(inp.n_neurons for inp in routing.inputs)
+    assert routing.dtype_for(np.ones(n_in)) is np.float32
+    assert routing.dtype_for(np.full(n_in, 2**16)) is np.float64
+    assert routing.dtype_for(np.full(n_in, 2**40)) is np.int64
     for dtype in (np.float32, np.float64, np.int64):
         monkeypatch.setattr(routing, "dtype_for", lambda counts, dtype=dtype: dtype)
         assert ref.check() == [], dtype

@@ -99,7 +99,7 @@ from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse
-from nengo_loihi.builder.discretize import Q_BITS, U_BITS, decay_int, overflow_signed
+from nengo_loihi.builder.discretize import Q_BITS, U_BITS, overflow_signed
 from nengo_loihi.compat import make_process_step
 from nengo_loihi.inputs import SpikeInput
 from nengo_loihi.probe import LoihiProbe
@@ -107,6 +107,7 @@ from nengo_loihi.probe import LoihiProbe
 PROBE_KEYS = ("spiked", "voltage", "current")
 FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
 FLOAT64_EXACT = 2**53
+DECAY_BITS = 12  # decay_int's default bits
 
 
 class UnsupportedModel(NotImplementedError):
@@ -164,12 +165,44 @@ class BlockLayout:
         self.synapse_block = {s: b for b in self.blocks for s in b.synapses}
 
 
+def decay(x, r, nonnegative=False):
+    """nengo-loihi's ``decay_int``: ``sign(x) * (|x| * r >> 12)``, ``r = 4096 - offset - decay``.
+
+    ``r`` is an int64 array (per column) or an int (the same for all columns),
+    for which the result is the same, computed with cheaper operations:
+    ``r == 4096`` leaves ``x`` unchanged, ``r == 1`` keeps the int32 dtype
+    (``|x| < 2**31``), and for ``x >= 0`` the sign is dropped.
+    """
+    if isinstance(r, int):
+        if r == 1 << DECAY_BITS:
+            return x
+        if r == 1:
+            if nonnegative:
+                return x >> DECAY_BITS
+            return np.sign(x) * (np.abs(x) >> DECAY_BITS)
+    scaled = np.right_shift(np.abs(x) * np.asarray(r, dtype=np.int64), DECAY_BITS)
+    if nonnegative:
+        return scaled.astype(np.int32)
+    return np.sign(x) * scaled.astype(np.int32)
+
+
+def _uniform(values):
+    """``int(values[0])`` if all values are equal, else ``values``."""
+    values = np.asarray(values)
+    if values.size and np.all(values == values.flat[0]):
+        return int(values.flat[0])
+    return values
+
+
 class CompartmentState:
     """Compartment parameters (shared by all samples) and the state of ``B`` samples.
 
     The state arrays are ``(B, n_compartments)``, int32 as in nengo-loihi
     (``spiked`` bool); `update` is nengo-loihi's ``CompartmentState.update``
-    (without noise) with a leading sample axis.
+    (without noise) with a leading sample axis. Compartments that receive the
+    same synaptic input (a column group of `SynapseRouting`) with the same
+    current decay and initial current have the same current at every step, so
+    the current is stored once per such group (``current`` expands it).
     """
 
     STATE = ("current", "voltage", "spiked", "ref_count", "spike_count")
@@ -189,8 +222,6 @@ class CompartmentState:
             params["ref"][sl] = comp.refract_delay
         self.__dict__.update(params)
         self.n_compartments = n
-        # decay_v == 0 keeps the voltage unchanged: sign(v) * (|v| * 4096 >> 12) == v
-        self.voltage_decays = bool(np.any(self.decay_v != 0))
         self.initial = {
             "current": np.zeros(n, dtype=np.int32),
             "voltage": np.zeros(n, dtype=np.int32),
@@ -207,14 +238,44 @@ class CompartmentState:
                 raise KeyError(f"unknown compartment state {name!r}")
             self.initial[name][...] = value
 
-    def reset(self, n_samples):
-        """Put ``n_samples`` samples in the initial state."""
-        for name in self.STATE:
-            init = self.initial[name]
-            setattr(self, name, np.repeat(init[None, :], n_samples, axis=0))
+    def reset(self, n_samples, input_group):
+        """Put ``n_samples`` samples in the initial state.
+
+        ``input_group`` (per compartment) is the column of the synaptic input
+        ``q`` that `update` will receive for it.
+        """
+        init = self.initial
+        for name in ("voltage", "spiked", "ref_count", "spike_count"):
+            setattr(self, name, np.repeat(init[name][None, :], n_samples, axis=0))
+        keys = np.stack([input_group, self.decay_u, init["current"]], axis=1)
+        _, reps, index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        index = index.ravel()
+        self.current_index = None if len(reps) == self.n_compartments else index
+        if self.current_index is None:
+            reps = np.arange(self.n_compartments)
+        self.current_input = input_group[reps]
+        if np.array_equal(self.current_input, np.arange(len(reps))):
+            self.current_input = None
+        self.current_r = _uniform(
+            (1 << DECAY_BITS) - 1 - self.decay_u[reps].astype(np.int64)
+        )
+        self.voltage_r = _uniform((1 << DECAY_BITS) - self.decay_v.astype(np.int64))
+        self.current_groups = np.repeat(
+            init["current"][reps][None, :], n_samples, axis=0
+        )
+        # with vmin >= 0 and a start at v >= 0, the voltage is never negative
+        self.nonnegative = bool(np.all(self.vmin >= 0) and np.all(init["voltage"] >= 0))
+        self.clip = (_uniform(self.vmin), _uniform(self.vmax))
         # a refractory counter above zero needs a refractory delay above one
         self.refractory = bool(np.any(self.ref > 1) or np.any(self.ref_count > 0))
         self.overflows = set()
+
+    @property
+    def current(self):
+        """``(B, n_compartments)`` current."""
+        if self.current_index is None:
+            return self.current_groups
+        return self.current_groups[:, self.current_index]
 
     def wrap(self, x, bits, name):
         """``overflow_signed`` in place, skipped when nothing is out of range."""
@@ -225,15 +286,15 @@ class CompartmentState:
         return x
 
     def update(self, q):
-        """Advance one step with synaptic input ``q`` (int32, already wrapped)."""
-        current = decay_int(self.current, self.decay_u, offset=1) + q
-        self.current = self.wrap(current, U_BITS, "current")
+        """Advance one step with synaptic input ``q`` (int32 per input group, wrapped)."""
+        if self.current_input is not None:
+            q = q[:, self.current_input]
+        current = decay(self.current_groups, self.current_r) + q
+        self.current_groups = self.wrap(current, U_BITS, "current")
         u2 = self.wrap(self.current + self.bias, U_BITS, "u2")
-        voltage = self.voltage
-        if self.voltage_decays:
-            voltage = decay_int(voltage, self.decay_v)
-        voltage = voltage + u2
-        np.clip(voltage, self.vmin, self.vmax, out=voltage)
+        voltage = decay(self.voltage, self.voltage_r, self.nonnegative) + u2
+        vmin, vmax = self.clip
+        np.clip(voltage, vmin, vmax, out=voltage)
         if self.refractory:
             np.putmask(voltage, self.ref_count > 0, 0)
         np.greater(voltage, self.vth, out=self.spiked)
@@ -255,6 +316,61 @@ def _last_unique(targets, weights):
     return targets[keep], weights[keep]
 
 
+def _identical_rows(matrix):
+    """Group ids of the rows of a canonical CSR/CSC ``matrix`` (equal rows, equal id).
+
+    Ids are numbered in order of first appearance.
+    """
+    ids = np.empty(matrix.shape[0], dtype=np.int64)
+    groups = {}
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for i in range(matrix.shape[0]):
+        lo, hi = indptr[i], indptr[i + 1]
+        key = (indices[lo:hi].tobytes(), data[lo:hi].tobytes())
+        ids[i] = groups.setdefault(key, len(groups))
+    return ids
+
+
+class SourceGroups:
+    """Sums the spike counts of sources whose weight rows are identical.
+
+    ``members`` (source indices) sorted by group; ``starts``: first position of
+    each group. ``__call__`` maps ``(..., n_sources)`` counts to
+    ``(..., n_groups)`` sums.
+    """
+
+    def __init__(self, sources, group_ids):
+        order = np.argsort(group_ids, kind="stable")
+        self.members = np.asarray(sources, dtype=np.int64)[order]
+        new_group = np.diff(group_ids[order]) > 0
+        self.starts = np.flatnonzero(np.r_[True, new_group]) if len(order) else order
+        self.first = order[self.starts]  # position of each group's first member
+        self.n_groups = len(self.starts)
+        self.sizes = np.diff(np.r_[self.starts, len(order)])
+        self.singletons = self.n_groups == len(order)
+        m = self.members
+        self.contiguous = len(m) > 0 and np.array_equal(m, np.arange(m[0], m[-1] + 1))
+        self.index = slice(int(m[0]), int(m[-1]) + 1) if self.contiguous else m
+
+    def __call__(self, counts, dtype, out=None):
+        x = counts[..., self.index]
+        if self.singletons:
+            if out is None:
+                return x.astype(dtype)
+            out[...] = x
+            return out
+        if self.n_groups == 0:
+            return np.zeros(x.shape[:-1] + (0,), dtype=dtype)
+        return np.add.reduceat(x, self.starts, axis=-1, dtype=dtype, out=out)
+
+    def max_counts(self, source_max):
+        """Largest sum per group, given the largest count of every source."""
+        if self.n_groups == 0:
+            return np.zeros(0)
+        member_max = np.asarray(source_max, dtype=np.float64)[self.members]
+        return np.add.reduceat(member_max, self.starts)
+
+
 class SynapseRouting:
     """Axons and synapses as one integer matrix from spike sources to compartments.
 
@@ -264,6 +380,13 @@ class SynapseRouting:
     nengo-loihi's ``SynapseState.inject_current`` and ``update_input`` add it
     spike by spike (``qb[0, base + indices] += weights``, where repeated indices
     within one weight row keep the last weight).
+
+    For speed the product is taken on a reduced matrix (`reduce`): identical
+    columns (compartments with the same inputs, e.g. the copies of a neuron in
+    `.Expand` / `.Thermometer`) are computed once (``input_group`` maps each
+    compartment to its column), and sources with identical rows (e.g. the
+    copies' output axons, or a host encoder's identical neurons) have their
+    spike counts summed first. Both are exact rewritings of the same integer sum.
     """
 
     def __init__(self, layout, inputs):
@@ -296,11 +419,44 @@ class SynapseRouting:
         active = np.flatnonzero(np.diff(matrix.indptr))  # sources with any weight
         self.active_compartments = active[active < n]
         self.active_inputs = active[active >= n]
-        self.matrix = matrix[active]  # (n_active_sources, n_compartments), int64
-        self.abs_col_bound_compartments = np.asarray(
-            abs(self.matrix[: len(self.active_compartments)]).sum(axis=0)
-        ).ravel()
+        self.set_matrix(matrix[active])
+
+    def set_matrix(self, matrix):
+        """Set the ``(n_active_sources, n_compartments)`` int64 weight matrix."""
+        self.matrix = scipy.sparse.csr_matrix(matrix, dtype=np.int64)
+        self.matrix.sort_indices()
+        self._reduced = None
         self._dense = {}
+
+    def reduce(self):
+        """Group identical columns and identical rows (cached); see the class doc."""
+        if self._reduced is not None:
+            return self._reduced
+        matrix = self.matrix
+        n_comp = len(self.active_compartments)
+        csc = matrix.tocsc()
+        csc.sort_indices()
+        col_ids = _identical_rows(_csc_as_rows(csc))
+        _, col_reps = np.unique(col_ids, return_index=True)
+        reduced = matrix[:, col_reps].tocsr()
+        reduced.sort_indices()
+        row_ids = _identical_rows(reduced)
+        comp_ids, in_ids = row_ids[:n_comp], row_ids[n_comp:]
+        # renumber each part from 0 in order of first appearance
+        comp_groups = SourceGroups(self.active_compartments, _renumber(comp_ids))
+        in_groups = SourceGroups(
+            self.active_inputs - self.layout.n_compartments, _renumber(in_ids)
+        )
+        reps = np.r_[comp_groups.first, n_comp + in_groups.first].astype(np.int64)
+        weights = reduced[reps].toarray()  # (groups, columns) int64
+        self._reduced = types.SimpleNamespace(
+            input_group=col_ids,
+            comp_groups=comp_groups,
+            in_groups=in_groups,
+            weights=weights,
+            abs_weights=np.abs(weights).astype(np.float64),
+        )
+        return self._reduced
 
     def _add_axon(self, axon, start, n_src, rows, cols, vals):
         synapse = axon.target
@@ -336,16 +492,16 @@ class SynapseRouting:
     def dtype_for(self, input_max_counts):
         """The matmul dtype that is exact for these inputs (see the module docstring).
 
-        ``input_max_counts`` is the largest count of each input source, aligned
-        with the active input sources.
+        ``input_max_counts``: the largest count of each input neuron (all
+        `SpikeInput` neurons in order).
         """
-        bound = self.abs_col_bound_compartments.astype(np.float64)
-        n_comp = len(self.active_compartments)
-        if len(self.active_inputs):
-            w_in = abs(self.matrix[n_comp:]).astype(np.float64)
-            bound = bound + w_in.T @ np.asarray(input_max_counts, dtype=np.float64)
-        worst = float(bound.max()) if bound.size else 0.0
-        worst *= 1 + 1e-9  # the bound itself is a float64 sum
+        red = self.reduce()
+        group_max = np.r_[
+            red.comp_groups.sizes.astype(np.float64),
+            red.in_groups.max_counts(input_max_counts),
+        ]
+        bound = group_max @ red.abs_weights if len(group_max) else np.zeros(1)
+        worst = float(np.max(bound, initial=0.0)) * (1 + 1e-9)  # a float64 sum
         if worst < FLOAT32_EXACT:
             return np.float32
         if worst < FLOAT64_EXACT:
@@ -354,11 +510,14 @@ class SynapseRouting:
 
     def dense(self, dtype):
         if dtype not in self._dense:
-            self._dense[dtype] = self.matrix.toarray().astype(dtype)
+            self._dense[dtype] = self.reduce().weights.astype(dtype)
         return self._dense[dtype]
 
     def inject(self, sources, dtype):
-        """Synaptic input ``q`` (int32, wrapped to ``Q_BITS``) for spike counts ``sources``."""
+        """Synaptic input ``q`` per input group (int32, wrapped to ``Q_BITS``).
+
+        ``sources``: ``(B, groups)`` summed spike counts of the source groups.
+        """
         q = sources @ self.dense(dtype)
         if dtype is np.float32:
             q = q.astype(np.int32)  # exact: |q| <= 2**24
@@ -369,6 +528,24 @@ class SynapseRouting:
         if overflowed:
             overflow_signed(q, bits=Q_BITS, out=q)
         return q.astype(np.int32, copy=False), bool(overflowed)
+
+
+def _csc_as_rows(csc):
+    """A CSC matrix's columns as the rows of a CSR-like view (same arrays)."""
+    return types.SimpleNamespace(
+        shape=(csc.shape[1], csc.shape[0]),
+        indptr=csc.indptr,
+        indices=csc.indices,
+        data=csc.data,
+    )
+
+
+def _renumber(ids):
+    """Ids renumbered ``0..`` in order of first appearance."""
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse.ravel()] if len(ids) else ids
 
 
 class ProbeState:
@@ -638,16 +815,13 @@ class BatchedEmulator:
         EmulatorOutput
         """
         counts, n_samples, n_steps = self._input_counts(inputs, n_steps, n_samples)
-        # rows of active input sources, aligned with routing.active_inputs
-        n_comp = self.layout.n_compartments
         if counts:
             all_in = np.concatenate(counts, axis=2)
-            in_cols = self.routing.active_inputs - n_comp
-            active_in = all_in[:, :, in_cols]
-            max_counts = active_in.max(axis=(0, 1)) if active_in.size else []
         else:
-            active_in = np.zeros((n_samples, n_steps, 0), dtype=np.int32)
-            max_counts = []
+            all_in = np.zeros((n_samples, n_steps, 0), dtype=np.int32)
+        max_counts = (
+            all_in.max(axis=(0, 1)) if all_in.size else np.zeros(all_in.shape[2])
+        )
         dtype = self.routing.dtype_for(max_counts)
 
         outputs = {p: [] for p in self.probes.probes}
@@ -656,7 +830,7 @@ class BatchedEmulator:
         for b0 in range(0, n_samples, batch_size):
             b1 = min(b0 + batch_size, n_samples)
             chunk_out, chunk_counts, chunk_overflows = self._run_chunk(
-                active_in[b0:b1], b1 - b0, n_steps, dtype
+                all_in[b0:b1], b1 - b0, n_steps, dtype
             )
             for p, out in chunk_out.items():
                 outputs[p].append(out)
@@ -667,20 +841,22 @@ class BatchedEmulator:
         probes = {p: np.concatenate(outs) for p, outs in outputs.items()}
         return EmulatorOutput(probes, self.nengo_probes, np.concatenate(spike_counts))
 
-    def _run_chunk(self, active_in, n_samples, n_steps, dtype):
+    def _run_chunk(self, inputs, n_samples, n_steps, dtype):
         comp = self.compartment
         routing = self.routing
-        comp.reset(n_samples)
+        red = routing.reduce()
+        comp.reset(n_samples, red.input_group)
         self.probes.allocate(n_samples, n_steps)
-        n_src_comp = len(routing.active_compartments)
-        n_src = n_src_comp + len(routing.active_inputs)
-        src = np.zeros((n_samples, n_src), dtype=dtype)
+        n_comp_groups = red.comp_groups.n_groups
+        src = np.zeros((n_samples, n_comp_groups + red.in_groups.n_groups), dtype=dtype)
+        src_comp, src_in = src[:, :n_comp_groups], src[:, n_comp_groups:]
+        inputs = red.in_groups(inputs, dtype)  # (B, n_steps, input groups)
         overflows = set()
         for t in range(1, n_steps + 1):
             # spikes of the previous step, and host spikes of the previous host step
-            src[:, :n_src_comp] = comp.spiked[:, routing.active_compartments]
-            if n_src > n_src_comp:
-                src[:, n_src_comp:] = active_in[:, t - 2] if t >= 2 else 0
+            red.comp_groups(comp.spiked, dtype, out=src_comp)
+            if src_in.shape[1]:
+                src_in[...] = inputs[:, t - 2] if t >= 2 else 0
             q, overflowed = routing.inject(src, dtype)
             if overflowed:
                 overflows.add("q0")
