@@ -571,18 +571,21 @@ class ProbeState:
                 idxs.append((idx, size))
             self.indices[probe] = idxs
 
-    def allocate(self, n_samples, n_steps):
+    def allocate(self, n_samples, n_steps, probes=None):
+        """Buffers for ``probes`` (default: all) over ``n_steps`` steps."""
         self.buffers = OrderedDict()
         for probe, idxs in self.indices.items():
+            if probes is not None and probe not in probes:
+                continue
             dtype = bool if probe.key == "spiked" else np.int32
             self.buffers[probe] = [
                 np.zeros((n_samples, n_steps, size), dtype=dtype) for _, size in idxs
             ]
 
     def update(self, step, compartment):
-        for probe, idxs in self.indices.items():
+        for probe, buffers in self.buffers.items():
             state = getattr(compartment, probe.key)
-            for buf, (idx, _) in zip(self.buffers[probe], idxs):
+            for buf, (idx, _) in zip(buffers, self.indices[probe]):
                 buf[:, step, :] = state[:, idx]
 
     def outputs(self, probe):
@@ -790,7 +793,9 @@ class BatchedEmulator:
             counts.append(c)
         return counts, n_samples, n_steps
 
-    def run(self, inputs=None, n_steps=None, n_samples=None, batch_size=256):
+    def run(
+        self, inputs=None, n_steps=None, n_samples=None, batch_size=256, probes=None
+    ):
         """Run every sample for ``n_steps`` steps from the initial state.
 
         Parameters
@@ -807,8 +812,10 @@ class BatchedEmulator:
         n_samples : int, optional
             Only needed without inputs (all samples are then identical).
         batch_size : int
-            Samples simulated together (memory: about ``batch_size`` times the
-            sources plus compartments, per step).
+            Samples simulated together (memory: a few ``(batch_size,
+            n_compartments)`` arrays, plus the probe buffers).
+        probes : list of nengo.Probe or LoihiProbe, optional
+            Only compute these outputs (default: all probes of the model).
 
         Returns
         -------
@@ -823,30 +830,35 @@ class BatchedEmulator:
             all_in.max(axis=(0, 1)) if all_in.size else np.zeros(all_in.shape[2])
         )
         dtype = self.routing.dtype_for(max_counts)
+        if probes is not None:
+            probes = [
+                p if isinstance(p, LoihiProbe) else self.nengo_probes[p] for p in probes
+            ]
 
-        outputs = {p: [] for p in self.probes.probes}
-        spike_counts = []
+        outputs = {}
+        spike_count = np.zeros((n_samples, self.layout.n_compartments), dtype=np.int32)
         overflows = set()
         for b0 in range(0, n_samples, batch_size):
             b1 = min(b0 + batch_size, n_samples)
-            chunk_out, chunk_counts, chunk_overflows = self._run_chunk(
-                all_in[b0:b1], b1 - b0, n_steps, dtype
+            chunk_out, chunk_count, chunk_overflows = self._run_chunk(
+                all_in[b0:b1], b1 - b0, n_steps, dtype, probes
             )
             for p, out in chunk_out.items():
-                outputs[p].append(out)
-            spike_counts.append(chunk_counts)
+                if p not in outputs:
+                    outputs[p] = np.empty((n_samples,) + out.shape[1:], dtype=out.dtype)
+                outputs[p][b0:b1] = out
+            spike_count[b0:b1] = chunk_count
             overflows |= chunk_overflows
         for name in sorted(overflows):  # as nengo-loihi's emulator (strict=False)
             warnings.warn(f"Overflow in {name}", stacklevel=2)
-        probes = {p: np.concatenate(outs) for p, outs in outputs.items()}
-        return EmulatorOutput(probes, self.nengo_probes, np.concatenate(spike_counts))
+        return EmulatorOutput(outputs, self.nengo_probes, spike_count)
 
-    def _run_chunk(self, inputs, n_samples, n_steps, dtype):
+    def _run_chunk(self, inputs, n_samples, n_steps, dtype, probes):
         comp = self.compartment
         routing = self.routing
         red = routing.reduce()
         comp.reset(n_samples, red.input_group)
-        self.probes.allocate(n_samples, n_steps)
+        self.probes.allocate(n_samples, n_steps, probes)
         n_comp_groups = red.comp_groups.n_groups
         src = np.zeros((n_samples, n_comp_groups + red.in_groups.n_groups), dtype=dtype)
         src_comp, src_in = src[:, :n_comp_groups], src[:, n_comp_groups:]
@@ -863,37 +875,70 @@ class BatchedEmulator:
             comp.update(q)
             self.probes.update(t - 1, comp)
         overflows |= comp.overflows
-        outputs = {p: self.probes.outputs(p) for p in self.probes.probes}
+        outputs = {p: self.probes.outputs(p) for p in self.probes.buffers}
         return outputs, comp.spike_count, overflows
 
 
-class SpikeInputRecorder:
-    """Record the host spikes nengo-loihi sends to each chip input of ``sim``.
+class NengoLoihiRecorder:
+    """Record a run of nengo-loihi's emulator, to run the same on `BatchedEmulator`.
 
-    Make it before running ``sim``; afterwards `counts` gives the inputs for
-    `BatchedEmulator.run` that reproduce the run.
+    Make it (after the `BatchedEmulator`) before running ``sim``; it records
+    the host spikes delivered to each chip input (`inputs`) and the data the
+    chip sends to the host (chip-to-host probes), and `outputs` gives, per
+    ``LoihiProbe``, what nengo-loihi produced: ``sim.data`` for chip probes,
+    the sent data for chip-to-host probes.
     """
 
     def __init__(self, sim):
-        self.inputs = list(sim.model.inputs)
-        self.sent = {inp: [] for inp in self.inputs}
-        for inp in self.inputs:
-            inp.add_spikes = self._recorder(inp, inp.add_spikes)
+        self.sim = sim
+        self.spike_inputs = list(sim.model.inputs)
+        self.sent_spikes = {inp: [] for inp in self.spike_inputs}
+        for inp in self.spike_inputs:
+            inp.add_spikes = self._spike_recorder(inp, inp.add_spikes)
+        self.sent_outputs = {}
+        state = sim.sims["emulator"].probes
+        state.send = self._send_recorder(state, state.send)
 
-    def _recorder(self, inp, add_spikes):
+    def _spike_recorder(self, inp, add_spikes):
         def add(ti, spike_idxs, permanent=False):
-            self.sent[inp].append((int(ti), np.array(spike_idxs, dtype=np.int64)))
+            self.sent_spikes[inp].append(
+                (int(ti), np.array(spike_idxs, dtype=np.int64))
+            )
             return add_spikes(ti, spike_idxs, permanent=permanent)
 
         return add
 
-    def counts(self, n_steps):
+    def _send_recorder(self, state, send):
+        def recording_send(t, probe, receiver):
+            if len(state.outputs[probe][0]) > 0:
+                self.sent_outputs.setdefault(probe, []).append(
+                    probe.weight_outputs(state.outputs[probe])
+                )
+            return send(t, probe, receiver)
+
+        return recording_send
+
+    def inputs(self, n_steps):
         """``{SpikeInput: (n_steps, n_neurons)}`` spike counts per host step."""
         out = {}
-        for inp in self.inputs:
+        for inp in self.spike_inputs:
             c = np.zeros((n_steps, inp.n_neurons), dtype=np.int32)
-            for ti, idxs in self.sent[inp]:
+            for ti, idxs in self.sent_spikes[inp]:
                 if 1 <= ti <= n_steps:
                     np.add.at(c, (ti - 1, idxs), 1)
             out[inp] = c
+        return out
+
+    def outputs(self):
+        """``{LoihiProbe: (n_steps, size)}`` nengo-loihi's output of every chip probe."""
+        model, out = self.sim.model, {}
+        for probe in model.nengo_probes:
+            loihi_probe = model.objs.get(probe, {}).get("out")
+            if not isinstance(loihi_probe, LoihiProbe):
+                continue
+            if probe in model.chip2host_params:
+                sent = self.sent_outputs.get(loihi_probe, [])
+                out[loihi_probe] = np.concatenate(sent) if sent else None
+            else:
+                out[loihi_probe] = np.asarray(self.sim.data[probe])
         return out
