@@ -15,6 +15,7 @@ import nengo
 import nengo_loihi
 import numpy as np
 import pytest
+import scipy.sparse
 
 from nengo_hybrid import HybridSpiking
 from nengo_hybrid.hardware import Simulator
@@ -313,7 +314,7 @@ def test_batch_equals_separate_runs():
     assert not np.array_equal(*list(inputs.values())[0][:2])
     out = batched.run(inputs, batch_size=2)  # three chunks: 2 + 2 + 1
     for i, ref in enumerate(refs):
-        ref_outputs = dict(zip(batched.probes.probes, ref.outputs.values()))
+        ref_outputs = dict(zip(batched.nengo_probes.values(), ref.outputs.values()))
         ref.outputs = ref_outputs  # keyed by this model's probes
         assert ref.mismatches(out, sample=i) == [], i
     assert refs[0].mismatches(out, sample=1) != []  # control: samples differ
@@ -474,8 +475,10 @@ def test_overflow_wrapping_matches():
     assert np.array_equal(out.spike_count[0], spike_count)
 
 
-def test_exact_for_every_matmul_dtype(monkeypatch):
-    """float32, float64 and int64 products give the same (exact) result."""
+def test_exact_for_every_matmul_dtype_dense_or_sparse(monkeypatch):
+    """float32, float64 and int64 products, dense or sparse, give the same result."""
+    from nengo_hybrid.hardware import emulator
+
     net, ens = encoded_input_network(n_steps=60)
     ref = referee(net, 61, strategy={ens: Thermometer(4)})
     routing = ref.batched.routing
@@ -483,9 +486,14 @@ def test_exact_for_every_matmul_dtype(monkeypatch):
     assert routing.dtype_for(np.ones(n_in)) is np.float32
     assert routing.dtype_for(np.full(n_in, 2**16)) is np.float64
     assert routing.dtype_for(np.full(n_in, 2**40)) is np.int64
-    for dtype in (np.float32, np.float64, np.int64):
-        monkeypatch.setattr(routing, "dtype_for", lambda counts, dtype=dtype: dtype)
-        assert ref.check() == [], dtype
+    for density in (0.0, 1.01):  # always dense, always sparse
+        monkeypatch.setattr(emulator, "SPARSE_DENSITY", density)
+        for dtype in (np.float32, np.float64, np.int64):
+            monkeypatch.setattr(routing, "dtype_for", lambda counts, dtype=dtype: dtype)
+            routing.set_matrix(routing.matrix)  # clear the cached products
+            assert ref.check() == [], (density, dtype)
+            sparse = scipy.sparse.issparse(routing.weights(dtype))
+            assert sparse == (density > 1), density
 
 
 def test_initial_voltages_from_model_equal_simulator():

@@ -93,6 +93,7 @@ initial state (that of the nengo-loihi emulator it was made from, including the
 initial voltages `nengo_hybrid.hardware.loihi.set_emulator_voltages` sets).
 """
 
+import copy
 import types
 import warnings
 from collections import OrderedDict
@@ -108,6 +109,8 @@ PROBE_KEYS = ("spiked", "voltage", "current")
 FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
 FLOAT64_EXACT = 2**53
 DECAY_BITS = 12  # decay_int's default bits
+# below this fraction of nonzero weights, a sparse product is faster than BLAS
+SPARSE_DENSITY = 0.1
 
 
 class UnsupportedModel(NotImplementedError):
@@ -508,9 +511,15 @@ class SynapseRouting:
             return np.float64
         return np.int64
 
-    def dense(self, dtype):
+    def weights(self, dtype):
+        """The reduced weight matrix in ``dtype``: a NumPy array, or a scipy CSR
+        matrix when sparse (density below ``SPARSE_DENSITY``). Either product
+        is exact under the same bound (see the module docstring)."""
         if dtype not in self._dense:
-            self._dense[dtype] = self.reduce().weights.astype(dtype)
+            w = self.reduce().weights.astype(dtype)
+            if w.size and np.count_nonzero(w) < SPARSE_DENSITY * w.size:
+                w = scipy.sparse.csr_matrix(w)
+            self._dense[dtype] = w
         return self._dense[dtype]
 
     def inject(self, sources, dtype):
@@ -518,7 +527,7 @@ class SynapseRouting:
 
         ``sources``: ``(B, groups)`` summed spike counts of the source groups.
         """
-        q = sources @ self.dense(dtype)
+        q = sources @ self.weights(dtype)
         if dtype is np.float32:
             q = q.astype(np.int32)  # exact: |q| <= 2**24
         else:
@@ -592,19 +601,51 @@ class ProbeState:
         """``(B, n_steps, size)`` output of ``probe``, as nengo-loihi's ``collect_probe_output``."""
         buffers = self.buffers[probe]
         n_samples, n_steps = buffers[0].shape[:2]
-        if probe.is_transformed:
-            # float matrix products: the same call per sample as nengo-loihi
+        batched = not probe.is_transformed or all(
+            order_independent(w, np.abs(b).max(initial=0))
+            for w, b in zip(probe.weights, buffers)
+        )
+        if batched:
+            # elementwise (scalar weights, concatenation, reindexing) or
+            # order-independent products: one call on all samples' steps
+            flat = [b.reshape(n_samples * n_steps, -1) for b in buffers]
+            out = probe.weight_outputs(flat).reshape(n_samples, n_steps, -1)
+        else:
+            # float products whose rounding depends on the summation order:
+            # the same call per sample as nengo-loihi
             out = np.stack(
                 [
                     probe.weight_outputs([b[i] for b in buffers])
                     for i in range(n_samples)
                 ]
             )
-        else:
-            # scalar weights, concatenation, reindexing: elementwise, run batched
-            flat = [b.reshape(n_samples * n_steps, -1) for b in buffers]
-            out = probe.weight_outputs(flat).reshape(n_samples, n_steps, -1)
         return filter_outputs(probe, out, self.dt)
+
+
+def order_independent(weights, x_max):
+    """Whether ``x @ weights`` is the same in any summation order, for integer
+    ``x`` with ``|x| <= x_max``.
+
+    True when no column has more than one nonzero weight (one rounded product,
+    plus exact zeros), or when all weights are integer multiples of one power
+    of two ``2**e`` and every column's ``x_max * sum |w|`` is below
+    ``2**(53 + e)``: then every product and partial sum is an exact float64.
+    """
+    if weights is None or np.ndim(weights) < 2:
+        return True
+    w = np.asarray(weights, dtype=np.float64)
+    nonzero = w != 0
+    if np.all(nonzero.sum(axis=0) <= 1):
+        return True
+    values = np.abs(w[nonzero])
+    if not np.all(np.isfinite(values)):
+        return False
+    mantissa, exponent = np.frexp(values)  # values = mantissa * 2**exponent
+    ints = (mantissa * 2.0**53).astype(np.int64)  # exact 53-bit integers
+    lowest_bit = np.log2(ints & -ints).astype(np.int64)
+    e = int(np.min(exponent - 53 + lowest_bit))
+    column_sums = np.abs(w).sum(axis=0) * 2.0**-e  # integers (if below 2**53)
+    return bool(float(x_max) * column_sums.max() < FLOAT64_EXACT * (1 - 1e-9))
 
 
 def _filter_step(synapse, shape, dt):
@@ -629,8 +670,9 @@ def filter_outputs(probe, data, dt):
             for t in range(n_steps):
                 out[:, t] = step(t * dt, data[:, t])
             return out
+    fresh = copy.deepcopy(one)  # a step with its initial state, for each sample
     for i in range(n_samples):
-        step = one if i == 0 else _filter_step(probe.synapse, (size,), dt)
+        step = copy.deepcopy(fresh)
         for t in range(n_steps):
             out[i, t] = step(t * dt, data[i, t])
     return out
