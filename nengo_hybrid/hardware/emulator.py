@@ -5,52 +5,70 @@ loops in Python over every spike. `BatchedEmulator` runs ``B`` independent
 samples at once on the same built model, vectorised over samples and
 compartments, with the same integer arithmetic, so that every probe output and
 every spike count equals what nengo-loihi's emulator produces for each sample
-on its own (checked in ``tests/test_emulator.py`` against nengo-loihi itself).
+on its own (checked in ``tests/test_emulator.py`` against nengo-loihi itself,
+down to every compartment's voltage and current on every step).
 
 Usage::
 
     sim = nengo_hybrid.hardware.Simulator(net, target="sim")  # builds the model
     emu = BatchedEmulator(sim)          # copies its (initial) emulator state
-    out = emu.run({spike_input: counts}, n_steps=T)   # counts: (B, T, n)
-    out[nengo_probe]                    # (B, T, size), as sim.data[nengo_probe]
+    out = emu.run({spike_input: counts})   # counts: (B, n_steps, n) host spikes
+    out[nengo_probe]                    # (B, n_steps, size), as sim.data[nengo_probe]
+    out.spike_count                     # (B, n_compartments)
+
+`NengoLoihiRecorder` records what a nengo-loihi run exchanges with its host
+(the spikes delivered to each ``SpikeInput``, the chip-to-host probe data), so
+the same run can be repeated here and compared.
 
 What one step does (nengo-loihi's ``EmulatorInterface.step``, in this order):
 
 1. Synaptic input ``q``: each spike of the previous step (on-chip compartments)
    and each host spike sent on the previous host step (``SpikeInput``, one step
    of host-to-chip latency) adds its axon's weight row to the target
-   compartments. That is linear in the spike counts, so here it is one matrix
+   compartments. That is linear in the spike counts, so here it is a matrix
    product ``q = s @ W`` with ``s`` the ``(B, sources)`` spike counts and ``W``
    the integer matrix built once from the axons (compartment and atom maps,
    population weights with compartment bases and weight maps, as nengo-loihi's
-   ``Axon.map_spikes`` / ``Synapse.axon_weights_indices``), then wrapped to
-   21 bits plus sign (``Q_BITS``).
+   ``Axon.map_spikes`` / ``Synapse.axon_weights_indices``; repeated indices in
+   one weight row keep the last weight, as NumPy's ``a[idx] += w``), then
+   wrapped to 21 bits plus sign (``Q_BITS``). `SynapseRouting` takes the
+   product on a reduced matrix: identical columns (compartments with the same
+   inputs, e.g. the copies of a neuron under `.Expand` / `.Thermometer`) once,
+   and sources with identical rows (the copies' output axons, identical host
+   encoder neurons) as one source whose count is the sum of theirs; a sparse
+   (scipy CSR) product when under 10% of the reduced weights are nonzero.
 2. Compartment update (`CompartmentState.update`): current decay + ``q``,
    wrapped to 23 bits; plus bias, wrapped to 23 bits; voltage decay + that,
    clipped to ``[vmin, vmax]``; zeroed while refractory; spike where
-   ``v > vth``; reset to zero; refractory counter. These are nengo-loihi's own
-   functions (``decay_int``, ``overflow_signed``) and the same NumPy integer
-   operations on the same dtypes (int32 state), with a leading sample axis.
+   ``v > vth``; reset to zero; refractory counter. The same NumPy integer
+   operations on the same dtypes (int32 state) as nengo-loihi's ``decay_int``,
+   ``overflow_signed`` and ``CompartmentState.update``, with a leading sample
+   axis; `decay` uses equivalent cheaper forms where they give the same
+   integers (no decay, decay to ``x >> 12``, non-negative voltages), and
+   compartments with the same input, current decay and initial current share
+   one stored current (it is the same at every step).
 3. Probes record ``spiked`` / ``voltage`` / ``current`` (sliced per target
    block); outputs are weighted, concatenated or summed, reindexed and
-   filtered by the probe's own ``LoihiProbe.weight_outputs`` and the same
-   synapse step functions as nengo-loihi's ``ProbeFilter``.
+   filtered as nengo-loihi's ``LoihiProbe.weight_outputs`` and ``ProbeFilter``
+   (see "Probe outputs" below).
 
 Why the matrix product is exact
 -------------------------------
 ``W`` holds the discretised weights: integers with ``|w| < 2**31`` (in practice
 below ``2**21``: an 8-bit mantissa shifted by the weight exponent and 6 more
-bits). ``s`` holds small non-negative integers (0/1 for compartments, host
-spike counts per input axon). For one compartment ``c`` let
-``bound_c = sum_i |W[i, c]| * max(s_i)``. Every product ``s_i * W[i, c]`` and
-every partial sum of any subset of them, in any order, is an integer of
+bits). ``s`` holds small non-negative integers (0/1 per compartment, summed
+over a group of identical sources; host spike counts). For one column ``c``
+let ``bound_c = sum_i |W[i, c]| * max(s_i)``. Every product ``s_i * W[i, c]``
+and every partial sum of any subset of them, in any order, is an integer of
 magnitude at most ``bound_c``. A binary floating-point format with a ``p``-bit
 significand represents every integer up to ``2**p`` exactly, so when
 ``bound_c <= 2**24`` (float32) or ``<= 2**53`` (float64) no product and no
-addition ever rounds: the BLAS result is the exact integer sum, whatever the
-blocking, threading, summation order or FMA use of the BLAS kernel. The bound
-is computed from ``W`` and the actual input counts before each run, and the
-dtype chosen from it: float32 below ``2**24``, float64 below ``2**53``, and an
+addition ever rounds: the result is the exact integer sum, whatever the
+blocking, threading, summation order or FMA use of the BLAS kernel (or of
+scipy's sparse product), and whatever grouping of identical rows or columns
+was applied first (each is a regrouping of the same integer sum). The bound is
+computed from ``W`` and the actual input counts before each run, and the dtype
+chosen from it: float32 below ``2**24``, float64 below ``2**53``, and an
 integer (int64) product otherwise. Where the argument would fail: a column
 with ``bound_c > 2**53`` in float64 (or ``> 2**24`` in float32) could round a
 partial sum -- never used, the int64 product is taken instead; a BLAS that
@@ -62,12 +80,23 @@ The wrap-around is exact as well: nengo-loihi accumulates ``q`` in int32
 value; since ``2**22`` divides ``2**32`` (and ``2**64``) the low 22 bits of the
 exact sum are the same as those of the int32 (or int64) sum.
 
-Probe outputs with a 2-D weight matrix (decoded outputs) are float products
-whose rounding depends on the summation order, so they are computed per sample
-with the very NumPy call nengo-loihi makes for a run of ``n_steps`` collected
-at once (``(n_steps, n) @ (n, d)``); scalar weights, slices, concatenation and
-reindexing are elementwise and run batched. Probe filters run batched only for
-elementwise steps (nengo's ``LinearFilter.NoX`` / ``OneX``), else per sample.
+Probe outputs
+-------------
+Scalar weights, slices, concatenation and reindexing are elementwise: run
+batched through the probe's own ``weight_outputs``. A 2-D weight matrix is a
+float product: batched (identical rows summed first) when its result does not
+depend on the summation order (`order_independent`: at most one nonzero per
+column, or all weights multiples of one power of two with every partial sum
+exact -- e.g. spike counts times ``1/(precision dt)`` summed over a neuron's
+copies); otherwise (decoders) per sample, with the very NumPy call nengo-loihi
+makes for ``n_steps`` steps collected at once (``(n_steps, n) @ (n, d)``).
+So outputs with decoder weights are bit-identical to a nengo-loihi run whose
+probe data is collected, or sent to the host, for all steps at once (its
+precomputed modes; in its step-by-step mode each step is a ``(1, n)`` product
+whose last bit can differ). Exact zeros are equal as values (``-0.0 == 0.0``),
+their sign is not guaranteed. Probe filters run batched for elementwise steps
+(nengo's ``LinearFilter.NoX`` / ``OneX``), else per sample with a copy of one
+freshly made step function.
 
 Covered / not covered
 ---------------------
@@ -90,7 +119,10 @@ inputs other than ``SpikeInput``, probe keys other than the three above.
 
 Runs are stateless: every `BatchedEmulator.run` starts all samples from the
 initial state (that of the nengo-loihi emulator it was made from, including the
-initial voltages `nengo_hybrid.hardware.loihi.set_emulator_voltages` sets).
+initial voltages `nengo_hybrid.hardware.loihi.set_emulator_voltages` sets). The
+host side (nengo-loihi's host simulators: encoding of Node values into spikes,
+decoding of chip outputs) is not part of it: the caller provides the host
+spikes and receives the chip's probe data.
 """
 
 import copy
@@ -579,6 +611,7 @@ class ProbeState:
                     idx = slice(int(idx[0]), int(idx[-1]) + 1)
                 idxs.append((idx, size))
             self.indices[probe] = idxs
+        self._grouped = {}
 
     def allocate(self, n_samples, n_steps, probes=None):
         """Buffers for ``probes`` (default: all) over ``n_steps`` steps."""
@@ -601,15 +634,16 @@ class ProbeState:
         """``(B, n_steps, size)`` output of ``probe``, as nengo-loihi's ``collect_probe_output``."""
         buffers = self.buffers[probe]
         n_samples, n_steps = buffers[0].shape[:2]
-        batched = not probe.is_transformed or all(
-            order_independent(w, np.abs(b).max(initial=0))
-            for w, b in zip(probe.weights, buffers)
-        )
-        if batched:
-            # elementwise (scalar weights, concatenation, reindexing) or
-            # order-independent products: one call on all samples' steps
+        if not probe.is_transformed:
+            # scalar weights, concatenation, reindexing: elementwise, batched
             flat = [b.reshape(n_samples * n_steps, -1) for b in buffers]
             out = probe.weight_outputs(flat).reshape(n_samples, n_steps, -1)
+        elif all(
+            order_independent(w, np.abs(b).max(initial=0))
+            for w, b in zip(probe.weights, buffers)
+        ):
+            # products that are the same in any summation order: batched
+            out = self._order_independent_outputs(probe, buffers)
         else:
             # float products whose rounding depends on the summation order:
             # the same call per sample as nengo-loihi
@@ -620,6 +654,33 @@ class ProbeState:
                 ]
             )
         return filter_outputs(probe, out, self.dt)
+
+    def _order_independent_outputs(self, probe, buffers):
+        """``weight_outputs`` of a transformed probe whose products are exact.
+
+        Rows of a weight matrix that are identical (e.g. the copies of one
+        neuron) have their counts summed first (exact integers), then one small
+        product: the same exact sums as nengo-loihi's ``output.dot(weights)``.
+        Block outputs are summed in block order, as ``weight_outputs`` does.
+        """
+        n_samples, n_steps = buffers[0].shape[:2]
+        weighted = []
+        for k, (w, b) in enumerate(zip(probe.weights, buffers)):
+            x = b.reshape(n_samples * n_steps, -1)
+            if w is None or np.ndim(w) < 2:
+                weighted.append(x if w is None else x.dot(w))
+                continue
+            key = (probe, k)
+            if key not in self._grouped:
+                w = np.asarray(w, dtype=np.float64)
+                csr = scipy.sparse.csr_matrix(w)
+                csr.sort_indices()
+                groups = SourceGroups(np.arange(len(w)), _identical_rows(csr))
+                self._grouped[key] = (groups, w[groups.first])
+            groups, w_unique = self._grouped[key]
+            weighted.append(groups(x, np.float64) @ w_unique)
+        assert probe.reindexing is None
+        return sum(weighted).reshape(n_samples, n_steps, -1)
 
 
 def order_independent(weights, x_max):
