@@ -61,58 +61,47 @@ DT = 0.001
 
 
 def lmu_workload(run=None, K=19):
-    """The quick LMU deployment: ``(make_net, probes_of, values, info)``.
+    """The quick LMU deployment: ``(net, strategy, encoding, present, pool, values, info)``.
 
-    ``make_net(x)`` builds the deployed network playing sequences ``x``;
-    ``values`` ``(N, 49, d)`` are the memory node's values for the sample pool.
+    ``present(x)`` makes the network play the sequences ``x``; ``values``
+    ``(N, 49, d)`` are the memory node's values for the sample ``pool``.
     """
     from nengo_hybrid import pipeline
     from nengo_hybrid.data import psmnist
     from nengo_hybrid.hardware.inputs import encode_node_inputs
+    from nengo_hybrid.hardware.strategies import Thermometer
     from nengo_hybrid.networks import build_classifier
 
     recipe = pipeline.load_recipe("lmu_quick")
-    data = psmnist(source="embedded", pool=4)
+    if run is None:
+        net = build_classifier(recipe.RECIPE)
+        data = psmnist(source="embedded", pool=4)
+    else:
+        _, net = pipeline.frozen_network(run)
+        data = pipeline.load_data(recipe, pipeline._config(run)["data"])
     pool = np.concatenate([data.x_test, data.x_train])
-
-    def make_net(x):
-        if run is None:
-            net = build_classifier(recipe.RECIPE)
-            train = data
-        else:
-            _, net = pipeline.frozen_network(run)
-            train = pipeline.load_data(recipe, pipeline._config(run)["data"])
-        memory = net.lmu.memory
-        values = net.inputs(train.x_train[:1000])[memory]
-        scale = pipeline.INPUT_MARGIN * np.maximum(
-            np.abs(values).max(axis=(0, 1)), 1e-3
-        )
-        (encoding,) = encode_node_inputs(
-            net, {memory: scale}, levels=pipeline.INPUT_LEVELS
-        )
-        net.hidden_probe()
-        pipeline._present(net, x)
-        return net, {net.lmu.hidden: thermometer(K)}, encoding
-
-    net, _, encoding = make_net(pool[:1])
-    values = net.inputs(pool)[net.lmu.memory]
+    memory = net.lmu.memory
+    values = net.inputs(data.x_train[:1000])[memory]
+    scale = pipeline.INPUT_MARGIN * np.maximum(np.abs(values).max(axis=(0, 1)), 1e-3)
+    (encoding,) = encode_node_inputs(net, {memory: scale}, levels=pipeline.INPUT_LEVELS)
+    net.hidden_probe()
+    values = net.inputs(pool)[memory]
     info = {
         "model": "models/lmu_quick.py",
         "weights": "untrained (build_classifier)"
         if run is None
-        else f"trained run {run}",
+        else f"trained ({run})",
         "strategy": f"Thermometer(K={K}) hidden layer",
         "input": f"memory as host encoder spikes, {pipeline.INPUT_LEVELS} levels",
         "data": data.description,
         "steps_per_sample": int(values.shape[1]) + 1,
     }
-    return make_net, pool, values, info
 
+    def present(x):
+        pipeline._present(net, x)
 
-def thermometer(K):
-    from nengo_hybrid.hardware.strategies import Thermometer
-
-    return Thermometer(K)
+    strategy = {net.lmu.hidden: Thermometer(K)}
+    return net, strategy, encoding, present, pool, values, info
 
 
 def mid_network(x, n=600, seed=7):
@@ -235,9 +224,12 @@ def identical(batched, ref, out, sample):
     ``model.nengo_probes`` (the same network structure).
     """
     for data, mine in zip(ref["outputs"].values(), batched.nengo_probes.values()):
-        got = out.probes[mine][sample]
-        if got.dtype != data.dtype or not np.array_equal(got, data):
-            return False
+        got = np.ascontiguousarray(out.probes[mine][sample])
+        if (
+            got.dtype != data.dtype
+            or got.tobytes() != np.ascontiguousarray(data).tobytes()
+        ):
+            return False  # compared byte for byte
     return bool(np.array_equal(out.spike_count[sample], ref["spike_count"]))
 
 
@@ -271,21 +263,24 @@ def measure_batched(batched, inputs, batch_sizes, repeats):
 
 
 def bench_lmu(args):
-    make_net, pool, values, info = lmu_workload(args.run, K=args.K)
+    net, strategy, encoding, present, pool, values, info = lmu_workload(
+        args.run, args.K
+    )
     n_steps = info["steps_per_sample"]
     n_ref = args.reference_samples
     batched, refs = None, []
     for i in range(n_ref):
-        net, strategy, encoding = make_net(pool[i : i + 1])
+        present(pool[i : i + 1])
         b, ref = nengo_loihi_reference(net, n_steps, strategy)
         if batched is None:
-            batched, first_net, first_encoding = b, net, encoding
+            batched = b
+        assert (b.routing.matrix != batched.routing.matrix).nnz == 0  # same weights
         refs.append(ref)
         print(
             f"  nengo-loihi sample {i}: {1000 * ref['chip_s'] / n_steps:.2f} ms/step (chip)"
         )
     t0 = time.perf_counter()
-    spikes = host_encoder_spikes(first_net, first_encoding, values[: args.samples])
+    spikes = host_encoder_spikes(net, encoding, values[: args.samples])
     encoder_s = time.perf_counter() - t0
     (inp,) = batched.inputs
     # rows the chip uses within n_steps (host steps 1 .. n_steps - 1)

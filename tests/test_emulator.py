@@ -76,7 +76,7 @@ class Referee:
                 bad.append(f"compartment {key}")
         for probe, ref in self.outputs.items():
             got = out[probe][sample]
-            if got.dtype != ref.dtype or not np.array_equal(got, ref):
+            if not bit_identical(got, ref):
                 bad.append(f"{probe.key} probe of {probe.target[0]}")
         if not np.array_equal(out.spike_count[sample], self.spike_count):
             bad.append("spike counts")
@@ -93,6 +93,12 @@ class Referee:
             batched.probes.update = update
         states = {key: np.array(values) for key, values in states.items()}
         return self.mismatches(out, states=states)
+
+
+def bit_identical(a, b):
+    """Same dtype, shape and bytes (so also the sign of zeros)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
 def record_states(probe_state, sample):
@@ -471,7 +477,7 @@ def test_overflow_wrapping_matches():
         "Overflow in u2",
     }
     for probe, data in ref.items():
-        assert np.array_equal(out[probe][0], data), probe.key
+        assert bit_identical(out[probe][0], data), probe.key
     assert np.array_equal(out.spike_count[0], spike_count)
 
 

@@ -93,8 +93,10 @@ makes for ``n_steps`` steps collected at once (``(n_steps, n) @ (n, d)``).
 So outputs with decoder weights are bit-identical to a nengo-loihi run whose
 probe data is collected, or sent to the host, for all steps at once (its
 precomputed modes; in its step-by-step mode each step is a ``(1, n)`` product
-whose last bit can differ). Exact zeros are equal as values (``-0.0 == 0.0``),
-their sign is not guaranteed. Probe filters run batched for elementwise steps
+whose last bit can differ). The tests compare byte for byte, so also the sign
+of zeros (scalar weights: an elementwise product plus ``+0``, as the ``dot``
+that nengo-loihi calls); for the sign of an exact zero out of a BLAS product
+the argument above gives no guarantee. Probe filters run batched for elementwise steps
 (nengo's ``LinearFilter.NoX`` / ``OneX``), else per sample with a copy of one
 freshly made step function.
 
@@ -634,16 +636,13 @@ class ProbeState:
         """``(B, n_steps, size)`` output of ``probe``, as nengo-loihi's ``collect_probe_output``."""
         buffers = self.buffers[probe]
         n_samples, n_steps = buffers[0].shape[:2]
-        if not probe.is_transformed:
-            # scalar weights, concatenation, reindexing: elementwise, batched
-            flat = [b.reshape(n_samples * n_steps, -1) for b in buffers]
-            out = probe.weight_outputs(flat).reshape(n_samples, n_steps, -1)
-        elif all(
-            order_independent(w, np.abs(b).max(initial=0))
+        if all(
+            order_independent(w, np.abs(b).max(initial=0), _dot_dtype(b, w))
             for w, b in zip(probe.weights, buffers)
         ):
-            # products that are the same in any summation order: batched
-            out = self._order_independent_outputs(probe, buffers)
+            # elementwise weights, or products that are the same in any
+            # summation order: all samples and steps at once
+            out = self._weight_outputs(probe, buffers)
         else:
             # float products whose rounding depends on the summation order:
             # the same call per sample as nengo-loihi
@@ -655,42 +654,61 @@ class ProbeState:
             )
         return filter_outputs(probe, out, self.dt)
 
-    def _order_independent_outputs(self, probe, buffers):
-        """``weight_outputs`` of a transformed probe whose products are exact.
+    def _weight_outputs(self, probe, buffers):
+        """nengo-loihi's ``LoihiProbe.weight_outputs`` on all samples' steps at once.
 
-        Rows of a weight matrix that are identical (e.g. the copies of one
-        neuron) have their counts summed first (exact integers), then one small
-        product: the same exact sums as nengo-loihi's ``output.dot(weights)``.
-        Block outputs are summed in block order, as ``weight_outputs`` does.
+        Only for weights whose products are order-independent: scalar weights
+        as an elementwise product (equal to ``output.dot(w)``, zero signs
+        included), matrices with identical rows (e.g. the copies of one neuron)
+        as exact sums of counts times the unique rows. Blocks are summed in
+        block order, or concatenated and reindexed, as ``weight_outputs`` does.
         """
         n_samples, n_steps = buffers[0].shape[:2]
         weighted = []
         for k, (w, b) in enumerate(zip(probe.weights, buffers)):
             x = b.reshape(n_samples * n_steps, -1)
-            if w is None or np.ndim(w) < 2:
-                weighted.append(x if w is None else x.dot(w))
-                continue
-            key = (probe, k)
-            if key not in self._grouped:
-                w = np.asarray(w, dtype=np.float64)
-                csr = scipy.sparse.csr_matrix(w)
-                csr.sort_indices()
-                groups = SourceGroups(np.arange(len(w)), _identical_rows(csr))
-                self._grouped[key] = (groups, w[groups.first])
-            groups, w_unique = self._grouped[key]
-            weighted.append(groups(x, np.float64) @ w_unique)
-        assert probe.reindexing is None
-        return sum(weighted).reshape(n_samples, n_steps, -1)
+            if w is None:
+                weighted.append(x)
+            elif np.ndim(w) == 0:
+                out = np.multiply(x, w, dtype=_dot_dtype(x, w))
+                out += 0  # dot sums from +0: a -0 product becomes +0
+                weighted.append(out)
+            else:
+                key = (probe, k)
+                if key not in self._grouped:
+                    w = np.asarray(w)
+                    csr = scipy.sparse.csr_matrix(w)
+                    csr.sort_indices()
+                    groups = SourceGroups(np.arange(len(w)), _identical_rows(csr))
+                    self._grouped[key] = (groups, w[groups.first])
+                groups, w_unique = self._grouped[key]
+                dtype = _dot_dtype(x, w_unique)
+                weighted.append(groups(x, dtype) @ w_unique.astype(dtype))
+        if probe.is_transformed:
+            assert probe.reindexing is None
+            result = sum(weighted)
+        else:
+            result = np.column_stack(weighted)
+            if probe.reindexing is not None:
+                result = result[..., probe.reindexing]
+        return result.reshape(n_samples, n_steps, -1)
 
 
-def order_independent(weights, x_max):
-    """Whether ``x @ weights`` is the same in any summation order, for integer
-    ``x`` with ``|x| <= x_max``.
+def _dot_dtype(x, w):
+    """The dtype of ``x.dot(w)`` (NumPy converts both arrays to a common type)."""
+    return np.result_type(x.dtype, np.asarray(w).dtype) if w is not None else x.dtype
 
-    True when no column has more than one nonzero weight (one rounded product,
-    plus exact zeros), or when all weights are integer multiples of one power
-    of two ``2**e`` and every column's ``x_max * sum |w|`` is below
-    ``2**(53 + e)``: then every product and partial sum is an exact float64.
+
+def order_independent(weights, x_max, dtype=np.float64):
+    """Whether ``x @ weights`` in ``dtype`` is the same in any summation order,
+    for integer ``x`` with ``|x| <= x_max``.
+
+    True for no weights or scalar weights (elementwise), when no column has
+    more than one nonzero weight (one rounded product, plus exact zeros), or
+    when all weights are integer multiples of one power of two ``2**e`` and
+    every column's ``x_max * sum |w|`` is below ``2**(p + e)`` (``p``: 53
+    significand bits for float64, 24 for float32): then every product and
+    partial sum is exact.
     """
     if weights is None or np.ndim(weights) < 2:
         return True
@@ -706,7 +724,8 @@ def order_independent(weights, x_max):
     lowest_bit = np.log2(ints & -ints).astype(np.int64)
     e = int(np.min(exponent - 53 + lowest_bit))
     column_sums = np.abs(w).sum(axis=0) * 2.0**-e  # integers (if below 2**53)
-    return bool(float(x_max) * column_sums.max() < FLOAT64_EXACT * (1 - 1e-9))
+    exact = 2.0 ** (np.finfo(dtype).nmant + 1)
+    return bool(float(x_max) * column_sums.max() < exact * (1 - 1e-9))
 
 
 def _filter_step(synapse, shape, dt):
