@@ -80,6 +80,7 @@ def lmu_workload(run=None, K=19):
         _, net = pipeline.frozen_network(run)
         data = pipeline.load_data(recipe, pipeline._config(run)["data"])
     pool = np.concatenate([data.x_test, data.x_train])
+    labels = np.concatenate([data.y_test, data.y_train])
     memory = net.lmu.memory
     values = net.inputs(data.x_train[:1000])[memory]
     scale = pipeline.INPUT_MARGIN * np.maximum(np.abs(values).max(axis=(0, 1)), 1e-3)
@@ -95,6 +96,8 @@ def lmu_workload(run=None, K=19):
         "input": f"memory as host encoder spikes, {pipeline.INPUT_LEVELS} levels",
         "data": data.description,
         "steps_per_sample": int(values.shape[1]) + 1,
+        "n_test": len(data.x_test),
+        "labels": labels,
     }
 
     def present(x):
@@ -294,7 +297,38 @@ def bench_lmu(args):
     out = batched.run({inp: spikes[:n_ref]})
     exact = all(identical(batched, ref, out, i) for i, ref in enumerate(refs))
     rows = measure_batched(batched, inputs, args.batch_sizes, args.repeats)
-    return summarize("lmu_quick", info, refs, rows, n_steps, exact, host_ok, encoder_s)
+    n_test, labels = info.pop("n_test"), info.pop("labels")
+    result = summarize(
+        "lmu_quick", info, refs, rows, n_steps, exact, host_ok, encoder_s
+    )
+    accuracy = test_accuracy(net, batched, encoding, values[:n_test], labels[:n_test])
+    result.update(accuracy)
+    return result
+
+
+def test_accuracy(net, batched, encoding, values, labels):
+    """Accuracy on the test digits from the batched emulator's chip-to-host data.
+
+    The host readout (``output = W h + b``, read on the last step) is applied
+    in NumPy to the hidden activities the chip sends to the host on the step
+    the last input arrives; an approximate host (float rounding of the
+    readout is not nengo's), for information.
+    """
+    model = batched.model
+    (probe,) = [p for p in batched.nengo_probes if p in model.chip2host_params]
+    spikes = host_encoder_spikes(net, encoding, values)
+    t0 = time.perf_counter()
+    out = batched.run({batched.inputs[0]: spikes}, probes=[probe])
+    elapsed = time.perf_counter() - t0
+    hidden = out[probe][:, -1]  # the step on which the last input arrives
+    w = net.lmu.readout.transform.init
+    b = net.lmu.readout_bias.transform.init @ np.ones(1)
+    logits = hidden @ w.T + b
+    return {
+        "test_samples": int(len(labels)),
+        "test_accuracy_batched": float(np.mean(logits.argmax(axis=1) == labels)),
+        "test_set_seconds": elapsed,
+    }
 
 
 def bench_mid(args):
