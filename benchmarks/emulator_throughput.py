@@ -38,6 +38,7 @@ Usage::
 
 import argparse
 import os
+import sys
 import time
 import tracemalloc
 import warnings
@@ -246,9 +247,11 @@ def measure_batched(batched, inputs, batch_sizes, repeats):
             batched.run(inputs, batch_size=bs)
             times.append(time.perf_counter() - t0)
         tracemalloc.start()
-        batched.run(inputs, batch_size=bs)
+        out = batched.run(inputs, batch_size=bs)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        outputs = sum(a.nbytes for a in out.probes.values()) + out.spike_count.nbytes
+        del out
         rows.append(
             {
                 "batch_size": bs,
@@ -257,10 +260,12 @@ def measure_batched(batched, inputs, batch_sizes, repeats):
                 "median_s": float(np.median(times)),
                 "samples_per_s": n / min(times),
                 "peak_mb": peak / 2**20,
+                "outputs_mb": outputs / 2**20,
             }
         )
         print(
             f"  batch {bs}: {n / min(times):.1f} samples/s, peak {peak / 2**20:.0f} MB"
+            f" (outputs {outputs / 2**20:.0f} MB)"
         )
     return rows
 
@@ -382,6 +387,7 @@ def summarize(name, info, refs, rows, n_steps, exact, host_ok, encoder_s):
         "batched_samples_per_s": best["samples_per_s"],
         "best_batch_size": best["batch_size"],
         "peak_mb_at_best": best["peak_mb"],
+        "outputs_mb_at_best": best["outputs_mb"],
         "ratio": best["samples_per_s"] / ref_sps,
         "bit_identical": bool(exact),
         "host_spikes_identical": host_ok,
@@ -426,6 +432,8 @@ def main(argv=None):
         "samples": args.samples,
         "repeats": args.repeats,
         "load_average_at_end": os.getloadavg(),
+        "command": "python benchmarks/emulator_throughput.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": environment_info(),
         "results": results,
     }
@@ -445,32 +453,50 @@ def markdown(record):
         ("ratio", "ratio", ".0f"),
         ("best_batch_size", "best batch", ""),
         ("peak_mb_at_best", "peak MB", ".0f"),
+        ("outputs_mb_at_best", "of which outputs MB", ".0f"),
         ("bit_identical", "bit-identical", ""),
     ]
     machine = record["machine"]
     lines = [
         "# Batched emulator throughput vs nengo-loihi's emulator",
         "",
-        f"Date: {record['date']}. Machine: {machine['platform']}, {machine['cpu_count']} CPUs "
-        f"(shared with other jobs; load average at the end "
-        f"{', '.join(f'{x:.1f}' for x in record['load_average_at_end'])}). "
-        f"{record['samples']} samples per batched run, best of {record['repeats']}. "
-        "nengo-loihi: its chip emulator only (host simulators excluded), one sample "
-        "per fresh simulator, build excluded. Produced by `benchmarks/emulator_throughput.py`.",
+        f"Date: {record['date']}. Machine: {machine['platform']}, {machine['cpu_count']} "
+        "CPUs, shared with other jobs (load average at the end "
+        f"{', '.join(f'{x:.1f}' for x in record['load_average_at_end'])}): timings "
+        f"are noisy. Command: `{record['command']}`.",
+        "",
+        'Same built nengo-loihi model (`target="sim"`) for both emulators. '
+        "nengo-loihi: its chip emulator only (`EmulatorInterface.step`; host "
+        "simulators and build excluded), one sample per fresh simulator, median "
+        f"over the reference samples. Batched: {record['samples']} samples per run, "
+        f"best of {record['repeats']} runs per batch size; peak memory is the "
+        "`tracemalloc` peak of one run (NumPy buffers), including the returned "
+        "probe outputs (nengo-loihi's format: float64 per probed value and step). "
+        "*bit-identical*: every probe output (chip probes and chip-to-host data) "
+        "and spike count of every reference sample equals nengo-loihi's, byte for "
+        "byte.",
         "",
         markdown_table(record["results"], columns),
     ]
     for r in record["results"]:
-        lines.append(
-            f"* `{r['workload']}`: {r['model']}; {r.get('strategy', '')} {r['input']}."
-        )
+        parts = [r["model"], r.get("weights"), r.get("strategy"), r["input"]]
+        lines.append(f"* `{r['workload']}`: " + "; ".join(p for p in parts if p) + ".")
         if r.get("host_encoder_s_per_sample") is not None:
             lines.append(
-                f"  Host encoder replica: {1000 * r['host_encoder_s_per_sample']:.2f} ms per "
-                f"sample, spikes identical to nengo-loihi's host: {r['host_spikes_identical']}."
+                f"  Host encoder (NumPy replica of the host's encoder neurons, not "
+                f"in the throughput): {1000 * r['host_encoder_s_per_sample']:.2f} ms "
+                "per sample; its spikes equal those nengo-loihi's host sent: "
+                f"{r['host_spikes_identical']}."
+            )
+        if r.get("test_accuracy_batched") is not None:
+            lines.append(
+                f"  Whole test split ({r['test_samples']} digits) on the batched "
+                f"emulator: {r['test_set_seconds']:.2f} s, accuracy "
+                f"{100 * r['test_accuracy_batched']:.1f}% (host readout applied in "
+                "NumPy to the chip-to-host data)."
             )
         sizes = ", ".join(
-            f"{b['batch_size']}: {b['samples_per_s']:.0f}/s ({b['peak_mb']:.0f} MB)"
+            f"{b['batch_size']}: {b['samples_per_s']:.0f}/s (peak {b['peak_mb']:.0f} MB)"
             for b in r["batch_sizes"]
         )
         lines.append(f"  Batch sizes: {sizes}.")

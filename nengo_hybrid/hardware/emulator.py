@@ -861,7 +861,7 @@ class BatchedEmulator:
         )
 
     def _input_counts(self, inputs, n_steps, n_samples):
-        """Per input, ``(B, n_steps, n)`` int32 counts (row ``j``: host step ``j + 1``)."""
+        """Per input, ``(B, n_steps, n)`` integer counts (row ``j``: host step ``j + 1``)."""
         inputs = {} if inputs is None else inputs
         if not isinstance(inputs, dict):
             if len(self.inputs) != 1:
@@ -899,19 +899,25 @@ class BatchedEmulator:
             n_steps = given[0].shape[1]
         counts = []
         for inp, x, stored in zip(self.inputs, arrays, self.stored_spikes):
+            stored = {ti: i for ti, i in stored.items() if 1 <= ti <= n_steps}
+            if x is not None and x.shape[0] not in (1, n_samples):
+                raise ValueError(
+                    f"{x.shape[0]} samples of spikes, expected {n_samples}"
+                )
+            if (
+                x is not None
+                and not stored
+                and x.shape[:2] == (n_samples, n_steps)
+                and x.dtype.kind in "biu"
+            ):
+                counts.append(x)  # used as given (integer counts), no copy
+                continue
             c = np.zeros((n_samples, n_steps, inp.n_neurons), dtype=np.int32)
             if x is not None:
-                if x.shape[0] not in (1, n_samples):
-                    raise ValueError(
-                        f"{x.shape[0]} samples of spikes, expected {n_samples}"
-                    )
                 m = min(n_steps, x.shape[1])
                 c[:, :m] += x[:, :m].astype(np.int32)
             for ti, idxs in stored.items():
-                if 1 <= ti <= n_steps:
-                    np.add.at(
-                        c, (slice(None), ti - 1, np.asarray(idxs, dtype=np.int64)), 1
-                    )
+                np.add.at(c, (slice(None), ti - 1, np.asarray(idxs, dtype=np.int64)), 1)
             counts.append(c)
         return counts, n_samples, n_steps
 
@@ -944,7 +950,9 @@ class BatchedEmulator:
         EmulatorOutput
         """
         counts, n_samples, n_steps = self._input_counts(inputs, n_steps, n_samples)
-        if counts:
+        if len(counts) == 1:
+            all_in = counts[0]
+        elif counts:
             all_in = np.concatenate(counts, axis=2)
         else:
             all_in = np.zeros((n_samples, n_steps, 0), dtype=np.int32)
