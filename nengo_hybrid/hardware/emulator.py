@@ -671,7 +671,8 @@ class ProbeState:
                 weighted.append(x)
             elif np.ndim(w) == 0:
                 out = np.multiply(x, w, dtype=_dot_dtype(x, w))
-                out += 0  # dot sums from +0: a -0 product becomes +0
+                if np.signbit(w):  # integer x: only w < 0 makes -0 products
+                    out += 0  # dot sums from +0: a -0 product becomes +0
                 weighted.append(out)
             else:
                 key = (probe, k)
@@ -688,7 +689,7 @@ class ProbeState:
             assert probe.reindexing is None
             result = sum(weighted)
         else:
-            result = np.column_stack(weighted)
+            result = weighted[0] if len(weighted) == 1 else np.column_stack(weighted)
             if probe.reindexing is not None:
                 result = result[..., probe.reindexing]
         return result.reshape(n_samples, n_steps, -1)
