@@ -515,6 +515,16 @@ def test_initial_voltages_from_model_equal_simulator():
     assert np.array_equal(from_sim, from_model)
 
 
+def test_scalar_probe_weights_equal_numpy_dot():
+    from nengo_hybrid.hardware.emulator import scalar_dot
+
+    rng = np.random.RandomState(0)
+    for x in (rng.rand(50, 7) < 0.3, rng.randint(-(2**23), 2**23, (50, 7), np.int32)):
+        for w in (-500.0, 500.0, 1 / 3, -1.3e-6, 0.0, -0.0, np.float32(-0.1)):
+            w = np.asarray(w)
+            assert bit_identical(scalar_dot(x, w), x.dot(w)), (x.dtype, w)
+
+
 # --- what is not emulated ---------------------------------------------------------------
 
 

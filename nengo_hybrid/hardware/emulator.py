@@ -670,10 +670,7 @@ class ProbeState:
             if w is None:
                 weighted.append(x)
             elif np.ndim(w) == 0:
-                out = np.multiply(x, w, dtype=_dot_dtype(x, w))
-                if np.signbit(w):  # integer x: only w < 0 makes -0 products
-                    out += 0  # dot sums from +0: a -0 product becomes +0
-                weighted.append(out)
+                weighted.append(scalar_dot(x, w))
             else:
                 key = (probe, k)
                 if key not in self._grouped:
@@ -693,6 +690,18 @@ class ProbeState:
             if probe.reindexing is not None:
                 result = result[..., probe.reindexing]
         return result.reshape(n_samples, n_steps, -1)
+
+
+def scalar_dot(x, w):
+    """``x.dot(w)`` for integer ``x`` and a 0-d ``w``, elementwise (much faster).
+
+    Same dtype, values and zero signs: ``dot`` sums each product onto ``+0``,
+    so a ``-0`` product (``0 * w`` with ``w < 0``) comes out as ``+0``.
+    """
+    out = np.multiply(x, w, dtype=_dot_dtype(x, w))
+    if np.signbit(w):  # integer x: only w < 0 (or -0) makes -0 products
+        out += 0
+    return out
 
 
 def _dot_dtype(x, w):
