@@ -696,10 +696,11 @@ def scalar_dot(x, w):
     """``x.dot(w)`` for integer ``x`` and a 0-d ``w``, elementwise (much faster).
 
     Same dtype, values and zero signs: ``dot`` sums each product onto ``+0``,
-    so a ``-0`` product (``0 * w`` with ``w < 0``) comes out as ``+0``.
+    so a ``-0`` product (``0 * w`` with ``w < 0``, ``x * 0`` with ``x < 0``)
+    comes out as ``+0``.
     """
     out = np.multiply(x, w, dtype=_dot_dtype(x, w))
-    if np.signbit(w):  # integer x: only w < 0 (or -0) makes -0 products
+    if not w > 0:  # integer x times w > 0 is never -0
         out += 0
     return out
 
