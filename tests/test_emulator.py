@@ -204,6 +204,7 @@ def test_hybrid_ensemble_with_recurrence_and_readout():
         nengo.Connection(b, out, synapse=None)
         nengo.Probe(out)
         nengo.Probe(b.neurons, "input")
+        nengo.Probe(a, synapse=nengo.Alpha(0.005))  # a filter with two states
     ref = referee(net, 150)
     assert any(
         p in ref.batched.model.chip2host_params for p in ref.batched.nengo_probes

@@ -485,13 +485,13 @@ class SynapseRouting:
             self.active_inputs - self.layout.n_compartments, _renumber(in_ids)
         )
         reps = np.r_[comp_groups.first, n_comp + in_groups.first].astype(np.int64)
-        weights = reduced[reps].toarray()  # (groups, columns) int64
+        weights = reduced[reps].tocsr()  # (source groups, columns) int64
         self._reduced = types.SimpleNamespace(
             input_group=col_ids,
             comp_groups=comp_groups,
             in_groups=in_groups,
             weights=weights,
-            abs_weights=np.abs(weights).astype(np.float64),
+            abs_weights=abs(weights).astype(np.float64).tocsc(),
         )
         return self._reduced
 
@@ -537,7 +537,7 @@ class SynapseRouting:
             red.comp_groups.sizes.astype(np.float64),
             red.in_groups.max_counts(input_max_counts),
         ]
-        bound = group_max @ red.abs_weights if len(group_max) else np.zeros(1)
+        bound = red.abs_weights.T @ group_max if len(group_max) else np.zeros(1)
         worst = float(np.max(bound, initial=0.0)) * (1 + 1e-9)  # a float64 sum
         if worst < FLOAT32_EXACT:
             return np.float32
@@ -551,8 +551,9 @@ class SynapseRouting:
         is exact under the same bound (see the module docstring)."""
         if dtype not in self._dense:
             w = self.reduce().weights.astype(dtype)
-            if w.size and np.count_nonzero(w) < SPARSE_DENSITY * w.size:
-                w = scipy.sparse.csr_matrix(w)
+            size = w.shape[0] * w.shape[1]
+            if not (size and w.nnz < SPARSE_DENSITY * size):
+                w = w.toarray()
             self._dense[dtype] = w
         return self._dense[dtype]
 
