@@ -134,6 +134,7 @@ from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse
+from nengo.exceptions import SimulationError
 from nengo_loihi.builder.discretize import Q_BITS, U_BITS, overflow_signed
 from nengo_loihi.compat import make_process_step
 from nengo_loihi.inputs import SpikeInput
@@ -991,7 +992,11 @@ class BatchedEmulator:
                 outputs[p][b0:b1] = out
             spike_count[b0:b1] = chunk_count
             overflows |= chunk_overflows
-        for name in sorted(overflows):  # as nengo-loihi's emulator (strict=False)
+        from nengo_loihi.emulator import EmulatorInterface
+
+        for name in [n for n in ("q0", "current", "u2") if n in overflows]:
+            if EmulatorInterface.strict:  # as nengo-loihi's emulator
+                raise SimulationError(f"Overflow in {name}")
             warnings.warn(f"Overflow in {name}", stacklevel=2)
         return EmulatorOutput(outputs, self.nengo_probes, spike_count)
 
