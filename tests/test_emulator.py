@@ -426,6 +426,8 @@ def check_random_network(seed, n_steps, min_neurons=10, max_neurons=1500):
     try:
         ref = referee(net, n_steps, strategy=strategy)
     except nengo.exceptions.BuildError as err:
+        if "appropriate weight exponent" in str(err):
+            pytest.skip(f"nengo-loihi cannot discretise seed {seed}: {err}")
         if "exceeded max" not in str(err):
             raise
         # does not fit Loihi's limits (e.g. output axons): emulate it anyway
@@ -451,7 +453,7 @@ def test_random_networks():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(100, 140))
+@pytest.mark.parametrize("seed", range(100, 160))
 def test_random_networks_large(seed):
     check_random_network(seed, n_steps=200)
 
