@@ -90,9 +90,7 @@ def lmu_workload(run=None, K=19):
     values = net.inputs(pool)[memory]
     info = {
         "model": "models/lmu_quick.py",
-        "weights": "untrained (build_classifier)"
-        if run is None
-        else f"trained ({run})",
+        "weights": "untrained (build_classifier)" if run is None else trained(run),
         "strategy": f"Thermometer(K={K}) hidden layer",
         "input": f"memory as host encoder spikes, {pipeline.INPUT_LEVELS} levels",
         "data": data.description,
@@ -106,6 +104,18 @@ def lmu_workload(run=None, K=19):
 
     strategy = {net.lmu.hidden: Thermometer(K)}
     return net, strategy, encoding, present, pool, values, info
+
+
+def trained(run):
+    """How the weights of run folder ``run`` were trained (its train.json)."""
+    import json
+
+    t = json.loads((Path(run) / "train.json").read_text())
+    return (
+        f"trained (`nengo-hybrid train --model {t['model']}`: {t['epochs']} epochs, "
+        f"seed {t['seed']}, {t['schedule_repr']}, validation accuracy "
+        f"{100 * t['val_accuracy']:.1f}%)"
+    )
 
 
 def mid_network(x, n=600, seed=7):
