@@ -3,10 +3,11 @@
 Every comparison runs the network on nengo-loihi's emulator (the referee),
 records the host spikes it delivers to the chip inputs, runs the batched
 emulator on the same built model with those spikes, and requires every probe
-output (dtype and value, every step, every compartment), the chip-to-host
-probe data and the per-compartment spike counts to be identical. Each
-comparison has a control: the same check on a copy of the batched emulator
-with one bit of one discretised weight flipped must fail.
+output and the chip-to-host probe data (dtype, shape and bytes, every step),
+the per-compartment spike counts, and the voltage, current and spike of every
+compartment after every step to be identical. Each comparison has a control:
+the same check on a copy of the batched emulator with one bit of one
+discretised weight flipped must fail.
 """
 
 import warnings

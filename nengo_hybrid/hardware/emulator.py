@@ -785,9 +785,15 @@ class EmulatorOutput:
         self.spike_count = spike_count
 
     def __getitem__(self, probe):
-        if isinstance(probe, LoihiProbe):
-            return self.probes[probe]
-        return self.probes[self.nengo_probes[probe]]
+        loihi_probe = probe if isinstance(probe, LoihiProbe) else None
+        if loihi_probe is None:
+            loihi_probe = self.nengo_probes.get(probe)
+        if loihi_probe not in self.probes:
+            raise KeyError(
+                f"{probe}: no output (not a chip probe of this model, or not "
+                "in the run's probes); host-side probes are not emulated"
+            )
+        return self.probes[loihi_probe]
 
     def __contains__(self, probe):
         return probe in self.probes or probe in self.nengo_probes
