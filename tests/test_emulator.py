@@ -517,6 +517,32 @@ def test_overflow_wrapping_matches():
             batched.run({inp: counts})
 
 
+def test_spikes_stored_in_inputs_at_build_time():
+    """Permanent spikes in a SpikeInput (as DVS files add) reach every sample."""
+    net, _ = one_ensemble(nengo.RectifiedLinear(), 2.0, n=12, n_steps=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = Simulator(net, target="sim")
+    model = sim.model
+    sim.close()
+    (inp,) = model.inputs
+    rng = np.random.RandomState(1)
+    for ti in range(1, 40, 3):
+        inp.add_spikes(ti, rng.randint(0, inp.n_neurons, size=3), permanent=True)
+    batched = BatchedEmulator(model)
+    voltage = batched.compartment.initial["voltage"]
+    ref, spike_count, _ = raw_emulator_run(model, {}, 40, voltage)
+    out = batched.run(n_steps=40, n_samples=2)
+    assert spike_count.sum() > 0
+    for i in range(2):
+        for probe, data in ref.items():
+            assert bit_identical(out[probe][i], data), probe.key
+        assert np.array_equal(out.spike_count[i], spike_count)
+    batched.stored_spikes = [{}]  # control: without them the run differs
+    out = batched.run(n_steps=40, n_samples=1)
+    assert not all(bit_identical(out[p][0], data) for p, data in ref.items())
+
+
 def test_exact_for_every_matmul_dtype_dense_or_sparse(monkeypatch):
     """float32, float64 and int64 products, dense or sparse, give the same result."""
     from nengo_hybrid.hardware import emulator
