@@ -318,6 +318,26 @@ def test_population_axons_conv():
     assert_bit_exact(Referee(sim, 100))
 
 
+def test_plain_nengo_loihi_neurons_with_negative_voltages():
+    """nengo-loihi's own LIF (min_voltage < 0: signed voltages) and ReLU neurons."""
+    with nengo.Network(seed=4) as net:
+        u = nengo.Node(nengo.processes.PresentInput(signal(150, 1, seed=4), DT))
+        a = nengo.Ensemble(30, 1, neuron_type=nengo.LIF(min_voltage=-1))
+        b = nengo.Ensemble(20, 1, neuron_type=nengo.SpikingRectifiedLinear())
+        nengo.Connection(u, a)
+        nengo.Connection(a, b, function=lambda x: -x)
+        nengo.Connection(b.neurons, a.neurons, transform=-0.02 * np.ones((30, 20)))
+        nengo.Probe(a.neurons, "voltage")
+        nengo.Probe(b.neurons)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sim = nengo_loihi.Simulator(net, target="sim")
+    ref = Referee(sim, 150)
+    assert ref.batched.compartment.vmin.min() < 0
+    assert ref.states["voltage"].min() < 0
+    assert_bit_exact(ref)
+
+
 # --- batching ----------------------------------------------------------------------
 
 
