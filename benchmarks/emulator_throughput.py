@@ -17,7 +17,8 @@ Two workloads, each built once into a nengo-loihi model (``target="sim"``):
 For each workload, ``--reference-samples`` samples run on nengo-loihi's
 emulator, each in a fresh simulator (build time excluded); nengo-loihi's
 throughput is measured on its chip emulator alone (``EmulatorInterface.step``;
-its host simulators excluded). The batched emulator then runs those samples
+its host simulators excluded), fastest reference sample (the machine is
+shared: best case against best case). The batched emulator then runs those samples
 and the others; every probe output (chip probes and chip-to-host data) and
 spike count of the reference samples must be bit-identical to nengo-loihi's
 (``bit_identical``). For the LMU, the host encoder spikes of all samples are
@@ -381,8 +382,9 @@ def bench_mid(args):
 
 
 def summarize(name, info, refs, rows, n_steps, exact, host_ok, encoder_s):
-    chip_s = np.median([r["chip_s"] for r in refs])
-    total_s = np.median([r["total_s"] for r in refs])
+    # best case for both: fastest reference sample, fastest batched run
+    chip_s = min(r["chip_s"] for r in refs)
+    total_s = min(r["total_s"] for r in refs)
     ref_sps = 1 / chip_s
     best = max(rows, key=lambda r: r["samples_per_s"])
     result = {
@@ -393,6 +395,9 @@ def summarize(name, info, refs, rows, n_steps, exact, host_ok, encoder_s):
         "reference_samples": len(refs),
         "nengo_loihi_ms_per_step_chip": 1000 * chip_s / n_steps,
         "nengo_loihi_ms_per_step_total": 1000 * total_s / n_steps,
+        "nengo_loihi_ms_per_step_chip_median": 1000
+        * float(np.median([r["chip_s"] for r in refs]))
+        / n_steps,
         "nengo_loihi_samples_per_s": ref_sps,
         "batched_samples_per_s": best["samples_per_s"],
         "best_batch_size": best["batch_size"],
@@ -480,8 +485,9 @@ def markdown(record):
         "",
         'Same built nengo-loihi model (`target="sim"`) for both emulators. '
         "nengo-loihi: its chip emulator only (`EmulatorInterface.step`; host "
-        "simulators and build excluded), one sample per fresh simulator, median "
-        f"over the reference samples. Batched: {record['samples']} samples per run, "
+        "simulators and build excluded), one sample per fresh simulator, the "
+        "fastest of the reference samples (the JSON has the median too). Batched: "
+        f"{record['samples']} samples per run, "
         f"best of {record['repeats']} runs per batch size; peak memory is the "
         "`tracemalloc` peak of one run (NumPy buffers), including the returned "
         "probe outputs (nengo-loihi's format: float64 per probed value and step). "
