@@ -1119,9 +1119,9 @@ class _Scoreboard:
             for c, v in enumerate(p)
         )
         return (
-            "<div style='font:13px sans-serif;line-height:1.45'>"
+            "<div style='font:13px sans-serif;line-height:1.45;padding-top:1.8em'>"
             + "<br>".join(lines)
-            + "<svg viewBox='0 0 100 40' width='100%' height='60'>"
+            + "<svg viewBox='0 0 100 40' width='100%' height='90'>"
             + bars
             + "</svg></div>"
         )
@@ -1166,6 +1166,8 @@ class ClassifierGui(nengo.Network):
         each shown neuron, rows lit by counts >= 1, 2, 4, 8, 16, one empty row.
     memory : nengo.Node or None
         The LMU memory's first `GUI_MEMORY_SHOWN` coefficients.
+    scores : nengo.Node
+        The class scores (the classifier's ``probe`` target).
     scoreboard : nengo.Node
         HTML: the digit's label, the class of the last digit, the tally, and
         the softmax of the scores with the true class in green.
@@ -1174,7 +1176,7 @@ class ClassifierGui(nengo.Network):
     """
 
     def __init__(self, net, items, labels, images, order=None, latency=0,
-                 n_shown=GUI_RASTER_NEURONS, label="test digits and displays"):  # fmt: skip
+                 n_shown=GUI_RASTER_NEURONS, label="digits and displays"):  # fmt: skip
         items = np.asarray(items)
         labels = np.asarray(labels)
         n_steps = items.shape[1] if items.ndim == 3 else int(net.presentation_steps)
@@ -1199,6 +1201,9 @@ class ClassifierGui(nengo.Network):
             if lmu is not None and lmu.memory_mode == "linear":
                 A = np.kron(np.eye(lmu.input_d), lmu_matrices(lmu.order, lmu.theta)[0])
                 d = lmu.memory_d
+                # the same values as a function node: Nengo GUI 0.6 cannot draw
+                # the recurrent connection of a passthrough node
+                lmu.memory.output = _Copy()
                 self.memory_reset = nengo.Node(
                     _MemoryReset(A), size_in=d + 1, size_out=d, label="memory reset"
                 )
@@ -1223,6 +1228,10 @@ class ClassifierGui(nengo.Network):
             nengo.Connection(self.image_values, self.image.neurons, synapse=None)
 
             self.counts = self._count_raster(layer, n_shown)
+            self.scores = nengo.Node(
+                _Copy(), size_in=n_classes, size_out=n_classes, label="class scores"
+            )
+            nengo.Connection(scores, self.scores, synapse=None)
             self.scoreboard = nengo.Node(
                 _Scoreboard(labels, n_steps, net.score_steps, latency),
                 size_in=n_classes + 2,
@@ -1232,6 +1241,8 @@ class ClassifierGui(nengo.Network):
             nengo.Connection(scores, self.scoreboard[:n_classes], synapse=None)
             nengo.Connection(self.player, self.scoreboard[n_classes:], synapse=None)
         self.host_ensembles = [self.image, self.counts]
+        #: host encoder ensembles, when placed for a chip (`tasks.place_on_chip`)
+        self.encoders = []
 
     def _count_raster(self, layer, n_shown):
         n = layer.n_neurons

@@ -259,11 +259,15 @@ def gui_model(settings, run=None, backend=None):
         deploy`` places it (`place_on_chip`).
     """
     caller = sys._getframe(1).f_globals
+    page = caller.get("__page__")
+    if page is not None:
+        open_expanded_networks()
     if backend is None:
-        page_settings = getattr(caller.get("__page__"), "settings", None)
+        page_settings = getattr(page, "settings", None)
         backend = getattr(page_settings, "backend", None) or "nengo"
     if run is None:
-        run = os.environ.get(RUN_ENV) or None
+        run = os.environ.get(RUN_ENV)
+    run = run or None  # "" (an unset variable in a shell) is no run
     path = pathlib.Path(caller.get("__file__") or "model.py")
     chip = loihi_backend(backend)
     latency = _host_latency() if chip else 0
@@ -281,6 +285,37 @@ def gui_model(settings, run=None, backend=None):
     if chip:
         place_on_chip(net, recipe, frozen=frozen, run=run)
     return net
+
+
+def open_expanded_networks():
+    """Make Nengo GUI 0.6 open the subnetworks its layout file marks expanded.
+
+    nengo_gui 0.6's ``NetGraph.create_object`` means to tell the page that a
+    network is expanded, but tests the builtin ``type`` instead of its
+    ``obj_type`` argument, so only the top-level network opens expanded (the
+    LMU would open as a grey box). After a network is created on the page,
+    this sends the page the ``expand`` message that its own expand action
+    handles (the page then asks for the network's contents). Applied once,
+    in the process running Nengo GUI.
+    """
+    import json
+
+    import nengo
+    from nengo_gui.components.netgraph import NetGraph
+
+    if getattr(NetGraph, "_nengo_hybrid_opens_expanded", False):
+        return
+    create_object = NetGraph.create_object
+
+    def create_and_expand(self, client, obj, obj_type, parent):
+        uid = self.page.get_uid(obj)
+        new = uid not in self.uids
+        create_object(self, client, obj, obj_type, parent)
+        if new and isinstance(obj, nengo.Network) and self.page.config[obj].expanded:
+            client.write_text(json.dumps({"type": "expand", "uid": uid}))
+
+    NetGraph.create_object = create_and_expand
+    NetGraph._nengo_hybrid_opens_expanded = True
 
 
 def _host_latency():
@@ -336,20 +371,23 @@ def trained_recipe(run, settings=None, path=None):
     return recipe, read_frozen(run)
 
 
-def place_on_chip(net, recipe, frozen=None, run=None, n_measure=3):
+def place_on_chip(net, recipe, frozen=None, run=None):
     """Place a Nengo GUI network as ``nengo-hybrid deploy`` places the recipe's.
 
     The recipe's deployment plan for Loihi 1 (`nengo_hybrid.hardware.plans`)
-    decides what runs on the host; the multi-bit strategy of each hybrid
+    decides what runs on the host. The multi-bit strategy of each hybrid
     ensemble on the chip is the one ``check`` chose for the run (its
     ``check.json``), else ``auto`` from the spike counts ``evaluate`` measured,
-    else from the counts of ``n_measure`` test digits in the reference
-    simulator; the strategies go into the network config
+    as ``nengo-hybrid check`` chooses it; with nothing measured (an untrained
+    model) ``auto`` is `OneBit`, at most one spike per neuron and step, unless
+    the plan names a strategy. The strategies go into the network config
     (`nengo_hybrid.hardware.add_params`), where `nengo_hybrid.Simulator` reads
-    them. Host signals feeding the chip every step (the LMU's memory and
-    input) are sent as exact host encoder spikes at the run's full scale
-    (`nengo_hybrid.hardware.encode_node_inputs`). Display ensembles stay on the
-    host.
+    them. For a trained run, host signals feeding the chip every step (the
+    LMU's memory and input) are sent as exact host encoder spikes at the full
+    scale recorded at freezing, as deployed
+    (`nengo_hybrid.hardware.encode_node_inputs`); untrained, they go through
+    nengo-loihi's own encoder, as ``nengo-hybrid check --model`` places them.
+    Display ensembles stay on the host.
     """
     import warnings
 
@@ -365,9 +403,7 @@ def place_on_chip(net, recipe, frozen=None, run=None, n_measure=3):
     set_on_chip(net, net.gui.host_ensembles)
     profile = checking.load_profile("loihi1")
     plan = checking.find_plan(recipe.name, profile.name)
-    counts = checking.measured_counts(run) if run is not None else None
-    if counts is None:
-        counts = _measured_counts(recipe, frozen, n_measure)
+    counts = (checking.measured_counts(run) if run is not None else None) or {}
     strategies, _ = checking.deployable(recipe, net, profile, plan=plan,
                                         max_counts=counts)  # fmt: skip
     checked = reporting.read_stage(run, "check", required=False) if run else None
@@ -388,41 +424,16 @@ def place_on_chip(net, recipe, frozen=None, run=None, n_measure=3):
         net.config[ens].strategy = strategy
 
     lmu = getattr(net, "lmu", None)
-    if lmu is not None and lmu.memory_mode == "linear":
-        from nengo_hybrid.pipeline.freeze import INPUT_LEVELS, input_scales
+    scales = (frozen.meta.get("input_scales") if frozen is not None else None) or {}
+    if lmu is not None and lmu.memory_mode == "linear" and "memory" in scales:
+        from nengo_hybrid.pipeline.freeze import INPUT_LEVELS
 
-        meta = frozen.meta if frozen is not None else {}
-        scales = meta.get("input_scales")
-        if not scales:
-            x = recipe.load_data("embedded").x_train
-            scales = input_scales(recipe.build(), x)
         scale = np.asarray(scales["memory"], dtype=np.float64)
         d = lmu.memory_d
-        hardware.encode_node_inputs(
+        done = hardware.encode_node_inputs(
             net,
             {lmu.memory: scale[:d], lmu.input: scale[d:]},
-            levels=meta.get("input_levels", INPUT_LEVELS),
+            levels=frozen.meta.get("input_levels", INPUT_LEVELS),
         )
+        net.gui.encoders = [item["ensemble"] for item in done]
     return net
-
-
-def _measured_counts(recipe, frozen, n_samples):
-    """``{layer label: largest count}`` on a few test digits (reference simulator)."""
-    import nengo
-    import numpy as np
-
-    from nengo_hybrid.networks import spike_count_scale
-    from nengo_hybrid.pipeline.deploy import present
-
-    net = recipe.build() if frozen is None else frozen.build(recipe)
-    x = recipe.load_data("embedded").x_test[:n_samples]
-    n_steps = present(net, x)
-    probes = net.layer_probes()
-    with nengo.Simulator(net, progress_bar=False) as sim:
-        sim.run_steps(n_steps)
-    return {
-        str(ens.label): int(
-            np.round(np.abs(sim.data[probe]).max() * spike_count_scale(ens.neuron_type))
-        )
-        for ens, probe in zip(net.layers, probes)
-    }
