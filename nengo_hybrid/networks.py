@@ -940,7 +940,7 @@ GUI_RASTER_NEURONS = 12
 GUI_MEMORY_SHOWN = 32
 
 
-class TestItems(nengo.Process):
+class DigitPlayer(nengo.Process):
     """Plays test items one after another, ``n_steps`` steps each.
 
     Output ``[index, step]``: the test item playing and the step within it.
@@ -1046,6 +1046,39 @@ class CountLevels(nengo.neurons.NeuronType):
 def spike_count_scale(neuron_type, dt=0.001):
     """Factor from a `.HybridSpiking` ensemble's output to its spike counts."""
     return neuron_type.precision * dt / neuron_type.amplitude
+
+
+def spike_count_raster(layer, n_shown=GUI_RASTER_NEURONS):
+    """Display ensemble drawing the spike counts of ``layer`` as raster rows.
+
+    Made in the current network. For each of ``n_shown`` evenly spaced neurons
+    of ``layer`` (a `.HybridSpiking` ensemble) there are `GUI_COUNT_LEVELS` + 1
+    rows of `CountLevels` neurons: in a step where the neuron emits ``n``
+    spikes, row ``k`` spikes when ``|n| >= 2**k`` (so a count lights as many
+    rows as it has bits), and the last row stays empty, separating neurons.
+    Nengo GUI's raster draws row 0 at the bottom: each neuron's bar grows up.
+
+    Returns
+    -------
+    counts : nengo.Ensemble
+    shown : ndarray
+        Indices of the neurons shown, one group of rows each, in row order.
+    """
+    n = layer.n_neurons
+    shown = np.unique(np.linspace(0, n - 1, min(n, n_shown)).round().astype(int))
+    rows = GUI_COUNT_LEVELS + 1
+    scale = spike_count_scale(layer.neuron_type)
+    transform = np.zeros((len(shown) * rows, n))
+    for j, i in enumerate(shown):
+        for k in range(GUI_COUNT_LEVELS):
+            transform[j * rows + k, i] = scale / 2**k
+    counts = nengo.Ensemble(
+        len(transform), 1, neuron_type=CountLevels(),
+        gain=np.ones(len(transform)), bias=np.zeros(len(transform)),
+        label=f"{layer.label} spike counts",
+    )  # fmt: skip
+    nengo.Connection(layer.neurons, counts.neurons, transform=transform, synapse=None)
+    return counts, shown
 
 
 class _Scoreboard:
@@ -1156,7 +1189,7 @@ class ClassifierGui(nengo.Network):
     choose : nengo.Node
         Slider: the test digit to play next.
     player : nengo.Node
-        ``[index, step]`` (`TestItems`).
+        ``[index, step]`` (`DigitPlayer`).
     memory_reset : nengo.Node or None
         Restarts a linear LMU memory at each sequence (`_MemoryReset`).
     image : nengo.Ensemble
@@ -1189,7 +1222,7 @@ class ClassifierGui(nengo.Network):
         with self:
             self.choose = nengo.Node([0.0], label="choose test digit")
             self.player = nengo.Node(
-                TestItems(len(labels), n_steps), size_in=1, label="test digit"
+                DigitPlayer(len(labels), n_steps), size_in=1, label="test digit"
             )
             nengo.Connection(self.choose, self.player, synapse=None)
             net.inp.size_in = 2
@@ -1227,7 +1260,7 @@ class ClassifierGui(nengo.Network):
             )  # fmt: skip
             nengo.Connection(self.image_values, self.image.neurons, synapse=None)
 
-            self.counts = self._count_raster(layer, n_shown)
+            self.counts, self.shown_neurons = spike_count_raster(layer, n_shown)
             self.scores = nengo.Node(
                 _Copy(), size_in=n_classes, size_out=n_classes, label="class scores"
             )
@@ -1243,26 +1276,6 @@ class ClassifierGui(nengo.Network):
         self.host_ensembles = [self.image, self.counts]
         #: host encoder ensembles, when placed for a chip (`tasks.place_on_chip`)
         self.encoders = []
-
-    def _count_raster(self, layer, n_shown):
-        n = layer.n_neurons
-        shown = np.unique(np.linspace(0, n - 1, min(n, n_shown)).round().astype(int))
-        rows = GUI_COUNT_LEVELS + 1
-        scale = spike_count_scale(layer.neuron_type)
-        transform = np.zeros((len(shown) * rows, n))
-        for j, i in enumerate(shown):
-            for k in range(GUI_COUNT_LEVELS):
-                transform[j * rows + k, i] = scale / 2**k
-        counts = nengo.Ensemble(
-            len(transform), 1, neuron_type=CountLevels(),
-            gain=np.ones(len(transform)), bias=np.zeros(len(transform)),
-            label=f"{layer.label} spike counts",
-        )  # fmt: skip
-        nengo.Connection(
-            layer.neurons, counts.neurons, transform=transform, synapse=None
-        )
-        self.shown_neurons = shown
-        return counts
 
     @property
     def n_rows(self):
