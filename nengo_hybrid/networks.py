@@ -1126,11 +1126,15 @@ class _Scoreboard:
                     (item, int(self.labels[item]), int(np.argmax(self.summed)))
                 )
                 self.summed = None
-        self._nengo_html_ = self.html(index, scores)
+        self._nengo_html_ = self.html(index, step, scores)
 
-    def html(self, index, scores):
+    def html(self, index, step, scores):
+        """Digit, label, step; last class and tally; softmax bars of ``scores``."""
         label = int(self.labels[index])
-        lines = [f"playing test digit <b>#{index}</b>, label <b>{label}</b>"]
+        lines = [
+            f"test digit <b>#{index}</b>, label <b>{label}</b> "
+            f"<span style='color:#888'>(step {step + 1} of {self.n_steps})</span>"
+        ]
         if self.results:
             item, truth, guess = self.results[-1]
             mark = (
@@ -1195,8 +1199,10 @@ class ClassifierGui(nengo.Network):
     image : nengo.Ensemble
         The digit playing, one rate neuron per pixel (for an image plot).
     counts : nengo.Ensemble
-        Spike counts of ``net.layers[0]`` as raster rows (`CountLevels`): for
-        each shown neuron, rows lit by counts >= 1, 2, 4, 8, 16, one empty row.
+        Spike counts of ``net.layers[0]`` as raster rows (`spike_count_raster`):
+        for each shown neuron, rows lit by counts >= 1, 2, 4, 8, 16, one empty row.
+    shown_neurons : ndarray
+        The neurons of ``net.layers[0]`` in the raster, in row order.
     memory : nengo.Node or None
         The LMU memory's first `GUI_MEMORY_SHOWN` coefficients.
     scores : nengo.Node

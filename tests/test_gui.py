@@ -15,7 +15,10 @@ Backends: the reference simulator (``nengo``) and nengo-loihi's emulator through
 ``nengo_hybrid`` (``nengo -b nengo_hybrid FILE``: Nengo GUI imports the module
 and uses its ``Simulator``, `nengo_hybrid.hardware.Simulator`); plain
 ``-b nengo_loihi`` does not know HybridSpiking neurons. The default run opens
-``models/lmu_quick.py`` on both; the other models are marked slow.
+``models/lmu_quick.py`` (untrained) on both; the other models, and the quick
+LMU with a briefly trained run (``NENGO_HYBRID_RUN``), are marked slow. The
+trained network's classes are checked against the reference simulator in
+``test_gui_model.py``.
 
 Set-up (what CI runs): ``tests/setup_browser.sh`` installs Debian's
 ``chromium`` and Playwright for Python. Without them these tests are skipped
@@ -242,10 +245,10 @@ def run_in_browser(model, backend, tmp_path, screenshot, run=None, n_digits=N_DI
                 page.click("#Toggle_ace")  # hide the code editor: room for the plots
                 times = [_sim_time(page)]
                 page.click("#pause_button")
-                # simulated time must advance: past a few digits
+                # simulated time must advance (twice), past a few digits
                 _wait_time(page, 0.01)
                 times.append(_sim_time(page))
-                _wait_time(page, n_digits * digit_seconds(model))
+                _wait_time(page, max(times[-1], n_digits * digit_seconds(model)))
                 times.append(_sim_time(page))
                 time.sleep(1.0)  # let the plots draw before reading them
                 components = page.evaluate(COMPONENTS_JS)
@@ -311,3 +314,25 @@ def test_models_exist():
     assert (ROOT / "models" / DEFAULT_MODEL).exists(), (
         f"models/{DEFAULT_MODEL} is missing; the GUI test opens it"
     )
+
+
+@pytest.fixture(scope="module")
+def trained_quick(tmp_path_factory):
+    from test_gui_model import train_quick
+
+    return train_quick(tmp_path_factory.mktemp("gui_trained"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["nengo", LOIHI_BACKEND])
+def test_trained_model_in_gui(trained_quick, backend, tmp_path):
+    """A trained run (NENGO_HYBRID_RUN) opens with the same plots; on the
+    emulator its hidden layer runs the strategy ``check`` chose, so the chip's
+    multi-bit counts show in the raster."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / f"gui-lmu_quick-trained-{backend}.png"
+    model = ROOT / "models" / DEFAULT_MODEL
+    result = run_in_browser(model, backend, tmp_path, screenshot, run=trained_quick)
+    assert result["console_error"].strip() == "", result["console_error"]
+    assert result["page_errors"] == []
+    check_plots(result, model, multibit=True)

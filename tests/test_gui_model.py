@@ -227,7 +227,8 @@ def test_scoreboard_reads_late_scores_for_the_right_digit():
         board(0.001 * (k + 1), np.concatenate([scores, [index, step]]))
     assert board.results == [(0, 3, 3), (1, 1, 0), (2, 4, 4)]
     html = board._nengo_html_
-    assert "label <b>4</b>" in html and "<b>2</b> of 3 correct" in html
+    assert "label <b>4</b>" in html and "(step 2 of 4)" in html
+    assert "<b>2</b> of 3 correct" in html
 
 
 @pytest.mark.parametrize("name", ["lmu_quick", "mnist_dense"])
