@@ -8,8 +8,9 @@ few digits play, and checks that no error is shown (neither in the GUI's
 console pane nor as a JavaScript error) and that the layout's plots are there
 and drawn: the spike-count raster has spikes (multi-bit counts for the LMUs),
 the class-score and other value plots have lines, the digit image is drawn,
-the HTML view names the digit's label, and the slider is there. A screenshot
-of each run is saved as a test artifact in ``tests/artifacts/``.
+the HTML view names the digit's label, and moving the slider makes the chosen
+test digit play next. A screenshot of each run is saved as a test artifact in
+``tests/artifacts/``.
 
 Backends: the reference simulator (``nengo``) and nengo-loihi's emulator through
 ``nengo_hybrid`` (``nengo -b nengo_hybrid FILE``: Nengo GUI imports the module
@@ -197,6 +198,30 @@ def _wait_time(page, seconds):
     )
 
 
+# the test digit chosen with the slider after the plots were read
+CHOSEN_DIGIT = 123
+
+
+def choose_digit(page, index):
+    """Move the digit slider to ``index``; return the scoreboard's text once it
+    plays that digit (within one digit's time)."""
+    page.evaluate(
+        "(index) => Nengo.Component.components.find("
+        "c => c instanceof Nengo.Slider).sliders[0].set_value(index)",
+        index,
+    )
+    html = (
+        "() => Nengo.Component.components.find(c => c instanceof Nengo.HTMLView)"
+        ".pdiv.innerText"
+    )
+    page.wait_for_function(
+        f"() => ({html})().includes('#{index},') || "
+        "document.querySelector('#console_error').textContent.length > 0",
+        timeout=HANG_GUARD_MS,
+    )
+    return page.evaluate(html)
+
+
 def run_in_browser(model, backend, tmp_path, screenshot, run=None, n_digits=N_DIGITS):
     """Open ``model`` with its layout in Nengo GUI, press play, return what showed.
 
@@ -253,9 +278,11 @@ def run_in_browser(model, backend, tmp_path, screenshot, run=None, n_digits=N_DI
                 time.sleep(1.0)  # let the plots draw before reading them
                 components = page.evaluate(COMPONENTS_JS)
                 page.screenshot(path=str(screenshot), full_page=True)
+                chosen = choose_digit(page, CHOSEN_DIGIT)
                 return {
                     "times": times,
                     "components": components,
+                    "chosen": chosen,
                     "console_error": page.inner_text("#console_error"),
                     "page_errors": page_errors,
                     "icon": page.get_attribute("#pause_button_icon", "class"),
@@ -288,6 +315,8 @@ def check_plots(result, model, multibit=True):
     assert image["image"] > 100, image  # a PNG data URL of the digit
     (html,) = by_kind["html"]
     assert "label" in html["text"] and "correct" in html["text"], html
+    # the slider chose the digit that plays next
+    assert f"test digit #{CHOSEN_DIGIT}," in result["chosen"], result["chosen"]
 
 
 @pytest.mark.parametrize("model, backend", _model_params())
