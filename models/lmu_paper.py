@@ -14,7 +14,9 @@ used 10+ epochs); on a 2-core CPU one epoch takes hours. Use ``lmu_quick.py``
 for a run in minutes.
 
 Open in Nengo GUI (``nengo models/lmu_paper.py``): the file defines ``model``
-(untrained, linear step-by-step memory, input playing embedded test digits).
+(linear step-by-step memory, input playing embedded test digits, layout
+``lmu_paper.py.cfg``; untrained, or the trained network of
+``$NENGO_HYBRID_RUN``, see `nengo_hybrid.tasks.gui_model`).
 
 The ``RECIPE`` format is documented in ``models/lmu_quick.py``.
 """

@@ -1,8 +1,11 @@
 """Quick hybrid-spiking LMU on psMNIST: trains in minutes on a 2-core CPU.
 
-Open in Nengo GUI (``nengo models/lmu_quick.py``): the file defines ``model``, an
-(untrained) LMU classifier whose input plays psMNIST test digits one pixel per
-step, with the linear memory simulated step by step.
+Open in Nengo GUI (``nengo models/lmu_quick.py``, or ``nengo-hybrid gui --run
+RUN`` for a trained run): the file defines ``model``, the LMU classifier playing
+embedded psMNIST test digits one pixel per step, one sequence each, with the
+linear memory simulated step by step (restarted at each sequence) and the
+displays that the layout ``lmu_quick.py.cfg`` shows (`nengo_hybrid.tasks.gui_model`):
+untrained, or the trained network of ``$NENGO_HYBRID_RUN``.
 
 What makes it quick (versus the paper configuration in ``lmu_paper.py``):
 **shorter sequences** -- each image is 4x4 average-pooled to 7x7 = 49 pixels

@@ -1,8 +1,10 @@
 """Small hybrid-spiking dense classifier of static MNIST digits (deployable on Loihi).
 
 Open in Nengo GUI (``nengo models/mnist_dense.py``): the file defines ``model``,
-the (untrained) network presenting embedded MNIST test digits, one every
-``presentation_steps`` steps.
+the network presenting embedded MNIST test digits, one every
+``presentation_steps`` steps, with the displays of its layout
+``mnist_dense.py.cfg`` (untrained, or the trained network of
+``$NENGO_HYBRID_RUN``, see `nengo_hybrid.tasks.gui_model`).
 
 Architecture (784 -> 128 -> 64 -> 10), `nengo_hybrid.networks.DenseClassifier`::
 

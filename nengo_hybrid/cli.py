@@ -1,10 +1,11 @@
-"""The ``nengo-hybrid`` command: train, evaluate, check, deploy, report, run.
+"""The ``nengo-hybrid`` command: train, evaluate, check, deploy, report, run, gui.
 
 Every subcommand works on a *run folder* (``--out`` / ``--run``): ``train``
 writes the checkpoint and ``train.json`` there, the later stages read the
 checkpoint and add ``evaluate.json``, ``check.json``, ``deploy.json``, and
 ``report`` renders ``report.md``, ``report.json`` and ``plots/`` from those.
-``run`` does all of it in one go.
+``run`` does all of it in one go. ``gui`` opens a model in Nengo GUI, with a
+run's trained network when given one.
 
 Exit codes (also in ``nengo-hybrid --help``):
 
@@ -58,6 +59,15 @@ precision schedules (--schedule KIND[:START[:END]] or a JSON file):
   FILE.json            a schedule saved by nengo-hybrid (Schedule.to_dict)
   START near rate (e.g. 100), END the deployment precision (e.g. 1).
   Default: the model recipe's schedule.
+"""
+
+
+GUI_HELP = """\
+Nengo GUI (the 'gui' extra: pip install nengo-hybrid[gui]) opens MODEL.py with
+its layout MODEL.py.cfg: the LMU expanded, the test digit playing, the hidden
+layer's spike counts, the memory, the class scores and a slider choosing the
+digit. With --run it shows the run's frozen trained network (through the
+environment variable NENGO_HYBRID_RUN, which `nengo MODEL.py` reads as well).
 """
 
 
@@ -313,6 +323,17 @@ SUBCOMMANDS = {
         + "\n"
         + SCHEDULE_HELP,
     ),
+    "gui": (
+        "open a model in Nengo GUI with its plots, trained (--run) or untrained",
+        _examples(
+            "nengo-hybrid gui                              # quick LMU, untrained",
+            "nengo-hybrid gui --run runs/a                 # the run's trained network",
+            "nengo-hybrid gui --run runs/a -b nengo_hybrid # on nengo-loihi's emulator",
+            "nengo-hybrid gui --model mnist_dense --no-browser --port 8080",
+        )
+        + "\n"
+        + GUI_HELP,
+    ),
 }
 
 
@@ -394,6 +415,39 @@ def build_parser():
     p = parsers["run"]
     _add_model(p), _add_data(p), _add_train_opts(p), _add_n_test(p), _add_profile(p)
     _add_strategy(p), _add_deploy_opts(p), _add_seed(p), _add_out(p)
+    p = parsers["gui"]
+    p.add_argument(
+        "--run",
+        "-r",
+        metavar="DIR",
+        help="show the trained network of this run folder (default: untrained)",
+    )
+    p.add_argument(
+        "--model",
+        "-m",
+        metavar="RECIPE",
+        help="model recipe: a name in models/ or a path to a recipe .py file "
+        f"(default: the run's recipe, else {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--backend",
+        "-b",
+        default="nengo",
+        metavar="BACKEND",
+        help="Nengo backend: nengo (the reference simulator) or nengo_hybrid "
+        "(nengo-loihi's emulator, placed as `deploy` places the network)",
+    )
+    p.add_argument(
+        "--port",
+        "-P",
+        type=_positive_int,
+        help="port of the GUI server (default: 8080)",
+    )
+    p.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a browser (the server prints its address)",
+    )
 
     for p in parsers.values():
         p.add_argument(
@@ -661,6 +715,53 @@ def cmd_run(args):
     return code
 
 
+def cmd_gui(args):
+    """``nengo-hybrid gui``: Nengo GUI on a model, trained or not (no TensorFlow)."""
+    from nengo_hybrid import zoo
+    from nengo_hybrid.tasks import RUN_ENV, trained_recipe
+
+    run = None
+    if args.run:
+        run = _run_dir(args.run).resolve()
+        recipe = zoo.read(args.model) if args.model else None
+        trained, _ = trained_recipe(
+            run, recipe.settings if recipe else None, recipe.path if recipe else None
+        )
+        path = recipe.path if recipe else trained.path
+    else:
+        path = zoo.read(args.model or DEFAULT_MODEL).path
+    try:
+        import nengo_gui  # noqa: F401
+    except ImportError as err:
+        raise CLIError(
+            f"Nengo GUI is not installed ({err})",
+            hint="pip install nengo-hybrid[gui] (nengo-gui 0.6)",
+        ) from None
+    argv = ["-b", args.backend, str(path)]
+    if args.port:
+        argv += ["--port", str(args.port)]
+    if args.no_browser:
+        argv.append("--no-browser")
+    what = f"trained network of {run}" if run else "untrained network"
+    _log(f"Nengo GUI: {path} ({what}) on the {args.backend} backend")
+    env = {RUN_ENV: str(run) if run else ""}
+    return _launch_gui(argv, env)
+
+
+def _launch_gui(argv, env):
+    """Run Nengo GUI's ``nengo`` command with ``argv`` until it stops."""
+    from nengo_gui.main import main as nengo_gui_main
+
+    os.environ.update(env)
+    saved = sys.argv
+    sys.argv = ["nengo"] + list(argv)
+    try:
+        nengo_gui_main()
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
 def _report_after_failure(out):
     from nengo_hybrid.pipeline.report import report
 
@@ -679,6 +780,7 @@ COMMANDS = {
     "deploy": cmd_deploy,
     "report": cmd_report,
     "run": cmd_run,
+    "gui": cmd_gui,
 }
 
 

@@ -697,8 +697,9 @@ class LMUClassifier(nengo.Network):
 
 
 def build_classifier(
-    recipe, precision=None, memory=None, spiking=True, stimulus=None, gui=False
-):
+    recipe, precision=None, memory=None, spiking=True, stimulus=None, gui=False,
+    trained=None, latency=0,
+):  # fmt: skip
     """Build the `LMUClassifier` of a model-zoo recipe (see ``models/lmu_quick.py``).
 
     Parameters
@@ -715,12 +716,18 @@ def build_classifier(
     stimulus : array_like or nengo.Process, optional
         Output of the input node.
     gui : bool
-        Build for Nengo GUI: the step-by-step linear memory, and an input that
-        plays embedded psMNIST test digits (`gui_stimulus`).
+        Build for Nengo GUI: the step-by-step linear memory, restarted at each
+        sequence, with test digits to play and displays (`ClassifierGui`).
+    trained : LMUClassifier, optional
+        With ``gui``: a trained network of the same recipe (e.g.
+        ``FrozenNetwork.build``, precomputed memory) whose parameters the
+        GUI network takes (`copy_lmu_parameters`).
+    latency : int
+        With ``gui``: steps by which the class scores arrive late (read from
+        a chip), for the displayed classes.
     """
     if gui:
-        memory = "linear"
-        stimulus = gui_stimulus(recipe)
+        memory, stimulus = "linear", None
     kwargs = dict(recipe["network"])
     if precision is None:
         precision = recipe["schedule"]["end"]
@@ -729,18 +736,65 @@ def build_classifier(
     )
     if memory is not None:
         kwargs["memory"] = memory
-    return LMUClassifier(seed=recipe.get("seed", 0), stimulus=stimulus, **kwargs)
+    net = LMUClassifier(seed=recipe.get("seed", 0), stimulus=stimulus, **kwargs)
+    if gui:
+        if trained is not None:
+            copy_lmu_parameters(trained, net)
+        from nengo_hybrid.data import permutation, psmnist
+
+        data = psmnist(**{**recipe["data"], "source": "embedded"})
+        n_pixels = data.x_test.shape[1]
+        order = permutation(n_pixels, data.permutation_seed)
+        images = np.zeros((len(data.x_test), n_pixels), dtype=np.float64)
+        images[:, order] = data.x_test[..., 0]  # back to row-major pixels
+        ClassifierGui(
+            net, data.x_test, data.y_test, images, order=order, latency=latency
+        )
+    return net
 
 
-def gui_stimulus(recipe, n_digits=10):
-    """A process presenting ``n_digits`` embedded psMNIST test digits, one pixel per step."""
-    from nengo_hybrid.data import psmnist
+def copy_lmu_parameters(trained, net):
+    """Give ``net`` the hidden-layer and readout parameters of ``trained``.
 
-    data = psmnist(**{**recipe["data"], "source": "embedded"})
-    return nengo.processes.PresentInput(
-        data.x_test[:n_digits].reshape(-1, data.x_test.shape[-1]),
-        presentation_time=0.001,
-    )
+    Both are `LMUClassifier` networks of the same recipe, built with any
+    memory form: a ``"precomputed"`` memory node carries ``[m, u]`` and one
+    kernel ``[Wm | Wu]`` to the hidden layer, a ``"linear"`` one carries ``m``
+    with ``Wu`` on a separate input connection. Copied: the hidden ensemble
+    (encoders, gain, bias, neuron type with its precision and initial
+    voltages), ``Wm``, ``Wu``, the recurrent ``Wh`` and the readout with its
+    bias. The memory (``Ad``, ``Bd``) is fixed and equal in both.
+    """
+    a, b = trained.lmu, net.lmu
+    shape = ("n_hidden", "order", "theta", "input_d", "output_d")
+    if any(getattr(a, k) != getattr(b, k) for k in shape):
+        raise ValidationError(
+            f"the trained LMU ({', '.join(f'{k}={getattr(a, k)}' for k in shape)}) "
+            "does not have the shape of this one "
+            f"({', '.join(f'{k}={getattr(b, k)}' for k in shape)})",
+            attr="trained",
+        )
+
+    def transform(conn):
+        return np.asarray(conn.transform.init, dtype=np.float64)
+
+    d = a.memory_d
+    if a.memory_to_hidden is a.input_to_hidden:  # one [Wm | Wu] kernel
+        kernel = transform(a.memory_to_hidden)
+        w_memory, w_input = kernel[:, :d], kernel[:, d:]
+    else:
+        w_memory, w_input = transform(a.memory_to_hidden), transform(a.input_to_hidden)
+    if b.memory_to_hidden is b.input_to_hidden:
+        b.memory_to_hidden.transform = np.hstack([w_memory, w_input])
+    else:
+        b.memory_to_hidden.transform = w_memory
+        b.input_to_hidden.transform = w_input
+    b.hidden_to_hidden.transform = transform(a.hidden_to_hidden)
+    b.readout.transform = transform(a.readout)
+    b.readout_bias.transform = transform(a.readout_bias)
+    for name in ("encoders", "normalize_encoders", "gain", "bias", "neuron_type"):
+        setattr(b.hidden, name, getattr(a.hidden, name))
+    b.hidden_neurons = a.hidden.neuron_type
+    return net
 
 
 def scaled_relu(precision, rate_scale):
@@ -869,3 +923,367 @@ class DenseClassifier(nengo.Network):
     def predictions(self, output):
         """Classes from the probe data ``(N, steps, n_classes)``."""
         return np.argmax(self.scores(output), axis=-1)
+
+
+# ---------------------------------------------------------------- Nengo GUI
+#
+# What a recipe file shows in Nengo GUI (``mode="gui"`` only; the layout files
+# ``models/*.py.cfg`` place the plots). Networks built for training and
+# deployment never contain these objects.
+
+#: rows per neuron in the spike-count raster: a step's count n lights the rows
+#: "n >= 1", "n >= 2", "n >= 4", "n >= 8", "n >= 16" (its bits), then one empty row
+GUI_COUNT_LEVELS = 5
+#: neurons shown in the spike-count raster (evenly spaced over the layer)
+GUI_RASTER_NEURONS = 12
+#: memory coefficients shown in the memory plot
+GUI_MEMORY_SHOWN = 32
+
+
+class DigitPlayer(nengo.Process):
+    """Plays test items one after another, ``n_steps`` steps each.
+
+    Output ``[index, step]``: the test item playing and the step within it.
+    The input (a slider in Nengo GUI) chooses an item: when its rounded value
+    changes, that item plays next (after the current one ends), and the
+    following items go on from there. It starts with item ``round(input)``.
+    """
+
+    n_items = IntParam("n_items", low=1)
+    n_steps = IntParam("n_steps", low=1)
+
+    def __init__(self, n_items, n_steps, **kwargs):
+        super().__init__(default_size_in=1, default_size_out=2, **kwargs)
+        self.n_items = n_items
+        self.n_steps = n_steps
+
+    def make_step(self, shape_in, shape_out, dt, rng, state=None):
+        n_items, n_steps = self.n_items, self.n_steps
+        played = {"index": 0, "request": None}
+
+        def step(t, x):
+            k = int(round(t / dt)) - 1
+            s = k % n_steps
+            if s == 0:
+                request = int(np.clip(np.round(x[0]), 0, n_items - 1))
+                if k == 0 or request != played["request"]:
+                    played["index"] = request
+                else:
+                    played["index"] = (played["index"] + 1) % n_items
+                played["request"] = request
+            return np.array([played["index"], s], dtype=np.float64)
+
+        return step
+
+
+class _Play:
+    """Node output: test item ``[index, step]`` of ``items`` (sequences or images)."""
+
+    def __init__(self, items):
+        self.items = np.asarray(items, dtype=np.float64)
+
+    def __call__(self, t, x):
+        index = int(round(x[0]))
+        if self.items.ndim == 3:  # sequences: one step at a time
+            return self.items[index, int(round(x[1]))]
+        return self.items[index]
+
+
+class _Image:
+    """Node output: the image of the item playing; with ``order`` (the pixel
+    order of a sequence), pixels not played yet are dimmed."""
+
+    def __init__(self, images, order=None, dim=0.3):
+        self.images = np.asarray(images, dtype=np.float64)
+        self.order = order
+        self.dim = dim
+
+    def __call__(self, t, x):
+        image = self.images[int(round(x[0]))]
+        if self.order is None:
+            return image
+        shown = self.order[: int(round(x[1])) + 1]
+        out = self.dim * image
+        out[shown] = image[shown]
+        return out
+
+
+class _MemoryReset:
+    """Node output: ``-A m[t-1]`` on the first step of a sequence, else zero.
+
+    Added to the linear memory's own recurrence ``A m[t-1]``, it starts every
+    sequence from ``m = 0``, as in training and deployment.
+    """
+
+    def __init__(self, A):
+        self.A = np.asarray(A, dtype=np.float64)
+        self.zeros = np.zeros(len(self.A))
+
+    def __call__(self, t, x):
+        return -(self.A @ x[:-1]) if int(round(x[-1])) == 0 else self.zeros
+
+
+class _Copy:
+    """Node output: its input (a plain function node, not a passthrough)."""
+
+    def __call__(self, t, x):
+        return x
+
+
+class CountLevels(nengo.neurons.NeuronType):
+    """Display neurons for Nengo GUI's spike raster: one spike when ``|J| >= 1``.
+
+    Memoryless; used by `ClassifierGui` to draw multi-bit spike counts as rows
+    (never trained or deployed).
+    """
+
+    spiking = True
+
+    def step(self, dt, J, output):
+        output[...] = (np.abs(J) >= 1 - 1e-9) / dt
+
+
+def spike_count_scale(neuron_type, dt=0.001):
+    """Factor from a `.HybridSpiking` ensemble's output to its spike counts."""
+    return neuron_type.precision * dt / neuron_type.amplitude
+
+
+def spike_count_raster(layer, n_shown=GUI_RASTER_NEURONS):
+    """Display ensemble drawing the spike counts of ``layer`` as raster rows.
+
+    Made in the current network. For each of ``n_shown`` evenly spaced neurons
+    of ``layer`` (a `.HybridSpiking` ensemble) there are `GUI_COUNT_LEVELS` + 1
+    rows of `CountLevels` neurons: in a step where the neuron emits ``n``
+    spikes, row ``k`` spikes when ``|n| >= 2**k`` (so a count lights as many
+    rows as it has bits), and the last row stays empty, separating neurons.
+    Nengo GUI's raster draws row 0 at the bottom: each neuron's bar grows up.
+
+    Returns
+    -------
+    counts : nengo.Ensemble
+    shown : ndarray
+        Indices of the neurons shown, one group of rows each, in row order.
+    """
+    n = layer.n_neurons
+    shown = np.unique(np.linspace(0, n - 1, min(n, n_shown)).round().astype(int))
+    rows = GUI_COUNT_LEVELS + 1
+    scale = spike_count_scale(layer.neuron_type)
+    transform = np.zeros((len(shown) * rows, n))
+    for j, i in enumerate(shown):
+        for k in range(GUI_COUNT_LEVELS):
+            transform[j * rows + k, i] = scale / 2**k
+    counts = nengo.Ensemble(
+        len(transform), 1, neuron_type=CountLevels(),
+        gain=np.ones(len(transform)), bias=np.zeros(len(transform)),
+        label=f"{layer.label} spike counts",
+    )  # fmt: skip
+    nengo.Connection(layer.neurons, counts.neurons, transform=transform, synapse=None)
+    return counts, shown
+
+
+class _Scoreboard:
+    """Node output for Nengo GUI's HTMLView: label, class and tally of the digits.
+
+    Input ``[scores (n_classes), index, step]``. An item's class is the argmax
+    of its scores summed over its last ``score_steps`` steps (the classifier's
+    rule); scores that arrive ``latency`` steps late (from a chip) are matched
+    to the item and step they belong to. ``results`` lists ``(index, label,
+    class)`` of every item played to its end.
+    """
+
+    def __init__(self, labels, n_steps, score_steps=1, latency=0):
+        self.labels = np.asarray(labels)
+        self.n_steps = int(n_steps)
+        self.score_steps = int(score_steps)
+        self.latency = int(latency)
+        self.reset()
+
+    def reset(self):
+        import collections
+
+        self.history = collections.deque(maxlen=self.latency + 1)
+        self.summed = None
+        self.results = []
+        self.last_t = -np.inf
+        self._nengo_html_ = ""
+
+    def __call__(self, t, x):
+        if t <= self.last_t:  # the simulation was reset
+            self.reset()
+        self.last_t = t
+        scores = np.asarray(x[:-2], dtype=np.float64)
+        index, step = int(round(x[-2])), int(round(x[-1]))
+        self.history.append((index, step))
+        if len(self.history) == self.history.maxlen:
+            item, pos = self.history[0]  # what these scores belong to
+            first = self.n_steps - self.score_steps
+            if pos == first:
+                self.summed = scores.copy()
+            elif pos > first and self.summed is not None:
+                self.summed += scores
+            if pos == self.n_steps - 1 and self.summed is not None:
+                self.results.append(
+                    (item, int(self.labels[item]), int(np.argmax(self.summed)))
+                )
+                self.summed = None
+        self._nengo_html_ = self.html(index, step, scores)
+
+    def html(self, index, step, scores):
+        """Digit, label, step; last class and tally; softmax bars of ``scores``."""
+        label = int(self.labels[index])
+        lines = [
+            f"test digit <b>#{index}</b>, label <b>{label}</b> "
+            f"<span style='color:#888'>(step {step + 1} of {self.n_steps})</span>"
+        ]
+        if self.results:
+            item, truth, guess = self.results[-1]
+            mark = (
+                "<b style='color:#2a2'>&#10003;</b>"
+                if guess == truth
+                else "<b style='color:#c22'>&#10007;</b>"
+            )
+            correct = sum(r[1] == r[2] for r in self.results)
+            lines.append(f"last #{item} (label {truth}): class <b>{guess}</b> {mark}")
+            lines.append(f"<b>{correct}</b> of {len(self.results)} correct")
+        else:
+            lines.append("class: at the end of the digit")
+        p = np.exp(scores - scores.max())
+        p /= p.sum()
+        bars = "".join(
+            f"<rect x='{10 * c + 1}' y='{30 * (1 - v):.1f}' width='8' "
+            f"height='{30 * v + 0.5:.1f}' fill='{'#2a2' if c == label else '#999'}'/>"
+            f"<text x='{10 * c + 5}' y='39' font-size='8' text-anchor='middle'>{c}</text>"
+            for c, v in enumerate(p)
+        )
+        return (
+            "<div style='font:13px sans-serif;line-height:1.45;padding-top:1.8em'>"
+            + "<br>".join(lines)
+            + "<svg viewBox='0 0 100 40' width='100%' height='90'>"
+            + bars
+            + "</svg></div>"
+        )
+
+
+class ClassifierGui(nengo.Network):
+    """Controls and displays for a classifier in Nengo GUI (``mode="gui"``).
+
+    Added to ``net`` (a classifier of `nengo_hybrid.tasks`), whose input node
+    then plays the test items: one after another, each for one sequence
+    (``items[i]``, shape ``(n_steps, d)``) or for ``net.presentation_steps``
+    steps (an image, ``items[i]`` of shape ``(d,)``).
+
+    Parameters
+    ----------
+    net : LMUClassifier or DenseClassifier
+    items : array
+        Test sequences ``(N, n_steps, d)`` or images ``(N, d)``.
+    labels : array
+        ``(N,)`` true classes.
+    images : array
+        ``(N, n_pixels)`` images to display (row-major, square).
+    order : array, optional
+        Pixel order of the sequences: pixels not played yet are dimmed.
+    latency : int
+        Steps by which the class scores arrive late (read from a chip).
+    n_shown : int
+        Neurons shown in the spike-count raster.
+
+    Attributes
+    ----------
+    choose : nengo.Node
+        Slider: the test digit to play next.
+    player : nengo.Node
+        ``[index, step]`` (`DigitPlayer`).
+    memory_reset : nengo.Node or None
+        Restarts a linear LMU memory at each sequence (`_MemoryReset`).
+    image : nengo.Ensemble
+        The digit playing, one rate neuron per pixel (for an image plot).
+    counts : nengo.Ensemble
+        Spike counts of ``net.layers[0]`` as raster rows (`spike_count_raster`):
+        for each shown neuron, rows lit by counts >= 1, 2, 4, 8, 16, one empty row.
+    shown_neurons : ndarray
+        The neurons of ``net.layers[0]`` in the raster, in row order.
+    memory : nengo.Node or None
+        The LMU memory's first `GUI_MEMORY_SHOWN` coefficients.
+    scores : nengo.Node
+        The class scores (the classifier's ``probe`` target).
+    scoreboard : nengo.Node
+        HTML: the digit's label, the class of the last digit, the tally, and
+        the softmax of the scores with the true class in green.
+    host_ensembles : list of nengo.Ensemble
+        Display ensembles, to be kept off a chip.
+    """
+
+    def __init__(self, net, items, labels, images, order=None, latency=0,
+                 n_shown=GUI_RASTER_NEURONS, label="digits and displays"):  # fmt: skip
+        items = np.asarray(items)
+        labels = np.asarray(labels)
+        n_steps = items.shape[1] if items.ndim == 3 else int(net.presentation_steps)
+        layer = net.layers[0]
+        scores = net.probe.target
+        n_classes = scores.size_out
+        with net:
+            super().__init__(label=label)
+        net.gui = self
+        with self:
+            self.choose = nengo.Node([0.0], label="choose test digit")
+            self.player = nengo.Node(
+                DigitPlayer(len(labels), n_steps), size_in=1, label="test digit"
+            )
+            nengo.Connection(self.choose, self.player, synapse=None)
+            net.inp.size_in = 2
+            net.inp.output = _Play(items)
+            nengo.Connection(self.player, net.inp, synapse=None)
+
+            self.memory_reset = self.memory = None
+            lmu = getattr(net, "lmu", None)
+            if lmu is not None and lmu.memory_mode == "linear":
+                A = np.kron(np.eye(lmu.input_d), lmu_matrices(lmu.order, lmu.theta)[0])
+                d = lmu.memory_d
+                # the same values as a function node: Nengo GUI 0.6 cannot draw
+                # the recurrent connection of a passthrough node
+                lmu.memory.output = _Copy()
+                self.memory_reset = nengo.Node(
+                    _MemoryReset(A), size_in=d + 1, size_out=d, label="memory reset"
+                )
+                nengo.Connection(lmu.memory, self.memory_reset[:d], synapse=0)
+                nengo.Connection(self.player[1], self.memory_reset[d], synapse=None)
+                nengo.Connection(self.memory_reset, lmu.memory, synapse=None)
+                shown = min(d, GUI_MEMORY_SHOWN)
+                self.memory = nengo.Node(
+                    _Copy(), size_in=shown, size_out=shown, label="memory"
+                )
+                nengo.Connection(lmu.memory[:shown], self.memory, synapse=None)
+
+            n_pixels = images.shape[1]
+            self.image_values = nengo.Node(
+                _Image(images, order), size_in=2, size_out=n_pixels, label="pixels"
+            )
+            nengo.Connection(self.player, self.image_values, synapse=None)
+            self.image = nengo.Ensemble(
+                n_pixels, 1, neuron_type=nengo.RectifiedLinear(),
+                gain=np.ones(n_pixels), bias=np.zeros(n_pixels), label="digit",
+            )  # fmt: skip
+            nengo.Connection(self.image_values, self.image.neurons, synapse=None)
+
+            self.counts, self.shown_neurons = spike_count_raster(layer, n_shown)
+            self.scores = nengo.Node(
+                _Copy(), size_in=n_classes, size_out=n_classes, label="class scores"
+            )
+            nengo.Connection(scores, self.scores, synapse=None)
+            self.scoreboard = nengo.Node(
+                _Scoreboard(labels, n_steps, net.score_steps, latency),
+                size_in=n_classes + 2,
+                size_out=0,
+                label="class",
+            )
+            nengo.Connection(scores, self.scoreboard[:n_classes], synapse=None)
+            nengo.Connection(self.player, self.scoreboard[n_classes:], synapse=None)
+        self.host_ensembles = [self.image, self.counts]
+        #: host encoder ensembles, when placed for a chip (`tasks.place_on_chip`)
+        self.encoders = []
+
+    @property
+    def n_rows(self):
+        """Rows of the spike-count raster."""
+        return self.counts.n_neurons

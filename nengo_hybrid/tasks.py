@@ -22,9 +22,23 @@ settings, loads the data and builds the network. Every task builds a
 ``encoded_inputs``
     Host nodes whose per-step values drive on-chip neurons directly; the
     deployment sends them as exact host encoder spikes.
+
+Nengo GUI opens a recipe file through `gui_model`: the task's `Task.build_gui`
+network plays embedded test digits and carries the controls and displays that
+the file's layout (``models/*.py.cfg``) shows; with a trained run it takes the
+run's frozen parameters, and on a nengo-loihi backend it is placed as
+``nengo-hybrid deploy`` places the network.
 """
 
+import importlib
+import os
+import pathlib
+import sys
+
 from nengo_hybrid.zoo import RecipeError
+
+#: environment variable naming a trained run folder for Nengo GUI (`gui_model`)
+RUN_ENV = "NENGO_HYBRID_RUN"
 
 
 class Task:
@@ -60,6 +74,15 @@ class Task:
 
     def build(self, settings, mode="deploy"):
         """Build the network: ``mode`` is ``"train"``, ``"deploy"`` or ``"gui"``."""
+        raise NotImplementedError
+
+    def build_gui(self, settings, trained=None, latency=0):
+        """The network for Nengo GUI (``mode="gui"``), with its `ClassifierGui`.
+
+        ``trained``: a deploy-mode network with trained parameters (e.g.
+        ``FrozenNetwork.build``) that the GUI network takes; ``latency``: steps
+        by which the class scores arrive late (read from a chip).
+        """
         raise NotImplementedError
 
     def schedule(self, settings):
@@ -110,8 +133,14 @@ class SequenceClassification(Task):
     def build(self, settings, mode="deploy", precision=None, memory=None, spiking=True):
         from nengo_hybrid.networks import build_classifier
 
-        gui = mode == "gui"
-        return build_classifier(settings, precision, memory, spiking, gui=gui)
+        if mode == "gui":
+            return self.build_gui(settings)
+        return build_classifier(settings, precision, memory, spiking)
+
+    def build_gui(self, settings, trained=None, latency=0):
+        from nengo_hybrid.networks import build_classifier
+
+        return build_classifier(settings, gui=True, trained=trained, latency=latency)
 
 
 class StaticClassification(Task):
@@ -148,6 +177,8 @@ class StaticClassification(Task):
     def build(self, settings, mode="deploy"):
         from nengo_hybrid.networks import DenseClassifier
 
+        if mode == "gui":
+            return self.build_gui(settings)
         network = dict(settings["network"], seed=settings["seed"])
         if mode == "train":
             p = settings["train_precision"]
@@ -160,9 +191,15 @@ class StaticClassification(Task):
                 precision=settings["precision"],
                 input_precision=settings["input_precision"],
             )
-        if mode == "gui":
-            network["stimulus"] = gui_images(settings, network["presentation_steps"])
         return DenseClassifier(**network)
+
+    def build_gui(self, settings, trained=None, latency=0):
+        from nengo_hybrid.networks import ClassifierGui
+
+        net = self.build(settings) if trained is None else trained
+        data = self.load_data(settings, "embedded")
+        ClassifierGui(net, data.x_test, data.y_test, data.x_test, latency=latency)
+        return net
 
     def schedule(self, settings):
         return {"type": "Constant", "precision": settings["train_precision"]}
@@ -171,18 +208,6 @@ class StaticClassification(Task):
         precisions = {label: float(settings["precision"]) for label in trained}
         precisions["input"] = float(settings["input_precision"])
         return precisions
-
-
-def gui_images(settings, presentation_steps, n_digits=10):
-    """A process presenting embedded test digits for Nengo GUI."""
-    import nengo
-
-    from nengo_hybrid import data
-
-    images = data.mnist_images(source="embedded", seed=settings["seed"]).x_test
-    return nengo.processes.PresentInput(
-        images[:n_digits], presentation_time=presentation_steps * 0.001
-    )
 
 
 TASKS = {task.name: task for task in (SequenceClassification(), StaticClassification())}
@@ -209,6 +234,206 @@ def get_task(name, path="recipe"):
     return TASKS[name]
 
 
-def gui_model(settings):
-    """The network a recipe file shows in Nengo GUI (it plays test digits)."""
-    return get_task(settings.get("task")).build(settings, mode="gui")
+def gui_model(settings, run=None, backend=None):
+    """The network a recipe file shows in Nengo GUI: it plays test digits.
+
+    Model files call ``model = gui_model(RECIPE)``. The network plays the
+    embedded test digits one after another, one sequence (or presentation)
+    each, and carries a slider choosing the digit and the displays that the
+    file's layout ``MODEL.py.cfg`` shows (`nengo_hybrid.networks.ClassifierGui`).
+
+    Parameters
+    ----------
+    settings : dict
+        The recipe's ``RECIPE``.
+    run : str or pathlib.Path, optional
+        A trained run folder (default: ``$NENGO_HYBRID_RUN``, else none). The
+        network then has the trained parameters of the run's ``frozen.npz``,
+        rebuilt from the recipe the run recorded (`Task.build_gui`).
+    backend : str, optional
+        The Nengo backend that runs it (a module with a ``Simulator``).
+        Default: the backend of the Nengo GUI page executing the calling file
+        (``nengo -b BACKEND``, read from the page nengo_gui puts in the file's
+        globals as ``__page__``), else ``"nengo"``. On a backend built on
+        nengo-loihi (``nengo_hybrid``) the network is placed as ``nengo-hybrid
+        deploy`` places it (`place_on_chip`).
+    """
+    caller = sys._getframe(1).f_globals
+    page = caller.get("__page__")
+    if page is not None:
+        open_expanded_networks()
+    if backend is None:
+        page_settings = getattr(page, "settings", None)
+        backend = getattr(page_settings, "backend", None) or "nengo"
+    if run is None:
+        run = os.environ.get(RUN_ENV)
+    run = run or None  # "" (an unset variable in a shell) is no run
+    path = pathlib.Path(caller.get("__file__") or "model.py")
+    chip = loihi_backend(backend)
+    latency = _host_latency() if chip else 0
+    if run is None:
+        from nengo_hybrid import zoo
+
+        recipe = zoo.Recipe(path, settings)
+        frozen = None
+        net = recipe.task.build_gui(recipe.settings, latency=latency)
+    else:
+        recipe, frozen = trained_recipe(run, settings, path)
+        net = recipe.task.build_gui(
+            recipe.settings, trained=frozen.build(recipe), latency=latency
+        )
+    if chip:
+        place_on_chip(net, recipe, frozen=frozen, run=run)
+    return net
+
+
+def open_expanded_networks():
+    """Make Nengo GUI 0.6 open the subnetworks its layout file marks expanded.
+
+    nengo_gui 0.6's ``NetGraph.create_object`` means to tell the page that a
+    network is expanded, but tests the builtin ``type`` instead of its
+    ``obj_type`` argument, so only the top-level network opens expanded (the
+    LMU would open as a grey box). After a network is created on the page,
+    this sends the page the ``expand`` message that its own expand action
+    handles (the page then asks for the network's contents). Applied once,
+    in the process running Nengo GUI.
+    """
+    import json
+
+    import nengo
+    from nengo_gui.components.netgraph import NetGraph
+
+    if getattr(NetGraph, "_nengo_hybrid_opens_expanded", False):
+        return
+    create_object = NetGraph.create_object
+
+    def create_and_expand(self, client, obj, obj_type, parent):
+        uid = self.page.get_uid(obj)
+        new = uid not in self.uids
+        create_object(self, client, obj, obj_type, parent)
+        if new and isinstance(obj, nengo.Network) and self.page.config[obj].expanded:
+            client.write_text(json.dumps({"type": "expand", "uid": uid}))
+
+    NetGraph.create_object = create_and_expand
+    NetGraph._nengo_hybrid_opens_expanded = True
+
+
+def _host_latency():
+    from nengo_hybrid.pipeline.deploy import HOST_LATENCY
+
+    return HOST_LATENCY
+
+
+def loihi_backend(backend):
+    """Whether the Nengo backend ``backend`` (a module name) runs on nengo-loihi."""
+    if backend in (None, "nengo"):
+        return False
+    try:
+        module = importlib.import_module(backend)
+    except ImportError:
+        return False
+    simulator = getattr(module, "Simulator", None)
+    return any(
+        cls.__module__.split(".")[0] == "nengo_loihi"
+        for cls in getattr(simulator, "__mro__", ())
+    )
+
+
+def trained_recipe(run, settings=None, path=None):
+    """The recipe a run was trained with and its frozen network, for Nengo GUI.
+
+    ``settings`` (the ``RECIPE`` of the file being opened, from ``path``) must
+    describe the same network and data as the run's recipe.
+
+    Returns
+    -------
+    recipe : nengo_hybrid.zoo.Recipe
+    frozen : nengo_hybrid.frozen.FrozenNetwork
+    """
+    from nengo_hybrid.pipeline.runs import read_frozen, recipe_of, run_path
+
+    run = run_path(run)
+    recipe = recipe_of(run)
+    if settings is not None:
+        differ = [
+            key
+            for key in ("task", "data", "n_steps", "network")
+            if recipe.get(key) != settings.get(key)
+        ]
+        if differ:
+            where = f"{path}" if path is not None else "this recipe"
+            raise RecipeError(
+                f"run {run} was trained from {recipe.path}, whose {', '.join(differ)} "
+                f"differ from those of {where}",
+                hint=f"open {recipe.path} with this run, or open {where} without "
+                f"a run (unset ${RUN_ENV}, or leave out --run)",
+            )
+    return recipe, read_frozen(run)
+
+
+def place_on_chip(net, recipe, frozen=None, run=None):
+    """Place a Nengo GUI network as ``nengo-hybrid deploy`` places the recipe's.
+
+    The recipe's deployment plan for Loihi 1 (`nengo_hybrid.hardware.plans`)
+    decides what runs on the host. The multi-bit strategy of each hybrid
+    ensemble on the chip is the one ``check`` chose for the run (its
+    ``check.json``), else ``auto`` from the spike counts ``evaluate`` measured,
+    as ``nengo-hybrid check`` chooses it; with nothing measured (an untrained
+    model) ``auto`` is `OneBit`, at most one spike per neuron and step, unless
+    the plan names a strategy. The strategies go into the network config
+    (`nengo_hybrid.hardware.add_params`), where `nengo_hybrid.Simulator` reads
+    them. For a trained run, host signals feeding the chip every step (the
+    LMU's memory and input) are sent as exact host encoder spikes at the full
+    scale recorded at freezing, as deployed
+    (`nengo_hybrid.hardware.encode_node_inputs`); untrained, they go through
+    nengo-loihi's own encoder, as ``nengo-hybrid check --model`` places them.
+    Display ensembles stay on the host.
+    """
+    import warnings
+
+    import numpy as np
+
+    from nengo_hybrid import hardware
+    from nengo_hybrid import report as reporting
+    from nengo_hybrid.hardware.plans import set_on_chip
+    from nengo_hybrid.hardware.strategies import Substeps
+    from nengo_hybrid.pipeline import check as checking
+    from nengo_hybrid.pipeline.specs import parse_strategy
+
+    set_on_chip(net, net.gui.host_ensembles)
+    profile = checking.load_profile("loihi1")
+    plan = checking.find_plan(recipe.name, profile.name)
+    counts = (checking.measured_counts(run) if run is not None else None) or {}
+    strategies, _ = checking.deployable(recipe, net, profile, plan=plan,
+                                        max_counts=counts)  # fmt: skip
+    checked = reporting.read_stage(run, "check", required=False) if run else None
+    if checked and checked.get("ok") and checked.get("strategies"):
+        for ens in strategies:
+            spec = checked["strategies"].get(str(ens.label))
+            if spec is not None:
+                strategies[ens] = parse_strategy(spec)
+    hardware.add_params(net)
+    for ens, strategy in strategies.items():
+        if isinstance(strategy, Substeps):
+            warnings.warn(
+                f"{ens.label}: {strategy!r} changes the step of the whole network and "
+                "cannot be set per ensemble in Nengo GUI; using auto instead",
+                stacklevel=2,
+            )
+            strategy = checking.auto_strategy(counts.get(str(ens.label)))
+        net.config[ens].strategy = strategy
+
+    lmu = getattr(net, "lmu", None)
+    scales = (frozen.meta.get("input_scales") if frozen is not None else None) or {}
+    if lmu is not None and lmu.memory_mode == "linear" and "memory" in scales:
+        from nengo_hybrid.pipeline.freeze import INPUT_LEVELS
+
+        scale = np.asarray(scales["memory"], dtype=np.float64)
+        d = lmu.memory_d
+        done = hardware.encode_node_inputs(
+            net,
+            {lmu.memory: scale[:d], lmu.input: scale[d:]},
+            levels=frozen.meta.get("input_levels", INPUT_LEVELS),
+        )
+        net.gui.encoders = [item["ensemble"] for item in done]
+    return net
