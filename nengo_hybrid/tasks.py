@@ -401,11 +401,9 @@ def place_on_chip(net, recipe, frozen=None, run=None):
     from nengo_hybrid.pipeline.specs import parse_strategy
 
     set_on_chip(net, net.gui.host_ensembles)
-    profile = checking.load_profile("loihi1")
-    plan = checking.find_plan(recipe.name, profile.name)
+    plan = checking.find_plan(recipe.name, "loihi1")
     counts = (checking.measured_counts(run) if run is not None else None) or {}
-    strategies, _ = checking.deployable(recipe, net, profile, plan=plan,
-                                        max_counts=counts)  # fmt: skip
+    strategies, _ = checking.deployable(net, plan=plan, max_counts=counts)
     checked = reporting.read_stage(run, "check", required=False) if run else None
     if checked and checked.get("ok") and checked.get("strategies"):
         for ens in strategies:
