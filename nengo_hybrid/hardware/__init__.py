@@ -27,7 +27,7 @@ import sys as _sys
 import types as _types
 
 from nengo_hybrid.hardware.config import add_params
-from nengo_hybrid.hardware.findings import Report, Violation
+from nengo_hybrid.hardware.findings import HardwareCheckError, Report, Violation
 from nengo_hybrid.hardware.profiles import Profile, available_profiles, load_profile
 from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
 from nengo_hybrid.hardware.strategies import (
@@ -55,6 +55,7 @@ _LAZY = {
 __all__ = [
     "HAS_NXSDK",
     "Expand",
+    "HardwareCheckError",
     "Model",
     "OneBit",
     "Profile",

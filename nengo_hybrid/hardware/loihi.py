@@ -99,10 +99,10 @@ from nengo_loihi.block import Synapse, SynapseConfig  # noqa: E402
 from nengo_loihi.builder import Builder as LoihiBuilder  # noqa: E402
 from nengo_loihi.builder import Model as LoihiModel  # noqa: E402
 from nengo_loihi.builder import discretize as loihi_discretize  # noqa: E402
+from nengo_loihi.builder import split_blocks as loihi_split  # noqa: E402
 from nengo_loihi.builder.builder import ValidationLevel  # noqa: E402
 from nengo_loihi.builder.discretize import discretize_model  # noqa: E402
 from nengo_loihi.builder.inputs import ChipReceiveNeurons  # noqa: E402
-from nengo_loihi.builder.split_blocks import split_model  # noqa: E402
 from nengo_loihi.builder.validate import validate_model  # noqa: E402
 from nengo_loihi.config import BlockShape  # noqa: E402
 from nengo_loihi.splitter import Split  # noqa: E402
@@ -338,6 +338,9 @@ class Model(LoihiModel):
         self.discretize_warnings = []
         self.synapse_conn = {}  # Synapse -> nengo.Connection that created it
         self.float_weights = {}  # Synapse -> float weights before discretization
+        #: called with the model after the core split, before discretisation
+        #: (`Simulator` runs the hardware checks there)
+        self.after_split = None
 
     def build(self, obj, *args, **kwargs):
         if not isinstance(obj, nengo.Connection):
@@ -387,8 +390,9 @@ def _build_network(
             model.build(conn)
 
         hybrid_pass(model)
+        # a copy (float32, as nengo-loihi holds them) before any discretisation
         model.float_weights = {
-            synapse: [np.array(w, dtype=np.float64) for w in synapse.weights]
+            synapse: [np.array(w, dtype=np.float32) for w in synapse.weights]
             for block in model.blocks
             for synapse in block.synapses
         }
@@ -396,6 +400,8 @@ def _build_network(
         plan_splits(model)
 
         block_map = split_model(model)
+        if getattr(model, "after_split", None) is not None:
+            model.after_split(model)
         model.block_comp_map = {
             new_block: comp_idxs
             for old_block, new_blocks in block_map.items()
@@ -539,6 +545,125 @@ def expand_block(model, block, K, ens):
             f"Expand(K={K}) strategy places {n * K} compartments; give a BlockShape "
             f"for ensemble shape ({n * K},)"
         )
+
+
+def split_model(model):
+    """nengo-loihi 1.1's ``split_model`` with a vectorised synapse split.
+
+    A copy of ``nengo_loihi.builder.split_blocks.split_model``; only the
+    synapse split differs (`split_synapse`), with the same result. nengo-loihi's
+    loops over every (core, axon, target) in Python: a dense 2000x2000
+    connection took 17 s to split, a 5000x5000 one did not finish in 15 min.
+    """
+    from collections import OrderedDict
+
+    block_map = OrderedDict()
+    synapse_map = {}
+    for old_block in model.blocks:
+        new_blocks = loihi_split.split_block(
+            old_block, model.block_shapes, validate=model.validation_level
+        )
+        block_map[old_block] = new_blocks
+        if len(new_blocks) == 1:
+            assert next(iter(new_blocks)) is old_block
+            for old_synapse in old_block.synapses:
+                synapse_map[old_synapse] = None
+        else:
+            for old_synapse in old_block.synapses:
+                synapse_map[old_synapse] = split_synapse(
+                    old_block, old_synapse, new_blocks, validate=model.validation_level
+                )
+    for old_block in model.blocks:
+        loihi_split.split_block_axons(old_block, block_map, synapse_map)
+    for model_input in model.inputs:
+        loihi_split.split_input_axons(model_input, block_map, synapse_map)
+    for probe in model.probes:
+        loihi_split.split_probe(
+            probe, block_map, synapse_map, validate=model.validation_level
+        )
+    new_blocks = [block for group in block_map.values() for block in group]
+    model.blocks = OrderedDict(zip(new_blocks, range(len(new_blocks))))
+    for subobjs in model.objs.values():
+        for attr, val in subobjs.items():
+            if val in block_map:
+                subobjs[attr] = list(block_map[val])
+    return block_map
+
+
+def _uniform_targets(synapse):
+    """The targets shared by every axon of ``synapse`` (one population), or None."""
+    if (
+        synapse.pop_type != 0
+        or synapse.axon_to_weight_map is not None
+        or synapse.axon_compartment_bases is not None
+        or not synapse.indices
+        or any(w.shape[0] != 1 for w in synapse.weights)
+    ):
+        return None
+    first = synapse.indices[0]
+    if any(idx.shape != first.shape for idx in synapse.indices):
+        return None
+    stacked = np.stack([idx[0] for idx in synapse.indices])
+    if not np.all(stacked == stacked[0]):
+        return None
+    return np.asarray(first[0])
+
+
+def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.MINIMAL):
+    """``nengo_loihi.builder.split_blocks.split_synapse``, vectorised when it can be.
+
+    When every axon of the synapse targets the same compartments (dense
+    weights: every ``Synapse.set_weights`` of a dense matrix, also after
+    `expand_block`), each new core's weights are one slice of the weight matrix;
+    weights and indices are deduplicated as nengo-loihi does (identical
+    rows share weight memory). Anything else goes to nengo-loihi's own split.
+    """
+    targets = _uniform_targets(old_synapse)
+    if targets is None:
+        return loihi_split.split_synapse(
+            old_block, old_synapse, new_blocks, validate=validate
+        )
+    from collections import OrderedDict
+
+    weights = np.concatenate(old_synapse.weights, axis=0)  # (n_axons, n_targets)
+    n_axons = old_synapse.n_axons
+    dtype = old_synapse.weights[0].dtype
+    compression = old_synapse.synapse_cfg.compression
+    position = np.full(old_block.compartment.n_compartments, -1, dtype=np.int64)
+    new_synapse_axons = OrderedDict()
+    for k, (block, block_comp_ids) in enumerate(new_blocks.items()):
+        ids = np.asarray(block_comp_ids.list, dtype=np.int64)
+        position[:] = -1
+        position[ids] = np.arange(ids.size)
+        keep = position[targets] >= 0
+        if not np.any(keep):
+            continue  # pragma: no cover (as nengo-loihi)
+        rows = np.ascontiguousarray(weights[:, keep])
+        new_ii = position[targets[keep]][None, :]
+        unique, weight_map = {}, np.empty(n_axons, dtype=np.int64)
+        kept = []
+        for a in range(n_axons):
+            key = rows[a].tobytes()
+            index = unique.get(key)
+            if index is None:
+                index = unique[key] = len(kept)
+                kept.append(rows[a : a + 1])
+            weight_map[a] = index
+        new_synapse = loihi_split.Synapse(n_axons)
+        if old_synapse.label is not None:
+            new_synapse.label = "%s[%d]" % (old_synapse.label, k)
+        block.add_synapse(new_synapse)
+        new_synapse_axons[new_synapse] = list(range(n_axons))
+        new_synapse._set_weights_indices(
+            kept,
+            [new_ii.astype(np.int32)] * len(kept),  # one array, shared
+            weight_dtype=dtype,
+            compression=compression,
+        )
+        new_synapse.axon_to_weight_map = weight_map
+        new_synapse.axon_compartment_bases = np.zeros(n_axons, dtype=np.int64)
+        new_synapse.pop_type = old_synapse.pop_type
+    return new_synapse_axons
 
 
 def summarize_block(block):
@@ -732,8 +857,8 @@ def block_owner(model):
     return owner
 
 
-def check_discretization(model):
-    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+def discretization_problems(model):
+    """``(ensemble or block, reason)`` for each block nengo-loihi cannot discretize."""
     owner = block_owner(model)
     for old_block, new_blocks in getattr(model, "block_map", {}).items():
         for new_block in new_blocks:
@@ -741,7 +866,13 @@ def check_discretization(model):
     for block in model.blocks:
         reason = discretization_problem(block)
         if reason is not None:
-            raise DiscretizationError(owner.get(block, block.label), reason)
+            yield owner.get(block, block.label), reason
+
+
+def check_discretization(model):
+    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+    for obj, reason in discretization_problems(model):
+        raise DiscretizationError(obj, reason)
 
 
 def substeps(strategy):
@@ -850,6 +981,15 @@ class Simulator(nengo_loihi.Simulator):
     match_initial_voltages : bool
         On the emulator, start hybrid compartments from the reference
         simulator's initial voltages (Loihi hardware always starts from zero).
+    allow_violations : bool
+        Build and run even if the hardware check finds violations (they are
+        warned about and recorded in ``check_report``). By default such a
+        network is refused with `.HardwareCheckError`.
+    counts : dict of {Ensemble: int or array_like}, optional
+        Measured spike counts per step, as for `.check`.
+    sample : int or dict of {nengo.Node: array_like}, optional
+        Inputs to measure spike counts from where no bound is possible, as
+        for `.check`.
     **kwargs
         Passed to `nengo_loihi.Simulator` (e.g. ``remove_passthrough``).
 
@@ -862,12 +1002,23 @@ class Simulator(nengo_loihi.Simulator):
         The profile the cores were planned for.
     strategy : Strategy or dict
         The ``strategy`` argument, coerced.
+    check_report : Report
+        The hardware check of this network (`.check`'s checks, run before the
+        build and between the core split and the discretisation);
+        ``check_report.allow_violations`` says whether it ran despite
+        violations.
 
     Raises
     ------
-    nengo.exceptions.BuildError
-        For neuron types Loihi cannot run, and (`.DiscretizationError`) for
-        weights too large for the firing thresholds in Loihi's integer formats.
+    HardwareCheckError
+        (a `nengo.exceptions.BuildError`) If the network does not fit the
+        profile: everything `.check` refuses (unsupported neuron types, input
+        axons, cores, spike counts per step above the strategy's budget, ...),
+        listed with their fixes. Not with ``allow_violations=True``.
+    DiscretizationError
+        (a `nengo.exceptions.BuildError`) For weights too large for the firing
+        thresholds in Loihi's integer formats: nengo-loihi cannot build it,
+        whatever ``allow_violations`` says.
 
     Examples
     --------
@@ -906,6 +1057,9 @@ class Simulator(nengo_loihi.Simulator):
         seed=None,
         precompute=None,
         match_initial_voltages=True,
+        allow_violations=False,
+        counts=None,
+        sample=None,
         **kwargs,
     ):
         self.closed = True  # as nengo_loihi.Simulator: __del__ may run early
@@ -917,11 +1071,34 @@ class Simulator(nengo_loihi.Simulator):
                 "run on the emulator with target='sim' (or install NxSDK on a "
                 "machine with a Loihi board)"
             )
+        from nengo_hybrid.hardware.findings import HardwareCheckError, Report
+
+        # (the package attribute `check` is the function; this is its module)
+        checks = importlib.import_module("nengo_hybrid.hardware.check")
+
         self.strategy = coerce_strategy_argument(strategy)
         self.profile = load_profile(profile)
         self.emulator = "nengo-loihi" if target in ("sim", "simreal") else None
+        self.allow_violations = bool(allow_violations)
         dt_chip = dt / substeps(self.strategy)
         model = Model(dt=dt_chip, strategy=self.strategy, profile=self.profile)
+        report = Report(self.profile, self.strategy)
+        report.allow_violations = self.allow_violations
+        self.check_report = report
+
+        def refuse_unless_allowed():
+            if not report.ok and not self.allow_violations:
+                raise HardwareCheckError(report, what=str(network))
+
+        if not checks.pre_build(network, report):
+            refuse_unless_allowed()
+
+        def after_split(built):
+            check_discretization(built)  # nengo-loihi cannot build it at all
+            checks.analyze(built, network, report, counts=counts, sample=sample, dt=dt)
+            refuse_unless_allowed()
+
+        model.after_split = after_split
         super().__init__(
             network,
             dt=dt_chip,
@@ -931,6 +1108,16 @@ class Simulator(nengo_loihi.Simulator):
             precompute=precompute,
             **kwargs,
         )
+        if not report.ok:
+            report.notes.append(
+                "allow_violations=True: built and run despite the violations above"
+            )
+            warnings.warn(
+                f"{network}: running despite {len(report.violations)} hardware check "
+                "violation(s) (allow_violations=True): "
+                + "; ".join(v.message for v in report.violations),
+                stacklevel=2,
+            )
         if self.emulator is not None and match_initial_voltages:
             if model.hybrid_blocks:
                 set_emulator_voltages(self)
