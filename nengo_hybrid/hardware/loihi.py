@@ -717,12 +717,14 @@ def plan_splits(model):
     nengo-loihi's auto-split divides the block's total synapse bits by the core
     limit, but each axon's synapses are rounded up to whole 64-bit words *per
     core*, so pieces can still overflow. Here the number of pieces is increased
-    until every piece fits (or one compartment per core is reached). User
+    until every piece fits (or one compartment per core is reached), then
+    until each piece's output axons fit (`_plan_output_axons`). User
     ``BlockShape`` settings are kept as given (the check reports them).
     """
     limits = model.profile.limits
+    shapes = {b for b in model.blocks if model.block_shapes.get(b) is not None}
     for block in model.blocks:
-        if model.block_shapes.get(block) is not None:
+        if block in shapes:
             model.split_plan[block] = model.block_shapes[block].n_splits
             continue
         summary = model.pre_split[block]
@@ -743,6 +745,52 @@ def plan_splits(model):
         model.split_plan[block] = n_split
         if n_split > 1:
             model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
+    _plan_output_axons(model, user_shapes={b for b in model.blocks if b in shapes})
+
+
+def _plan_output_axons(model, user_shapes, rounds=4):
+    """Split blocks further until their output axons fit, once targets are split.
+
+    A compartment sends one axon (slot) to *each core* of each target it
+    feeds: after the plan above splits a target into ``k`` cores, every
+    presynaptic compartment needs ``k`` output axons for it (a dense
+    1000x1000 connection: 10 target cores, 10,000 output axons on the one
+    presynaptic core). nengo-loihi's split counts the axons before splitting.
+    The number of pieces of each presynaptic block is raised until every
+    piece fits (one compartment per core at most); repeated, since splitting
+    a block multiplies the axons of the blocks that feed it.
+    """
+    limit = model.profile.limits["output_axons_per_core"]
+    if not limit:
+        return
+    target_block = {id(syn): b for b in model.blocks for syn in b.synapses}
+    for _ in range(rounds):
+        changed = False
+        for block in model.blocks:
+            if block in user_shapes:
+                continue
+            n = block.compartment.n_compartments
+            per_comp = np.zeros(n)
+            for axon in block.axons:
+                pieces = model.split_plan.get(target_block.get(id(axon.target)), 1)
+                used = (
+                    np.ones(n)
+                    if axon.compartment_map is None
+                    else (np.asarray(axon.compartment_map) >= 0)
+                )
+                per_comp += used * axon.slots_per_axon * pieces
+            n_split = model.split_plan.get(block, 1)
+            while n_split < n:
+                size = _ceil_div(n, n_split)
+                if np.all(np.add.reduceat(per_comp, np.arange(0, n, size)) <= limit):
+                    break
+                n_split += 1
+            if n_split > model.split_plan.get(block, 1):
+                model.split_plan[block] = n_split
+                model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
+                changed = True
+        if not changed:
+            break
 
 
 DISCRETIZATION_FIX = (
