@@ -1,10 +1,13 @@
 """Deploy hybrid-spiking networks onto Loihi-style neuron cores.
 
 * `check` -- hardware-constraint checks against a `.Profile`, before anything
-  runs; the result is a `Report` (its findings are `Violation` objects).
+  runs; the result is a `Report` (its findings are `Violation` objects). Spike
+  counts per step are bounded from every input (`.bounds`).
 * `Simulator` -- a ``nengo_loihi.Simulator`` (emulator, or chip when NxSDK is
   importable) for networks with `.HybridSpiking` neurons; also the Nengo
-  backend ``nengo_hybrid`` (``nengo -b nengo_hybrid.hardware``).
+  backend ``nengo_hybrid`` (``nengo -b nengo_hybrid.hardware``). It runs the
+  same checks and refuses what `check` refuses (`HardwareCheckError`) unless
+  ``allow_violations=True``.
 * strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`,
   `Thermometer`; per ensemble through the network config with `add_params`.
 * `encode_node_inputs` -- send per-step host signals to on-chip neurons as exact

@@ -1,10 +1,20 @@
 """Hardware-constraint checks, run before anything is emulated.
 
-`check` builds the network with nengo-loihi (no simulation), places it on cores
-as the deployment would, and compares every core and every hybrid ensemble
-with a `.Profile`. The result is a `Report`: ``ok``, ``violations`` (it does not
-fit or would silently lose information), ``warnings`` (it fits, at a stated
-cost in precision), a per-core table, and ``to_dict()`` for JSON.
+`check` compares a network with a `.Profile` in stages, cheapest first:
+
+1. `pre_build`: neuron types, then what the shapes alone decide (input axons
+   that no split of the cores can reduce), before any weight is built;
+2. the nengo-loihi build and core plan, as the deployment would place it (no
+   discretisation, no simulation), then Loihi's integer ranges
+   (`check_ranges`);
+3. `analyze`: every core, the largest spike count per step of every hybrid
+   ensemble (a bound on all its inputs, `.bounds`), weights, host placement.
+
+`.Simulator` runs the same stages on its own model (the third between the
+core split and the discretisation) and refuses what `check` refuses. The
+result is a `Report`: ``ok``, ``violations`` (it does not fit or would
+silently lose information), ``warnings`` (it fits, at a stated cost in
+precision), a per-core table, and ``to_dict()`` for JSON.
 """
 
 import math
@@ -223,7 +233,7 @@ def analyze(
     lim = profile.limits
     n_sub = substeps(report.strategy)
     _check_cores(model, report, lim)
-    found = spike_counts(model, network, report, counts or {}, sample, dt)
+    found = largest_counts(model, network, report, counts or {}, sample, dt)
     _check_hybrid(model, report, profile, found, dt, n_sub)
     _check_spiking_relu(model, report, found)
     _check_weights(model, report, lim, max_weight_bits_lost)
@@ -465,7 +475,7 @@ def _counted(neuron_type):
     return isinstance(neuron_type, HybridSpiking) or type(neuron_type) in COUNTED_TYPES
 
 
-def spike_counts(model, network, report, counts, sample=None, dt=0.001):
+def largest_counts(model, network, report, counts, sample=None, dt=0.001):
     """`Count` per spiking ensemble whose counts the hardware must carry.
 
     On-chip `.HybridSpiking` (and nengo ``SpikingRectifiedLinear``)
