@@ -590,6 +590,38 @@ def split_model(model):
     return block_map
 
 
+class DenseSynapse(Synapse):
+    """One core's part of a dense synapse: every axon targets the same compartments.
+
+    The same data as nengo-loihi's `~nengo_loihi.block.Synapse` (the emulator
+    and the chip interface read it unchanged); the totals nengo-loihi computes
+    axon by axon in Python (weight memory, largest weight, largest index) are
+    computed at once when every axon shares its index array, as `split_synapse`
+    makes them. A 10000x10000 connection has 17 million axon-core pairs.
+    """
+
+    def _shared(self):
+        first = self.indices[0] if self.indices else None
+        if first is None or any(i is not first for i in self.indices):
+            return None
+        return first
+
+    def bits(self):
+        first = self._shared()
+        if first is None or any(w.size != first.size for w in self.weights):
+            return super().bits()
+        return len(self.weights) * self.synapse_cfg.bits_per_axon(first.size)
+
+    def max_abs_weight(self):
+        if not self.weights or any(w.size == 0 for w in self.weights):
+            return super().max_abs_weight()
+        return float(np.abs(np.concatenate(self.weights, axis=None)).max())
+
+    def max_ind(self):
+        first = self._shared()
+        return super().max_ind() if first is None or not first.size else first.max()
+
+
 def _uniform_targets(synapse):
     """The targets shared by every axon of ``synapse`` (one population), or None."""
     if (
@@ -603,10 +635,11 @@ def _uniform_targets(synapse):
     first = synapse.indices[0]
     if any(idx.shape != first.shape for idx in synapse.indices):
         return None
-    stacked = np.stack([idx[0] for idx in synapse.indices])
-    if not np.all(stacked == stacked[0]):
-        return None
-    return np.asarray(first[0])
+    targets = first[0]
+    for idx in synapse.indices:
+        if idx is not first and not np.array_equal(idx[0], targets):
+            return None
+    return np.asarray(targets)
 
 
 def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.MINIMAL):
@@ -649,7 +682,7 @@ def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.M
                 index = unique[key] = len(kept)
                 kept.append(rows[a : a + 1])
             weight_map[a] = index
-        new_synapse = loihi_split.Synapse(n_axons)
+        new_synapse = DenseSynapse(n_axons)
         if old_synapse.label is not None:
             new_synapse.label = "%s[%d]" % (old_synapse.label, k)
         block.add_synapse(new_synapse)
@@ -692,13 +725,21 @@ def _bits_for_counts(cfg, counts):
     return full * words(per_block) + (rem > 0) * words(rem)
 
 
-def _pieces_synapse_bits(block, size):
-    """Word-rounded synapse bits of each ``size``-compartment piece of ``block``."""
+def _pieces_synapse_bits(block, size, uniform=None):
+    """Word-rounded synapse bits of each ``size``-compartment piece of ``block``.
+
+    ``uniform``: ``{synapse: _uniform_targets(synapse)}``, if already known.
+    """
     n = block.compartment.n_compartments
     n_pieces = -(-n // size)
     bits = np.zeros(n_pieces, dtype=np.int64)
     for synapse in block.synapses:
         cfg = synapse.synapse_cfg
+        targets = uniform[synapse] if uniform is not None else _uniform_targets(synapse)
+        if targets is not None:  # dense: one count for all axons
+            counts = np.bincount(targets // size, minlength=n_pieces)
+            bits += synapse.n_axons * _bits_for_counts(cfg, counts)
+            continue
         for idx in synapse.indices:
             if idx.size == 0:
                 continue
@@ -737,9 +778,10 @@ def plan_splits(model):
             )
         max_bits = limits["synapse_bits_per_core"]
         n_split = max(n_split, _ceil_div(summary["synapse_bits"], max_bits))
+        uniform = {syn: _uniform_targets(syn) for syn in block.synapses}
         while n_split < n:
             size = _ceil_div(n, n_split)
-            if np.all(_pieces_synapse_bits(block, size) <= max_bits):
+            if np.all(_pieces_synapse_bits(block, size, uniform) <= max_bits):
                 break
             n_split += 1
         model.split_plan[block] = n_split
