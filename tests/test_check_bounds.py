@@ -384,3 +384,20 @@ def test_presynaptic_cores_are_split_for_their_output_axons():
         warnings.simplefilter("ignore")
         model = hw_loihi.build_model(net, validate=True)
     assert len(model.blocks) == report.n_cores
+
+
+def test_passthrough_nodes_and_direct_mode():
+    with nengo.Network(seed=0) as net:
+        stim = nengo.Node([0.3, -0.2])
+        direct = nengo.Ensemble(1, 2, neuron_type=nengo.Direct())
+        nengo.Connection(stim, direct)
+        through = nengo.Node(size_in=2)  # passthrough: its input is its range
+        nengo.Connection(stim, through, transform=10)
+        a = nengo.Ensemble(10, 2, neuron_type=relu(), label="a")
+        nengo.Connection(through, a, synapse=None)
+        b = nengo.Ensemble(10, 1, neuron_type=relu(), label="b")
+        nengo.Connection(direct, b, function=lambda x: x[0])
+        probe = nengo.Probe(a.neurons)
+    bounds = drive_bounds(net)
+    assert bounds[a].max_count == reference_counts(net, probe, 50).max() > 1
+    assert bounds[b].max_count is None and "Direct-mode" in bounds[b].reason

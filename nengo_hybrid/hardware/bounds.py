@@ -493,6 +493,11 @@ def _contributions(model, network, dt):
         if conn.learning_rule_type is not None:
             c.reason = f"{conn} has a learning rule (its weights change)"
             continue
+        if isinstance(target, nengo.Ensemble) and isinstance(
+            target.neuron_type, nengo.Direct
+        ):
+            c.reason = f"{target} is in Direct mode (it computes a Python function)"
+            continue
         pre = conn.pre_obj
         w = model.sig[conn]["weights"]
         w = None if w is None else w.initial_value
@@ -667,7 +672,8 @@ def drive_bounds(network, dt=0.001, model=None):
             return grew
 
         ens, n = obj, obj.n_neurons
-        bias = np.asarray(model.params[ens].bias, dtype=np.float64)
+        bias = model.params[ens].bias
+        bias = np.zeros(n) if bias is None else np.asarray(bias, dtype=np.float64)
         lo, hi, why = inputs_of(ens, n)
         lo, hi = lo + bias, hi + bias
         if ens.noise is not None:
