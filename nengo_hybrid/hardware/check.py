@@ -689,26 +689,61 @@ def _check_hybrid(model, report, profile, found, dt, n_sub=1):
             )
 
 
+def _chunks(arrays, size=1 << 22):
+    """The arrays' values, about ``size`` at a time (bounded temporary memory)."""
+    batch, n = [], 0
+    for a in arrays:
+        batch.append(np.ravel(a))
+        n += batch[-1].size
+        if n >= size:
+            yield np.concatenate(batch)
+            batch, n = [], 0
+    if batch:
+        yield np.concatenate(batch)
+
+
+def _weight_stats(weights, mag_bits):
+    """``(n, max |w|, min nonzero |w|, fraction rounded to 0, relative RMS error)``.
+
+    Of rounding the nonzero weights to ``mag_bits`` magnitude bits with one
+    shared scale; None if all are zero. Two passes over the weights in chunks.
+    """
+    n, w_max, w_min = 0, 0.0, np.inf
+    for chunk in _chunks(weights):
+        n += chunk.size
+        nz = np.abs(chunk[chunk != 0])
+        if nz.size:
+            w_max, w_min = max(w_max, float(nz.max())), min(w_min, float(nz.min()))
+    if w_max == 0:
+        return None
+    scale = (2**mag_bits - 1) / w_max
+    n_nz = n_zero = 0
+    err2 = norm2 = 0.0
+    for chunk in _chunks(weights):
+        nz = np.abs(chunk[chunk != 0]).astype(np.float64)
+        q = np.round(nz * scale) / scale
+        n_nz += nz.size
+        n_zero += int(np.count_nonzero(q == 0))
+        err2 += float(np.sum(np.square(q - nz)))
+        norm2 += float(np.sum(np.square(nz)))
+    return n, w_max, w_min, n_zero / n_nz, math.sqrt(err2 / norm2)
+
+
 def _check_weights(model, report, lim, max_weight_bits_lost):
     mag_bits = lim["weight_magnitude_bits"]
     for synapse, weights in model.float_weights.items():
         conn = model.synapse_conn.get(synapse)
         name = str(conn) if conn is not None else str(synapse.label)
-        w = np.concatenate([np.ravel(x) for x in weights]) if weights else np.zeros(0)
-        nz = np.abs(w[w != 0]).astype(np.float64)
-        if nz.size == 0:
+        stats = _weight_stats(weights, mag_bits)
+        if stats is None:
             continue
-        w_max, w_min = nz.max(), nz.min()
+        n_weights, w_max, w_min, zeroed, rel_err = stats
         range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
         bits_lost = max(0, range_bits - mag_bits)
-        scale = (2**mag_bits - 1) / w_max
-        q = np.round(nz * scale) / scale
-        zeroed = float(np.mean(q == 0))
-        rel_err = float(np.linalg.norm(q - nz) / np.linalg.norm(nz))
         report.connections.append(
             {
                 "connection": name,
-                "n_weights": int(w.size),
+                "n_weights": n_weights,
                 "max_abs_weight": float(w_max),
                 "min_abs_nonzero_weight": float(w_min),
                 "range_bits": range_bits,
