@@ -31,6 +31,8 @@ run's frozen parameters, and on a nengo-loihi backend it is placed as
 """
 
 import importlib
+import math
+import numbers
 import os
 import pathlib
 import sys
@@ -51,9 +53,18 @@ class Task:
     name = None
     required = ("task", "seed")
     optional = ()
+    #: settings that are neuron precisions (finite numbers > 0)
+    precisions = ()
+    #: the setting holding the precision schedule (a ``Schedule.to_dict`` dict)
+    schedule_setting = None
 
     def validate(self, settings, path):
-        """Check setting names; return the settings (a new dict)."""
+        """Check setting names and neuron parameters; return the settings (a new dict).
+
+        Neuron parameters are checked here, when the recipe is read, so that a
+        bad value is reported with the recipe's file before anything is
+        built or trained (not, say, at freezing, after the training).
+        """
         missing = [k for k in self.required if k not in settings]
         unknown = [k for k in settings if k not in self.required + self.optional]
         if missing or unknown:
@@ -67,6 +78,11 @@ class Task:
                 hint=f"a {self.name!r} recipe takes {', '.join(self.required)} and "
                 f"optionally {', '.join(self.optional)}",
             )
+        for key in self.precisions:
+            if key in settings:
+                check_precision(settings[key], key, path)
+        if self.schedule_setting is not None:
+            check_schedule(settings[self.schedule_setting], path)
         return dict(settings)
 
     def load_data(self, settings, source="embedded", path=None):
@@ -121,6 +137,8 @@ class SequenceClassification(Task):
         "learning_rate",
     )
     optional = ("n_steps", "n_samples", "precision")
+    precisions = ("precision",)
+    schedule_setting = "schedule"
 
     def load_data(self, settings, source="embedded", path=None):
         from nengo_hybrid import data
@@ -129,6 +147,28 @@ class SequenceClassification(Task):
         if path is not None:
             kwargs["path"] = path
         return data.psmnist(**kwargs)
+
+    def validate(self, settings, path):
+        settings = super().validate(settings, path)
+        data = settings["data"]
+        pool = data.get("pool", 1) if isinstance(data, dict) else None
+        if not isinstance(pool, int) or isinstance(pool, bool) or pool < 1 or 28 % pool:
+            raise RecipeError(
+                f"{path}: RECIPE data={data!r} needs pool, a divisor of 28, got "
+                f"{pool!r}",
+                hint="set data=dict(..., pool=P) with P one of 1, 2, 4, 7, 14 "
+                "(784, 196, 49, 16 or 4 steps per sequence)",
+            )
+        steps = (28 // pool) ** 2
+        n_steps = settings.get("n_steps")
+        if n_steps is not None and n_steps != steps:
+            raise RecipeError(
+                f"{path}: RECIPE n_steps={n_steps!r}, but its data (pool={pool}) give "
+                f"sequences of {steps} steps",
+                hint=f"set n_steps={steps}, or a pool that gives {n_steps}-step "
+                "sequences (pool P gives (28 / P)**2 steps)",
+            )
+        return settings
 
     def build(self, settings, mode="deploy", precision=None, memory=None, spiking=True):
         from nengo_hybrid.networks import build_classifier
@@ -166,6 +206,7 @@ class StaticClassification(Task):
         "learning_rate",
     )
     optional = ("n_samples",)
+    precisions = ("train_precision", "input_precision", "precision")
 
     def load_data(self, settings, source="embedded", path=None):
         from nengo_hybrid import data
@@ -208,6 +249,40 @@ class StaticClassification(Task):
         precisions = {label: float(settings["precision"]) for label in trained}
         precisions["input"] = float(settings["input_precision"])
         return precisions
+
+
+def check_precision(value, key, path):
+    """A neuron precision setting: a finite real number > 0 (a `RecipeError`)."""
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+    if not ok:
+        raise RecipeError(
+            f"{path}: RECIPE {key}={value!r} is not a valid neuron precision: it must "
+            "be a finite number > 0",
+            hint=f"set {key} to a number > 0 (e.g. {key}=2.0; 1 gives 1-bit spikes "
+            "at up to 1 kHz, larger values more bits per step)",
+        )
+
+
+def check_schedule(value, path):
+    """A precision schedule setting (``Schedule.to_dict``), as a `RecipeError`."""
+    from nengo.exceptions import ValidationError
+
+    from nengo_hybrid.schedules import Schedule
+
+    try:
+        Schedule.from_dict(value)
+    except (ValidationError, TypeError, ValueError, AttributeError) as err:
+        raise RecipeError(
+            f"{path}: RECIPE schedule={value!r} is not a valid precision schedule: "
+            f"{err}",
+            hint="give a dict such as schedule=dict(type='Geometric', start=16.0, "
+            "end=2.0), with precisions > 0",
+        ) from err
 
 
 TASKS = {task.name: task for task in (SequenceClassification(), StaticClassification())}

@@ -170,8 +170,23 @@ class Recipe:
         return Recipe(self.path, {**self.settings, **changes})
 
     def build(self, mode="deploy", **kwargs):
-        """Build the network: ``mode`` is ``"train"``, ``"deploy"`` or ``"gui"``."""
-        return self.task.build(self.settings, mode=mode, **kwargs)
+        """Build the network: ``mode`` is ``"train"``, ``"deploy"`` or ``"gui"``.
+
+        Raises
+        ------
+        RecipeError
+            If Nengo rejects a parameter the recipe gave (its network settings).
+        """
+        from nengo.exceptions import ValidationError
+
+        try:
+            return self.task.build(self.settings, mode=mode, **kwargs)
+        except ValidationError as err:
+            raise RecipeError(
+                f"{self.path}: the RECIPE's settings give an invalid network: {err}",
+                hint=f"fix that parameter in the RECIPE of {self.path} (its network, "
+                "schedule or precision settings)",
+            ) from err
 
     def load_data(self, source="embedded", path=None):
         """Load the recipe's dataset (see the task's ``load_data``)."""

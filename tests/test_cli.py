@@ -378,6 +378,11 @@ def test_stage_results(trained_run):
         round(deploy["accuracy_reference"] * 5)
     )
     assert deploy["emulator_seconds_per_step"] > 0
+    # the Simulator checked again, with evaluate's counts, and ran without override
+    assert deploy["hardware_check"]["ok"] and deploy["hardware_check"]["profile"] == (
+        "loihi1"
+    )
+    assert not deploy["hardware_check"]["ran_despite_violations"]
     hidden = deploy["layers"]["hidden"]
     assert hidden["total_reference"] > 0 and hidden["total_emulator"] > 0
     assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(

@@ -147,8 +147,9 @@ def test_synapse_bits_violation_and_word_rounding(no_emulation):
     assert "BlockShape" in v.fix
 
     # the planned split counts 64-bit word rounding per core, so every core fits
+    # (the spike counts do not: the reference reaches 4 spikes per step in post)
     report = check(dense_network(force_one_core=False))
-    assert report.ok, report
+    assert {v.kind for v in report.violations} == {"spike_count_per_step"}, report
     assert all(row["synapse_bits"] <= MAX_SYNAPSE_BITS for row in report.cores)
 
 

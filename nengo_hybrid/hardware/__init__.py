@@ -1,10 +1,13 @@
 """Deploy hybrid-spiking networks onto Loihi-style neuron cores.
 
 * `check` -- hardware-constraint checks against a `.Profile`, before anything
-  runs; the result is a `Report` (its findings are `Violation` objects).
+  runs; the result is a `Report` (its findings are `Violation` objects). Spike
+  counts per step are bounded from every input (`.bounds`).
 * `Simulator` -- a ``nengo_loihi.Simulator`` (emulator, or chip when NxSDK is
   importable) for networks with `.HybridSpiking` neurons; also the Nengo
-  backend ``nengo_hybrid`` (``nengo -b nengo_hybrid.hardware``).
+  backend ``nengo_hybrid`` (``nengo -b nengo_hybrid.hardware``). It runs the
+  same checks and refuses what `check` refuses (`HardwareCheckError`) unless
+  ``allow_violations=True``.
 * strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`,
   `Thermometer`; per ensemble through the network config with `add_params`.
 * `encode_node_inputs` -- send per-step host signals to on-chip neurons as exact
@@ -27,7 +30,7 @@ import sys as _sys
 import types as _types
 
 from nengo_hybrid.hardware.config import add_params
-from nengo_hybrid.hardware.findings import Report, Violation
+from nengo_hybrid.hardware.findings import HardwareCheckError, Report, Violation
 from nengo_hybrid.hardware.profiles import Profile, available_profiles, load_profile
 from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
 from nengo_hybrid.hardware.strategies import (
@@ -55,6 +58,7 @@ _LAZY = {
 __all__ = [
     "HAS_NXSDK",
     "Expand",
+    "HardwareCheckError",
     "Model",
     "OneBit",
     "Profile",

@@ -1,10 +1,20 @@
 """Hardware-constraint checks, run before anything is emulated.
 
-`check` builds the network with nengo-loihi (no simulation), places it on cores
-as the deployment would, and compares every core and every hybrid ensemble
-with a `.Profile`. The result is a `Report`: ``ok``, ``violations`` (it does not
-fit or would silently lose information), ``warnings`` (it fits, at a stated
-cost in precision), a per-core table, and ``to_dict()`` for JSON.
+`check` compares a network with a `.Profile` in stages, cheapest first:
+
+1. `pre_build`: neuron types, then what the shapes alone decide (input axons
+   that no split of the cores can reduce), before any weight is built;
+2. the nengo-loihi build and core plan, as the deployment would place it (no
+   discretisation, no simulation), then Loihi's integer ranges
+   (`check_ranges`);
+3. `analyze`: every core, the largest spike count per step of every hybrid
+   ensemble (a bound on all its inputs, `.bounds`), weights, host placement.
+
+`.Simulator` runs the same stages on its own model (the third between the
+core split and the discretisation) and refuses what `check` refuses. The
+result is a `Report`: ``ok``, ``violations`` (it does not fit or would
+silently lose information), ``warnings`` (it fits, at a stated cost in
+precision), a per-core table, and ``to_dict()`` for JSON.
 """
 
 import math
@@ -14,14 +24,17 @@ import nengo
 import numpy as np
 from nengo.exceptions import BuildError
 
+from nengo_hybrid.hardware.bounds import drive_bounds, measure_counts
 from nengo_hybrid.hardware.findings import Report, Violation
 from nengo_hybrid.hardware.loihi import (
-    DiscretizationError,
+    DISCRETIZATION_FIX,
     NengoLoihiVersionError,
+    Split,
     _pieces_synapse_bits,
     block_owner,
     build_model,
     check_supported,
+    discretization_problems,
     loihi_neuron_types,
     substeps,
     supported_bases,
@@ -42,8 +55,15 @@ def check(
     dt=0.001,
     counts=None,
     max_weight_bits_lost=None,
+    sample=None,
 ):
     """Check that ``network`` fits ``profile`` before anything is emulated.
+
+    The checks run in order of cost, and stop at the first stage that fails:
+    neuron types; what the shapes alone decide (input axons no split can
+    reduce), before any weight is built; nengo-loihi's build and the core
+    plan (no discretisation, no emulation); Loihi's integer ranges; then
+    cores, spike counts per step, weights and host placement.
 
     Parameters
     ----------
@@ -59,12 +79,24 @@ def check(
         Model time step (with `.Substeps`, the chip runs at ``dt / K``).
     counts : dict of {Ensemble: int or array_like}, optional
         Measured spike counts per step (e.g. from a NengoDL run, via
-        ``nengo_hybrid.metrics.spike_counts``) or their maximum. Without them
-        the largest count is estimated from the ensemble's ``max_rates``, which
-        a trained network can exceed.
+        ``nengo_hybrid.metrics.spike_counts``) or their maximum; they are used
+        instead of the bound for these ensembles.
     max_weight_bits_lost : int, optional
         If given, connections losing more weight bits than this are errors
         (otherwise they are warnings).
+    sample : int or dict of {nengo.Node: array_like}, optional
+        Inputs to measure spike counts from where no bound is possible (a
+        Node computing a Python function, noise, ...): values per Node shaped
+        ``(n_steps, size_out)``, played one per step, or a number of steps to
+        run the network as it is. The reference simulator runs them.
+
+    Without ``counts``, the largest spike count per step of every hybrid
+    ensemble is a worst-case bound on everything that reaches it
+    (`nengo_hybrid.hardware.bounds`): bias, every incoming connection
+    (decoded, neuron-to-neuron, recurrent) and the range of every input
+    Node. Where no bound is possible and no ``sample`` is given, the report
+    says so (a ``spike_count_unknown`` warning) and falls back on
+    ``max_rates``, which inputs beyond the radius can exceed.
 
     Returns
     -------
@@ -105,81 +137,107 @@ def check(
     profile = load_profile(profile)
     strategy = coerce_strategy_argument(strategy)
     report = Report(profile, strategy)
-    lim = profile.limits
-    counts = {} if counts is None else counts
-
-    # --- neuron types, before building (a clear error per ensemble)
-    unsupported = False
-    for ens in network.all_ensembles:
-        if not _on_chip(network, ens):
-            continue
-        nt = ens.neuron_type
-        if isinstance(nt, HybridSpiking):
-            try:
-                check_supported(ens)
-            except BuildError as e:
-                unsupported = True
-                report.add(
-                    Violation(
-                        "neuron_type",
-                        ens,
-                        "bases " + ", ".join(b.__name__ for b in supported_bases()),
-                        type(nt.base_type).__name__,
-                        "use a "
-                        + " or ".join(b.__name__ for b in supported_bases())
-                        + " base, or set net.config[ens].on_chip = False",
-                        detail=str(e),
-                    )
-                )
-        elif type(nt) not in loihi_neuron_types():
-            unsupported = True
-            names = [cls.__name__ for cls in loihi_neuron_types() + (HybridSpiking,)]
-            report.add(
-                Violation(
-                    "neuron_type",
-                    ens,
-                    ", ".join(names),
-                    type(nt).__name__,
-                    "use a spiking type nengo-loihi supports, or set "
-                    "net.config[ens].on_chip = False",
-                    detail="nengo-loihi cannot simulate this neuron type on a core",
-                )
-            )
-    if unsupported:
-        report.notes.append("Build skipped: fix the neuron types first.")
+    if not pre_build(network, report):
         return report
 
-    # --- build (no emulation), with nengo-loihi's own validation off
+    # --- build (no discretisation, no emulation), nengo-loihi's validation off
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = build_model(
-                network, dt=dt, strategy=strategy, profile=profile, validate=False
+                network,
+                dt=dt,
+                strategy=strategy,
+                profile=profile,
+                validate=False,
+                discretize=False,
             )
     except NengoLoihiVersionError:
         raise
-    except DiscretizationError as e:
-        report.add(
-            Violation(
-                "discretization",
-                e.obj,
-                "Loihi integer ranges",
-                "out of range",
-                e.fix,
-                detail=e.reason,
-            )
-        )
-        return report
     except BuildError as e:
         report.add(
             Violation("build", network, "-", "-", "see the error", detail=str(e))
         )
         return report
+    if not check_ranges(model, report):
+        return report
+    analyze(
+        model,
+        network,
+        report,
+        counts=counts,
+        sample=sample,
+        dt=dt,
+        max_weight_bits_lost=max_weight_bits_lost,
+    )
+    return report
 
+
+def pre_build(network, report):
+    """The checks that need no build: neuron types, then shapes.
+
+    Adds what it finds to ``report``; returns False when building is
+    pointless (unsupported neuron types, or violations no split can fix).
+    """
+    if not _check_neuron_types(network, report):
+        report.notes.append("Build skipped: fix the neuron types first.")
+        return False
+    if not _check_shapes(network, report):
+        report.notes.append(
+            "Build skipped: these violations follow from the shapes alone and no "
+            "split of the cores fixes them; fix them first (the other checks run "
+            "once they are fixed)."
+        )
+        return False
+    return True
+
+
+def check_ranges(model, report):
+    """Loihi's integer ranges (nengo-loihi's discretisation), before it runs.
+
+    Adds one ``discretization`` violation per ensemble that cannot be
+    discretized; returns False if there is any.
+    """
+    found = {}
+    for obj, reason in discretization_problems(model):
+        found.setdefault(str(obj), (obj, reason))
+    for obj, reason in found.values():
+        report.add(
+            Violation(
+                "discretization",
+                obj,
+                "Loihi integer ranges",
+                "out of range",
+                DISCRETIZATION_FIX,
+                detail=reason,
+            )
+        )
+    return not found
+
+
+def analyze(
+    model,
+    network,
+    report,
+    counts=None,
+    sample=None,
+    dt=0.001,
+    max_weight_bits_lost=None,
+):
+    """The checks on a built (split, not yet discretized) model, into ``report``.
+
+    `check` runs them on a model it builds; `.Simulator` runs them on its
+    own model, between the core split and the discretisation.
+    """
+    profile = report.profile
+    lim = profile.limits
+    n_sub = substeps(report.strategy)
     _check_cores(model, report, lim)
-    _check_hybrid(model, report, profile, counts, dt, substeps(strategy))
+    found = largest_counts(model, network, report, counts or {}, sample, dt)
+    _check_hybrid(model, report, profile, found, dt, n_sub)
+    _check_spiking_relu(model, report, found)
     _check_weights(model, report, lim, max_weight_bits_lost)
-    _host_objects(model, network, report)
+    _host_objects(model, network, report, found)
     _node_inputs(model, network, report)
     n_chips = math.ceil(len(model.blocks) / lim["cores_per_chip"])
     if n_chips > 1:
@@ -195,6 +253,113 @@ def check(
             )
         )
     return report
+
+
+def _check_neuron_types(network, report):
+    """One clear violation per ensemble whose neuron type cannot run on a core."""
+    supported = True
+    for ens in network.all_ensembles:
+        if not _on_chip(network, ens):
+            continue
+        nt = ens.neuron_type
+        if isinstance(nt, HybridSpiking):
+            try:
+                check_supported(ens)
+            except BuildError as e:
+                supported = False
+                report.add(
+                    Violation(
+                        "neuron_type",
+                        ens,
+                        "bases " + ", ".join(b.__name__ for b in supported_bases()),
+                        type(nt.base_type).__name__,
+                        "use a "
+                        + " or ".join(b.__name__ for b in supported_bases())
+                        + " base, or set net.config[ens].on_chip = False",
+                        detail=str(e),
+                    )
+                )
+        elif type(nt) not in loihi_neuron_types():
+            supported = False
+            names = [cls.__name__ for cls in loihi_neuron_types() + (HybridSpiking,)]
+            report.add(
+                Violation(
+                    "neuron_type",
+                    ens,
+                    ", ".join(names),
+                    type(nt).__name__,
+                    "use a spiking type nengo-loihi supports, or set "
+                    "net.config[ens].on_chip = False",
+                    detail="nengo-loihi cannot simulate this neuron type on a core",
+                )
+            )
+    return supported
+
+
+def _check_shapes(network, report):
+    """Input axons per core that no split can reduce, from the shapes alone.
+
+    Every core holding part of an ensemble receives one input axon per
+    presynaptic neuron of each dense connection into it (and a decoded
+    connection's decode neurons one per neuron of its ensemble), however the
+    ensemble is split. Counted from nengo-loihi's host/chip placement
+    (`nengo_loihi.splitter.Split`, which builds no weights), before anything
+    is built. Returns False if a core would overflow.
+    """
+    limit = report.profile.limits["input_axons_per_core"]
+    if limit is None:
+        return True
+    try:
+        split = Split(network, precompute=None, remove_passthrough=True)
+    except Exception:  # noqa: BLE001 (the build reports it, with its own message)
+        return True
+    conns = [
+        c for c in network.all_connections if c not in split.passthrough.to_remove
+    ] + list(split.passthrough.to_add)
+    axons = {}  # receiver -> [(count, connection)]
+    for conn in conns:
+        pre, post = conn.pre_obj, conn.post_obj
+        target = post.ensemble if isinstance(post, nengo.ensemble.Neurons) else post
+        if not isinstance(target, nengo.Ensemble) or not split.on_chip(target):
+            continue
+        if type(conn.transform).__name__ not in ("Dense", "NoTransform"):
+            continue  # sparse or convolutional: a split can reduce the axons
+        if isinstance(pre, nengo.ensemble.Neurons) and isinstance(
+            post, nengo.ensemble.Neurons
+        ):
+            axons.setdefault(target, []).append((conn.size_in, conn))
+        elif (
+            isinstance(pre, nengo.Ensemble)
+            and split.on_chip(pre)
+            and not isinstance(pre.neuron_type, nengo.Direct)
+        ):
+            if conn.solver.weights:
+                axons.setdefault(target, []).append((pre.n_neurons, conn))
+            else:  # decode neurons: their own block, one axon per neuron of pre
+                axons.setdefault(f"decode neurons of {conn}", []).append(
+                    (pre.n_neurons, conn)
+                )
+    fits = True
+    for receiver, sources in axons.items():
+        total = sum(n for n, _ in sources)
+        if total <= limit:
+            continue
+        fits = False
+        listed = ", ".join(f"{n} from {conn.pre_obj}" for n, conn in sources[:4])
+        if len(sources) > 4:
+            listed += f", ... ({len(sources)} connections)"
+        report.add(
+            Violation(
+                "input_axons",
+                receiver,
+                limit,
+                total,
+                _core_fix("input_axons", {}, limit),
+                detail=f"known from the shapes: every core of it receives one axon "
+                f"per presynaptic neuron ({listed}), however it is split",
+            )
+        )
+    return fits
 
 
 def _on_chip(network, ens):
@@ -252,7 +417,7 @@ def _check_cores(model, report, lim):
 
 
 def _core_fix(key, row, limit):
-    n = row["compartments"]
+    n = row.get("compartments")
     if key == "compartments":
         return (
             f"split the ensemble: net.config[ens].block_shape = "
@@ -280,34 +445,136 @@ def _core_fix(key, row, limit):
     )
 
 
-def _max_count(model, ens, info, counts, dt):
-    p = info.neuron_type.precision
-    if ens in counts:
-        c = np.asarray(counts[ens])
-        m = int(np.abs(c).max()) if c.size else 0
-        # drive: the largest mean count per step of one neuron
-        drive = float(np.abs(c).reshape(-1, c.shape[-1]).mean(0).max()) if c.ndim else m
-        return m, drive, "measured"
-    built = model.params.get(ens)
+class Count:
+    """The largest spike count per step of one ensemble, and where it comes from.
+
+    Attributes
+    ----------
+    max_count : int
+    drive : float
+        Largest drive per step (``precision * dt * r(J)``), or the largest
+        mean count of one neuron when measured.
+    source : str
+        ``"bound ..."``, ``"measured"``, ``"measured on the sample ..."`` or
+        ``"estimated from max_rates ..."``.
+    bounded : bool
+        Whether ``max_count`` is a guarantee (a bound on every input).
+    """
+
+    def __init__(self, max_count, drive, source, bounded=False):
+        self.max_count = int(max_count)
+        self.drive = float(drive)
+        self.source = source
+        self.bounded = bounded
+
+
+COUNTED_TYPES = (nengo.SpikingRectifiedLinear, nengo.RegularSpiking)
+
+
+def _counted(neuron_type):
+    return isinstance(neuron_type, HybridSpiking) or type(neuron_type) in COUNTED_TYPES
+
+
+def largest_counts(model, network, report, counts, sample=None, dt=0.001):
+    """`Count` per spiking ensemble whose counts the hardware must carry.
+
+    On-chip `.HybridSpiking` (and nengo ``SpikingRectifiedLinear``)
+    ensembles and host `.HybridSpiking` ensembles: measured ``counts`` if
+    given, else the bound on all inputs (`.bounds.drive_bounds`), else
+    measured on ``sample``, else estimated from ``max_rates`` with a
+    ``spike_count_unknown`` warning in ``report``.
+    """
+    chip = set(block_owner(model).values())
+    wanted = [
+        ens
+        for ens in network.all_ensembles
+        if (ens in chip and _counted(ens.neuron_type))
+        or (ens not in chip and isinstance(ens.neuron_type, HybridSpiking))
+    ]
+    found = {ens: _measured(counts[ens]) for ens in wanted if ens in counts}
+    missing = [ens for ens in wanted if ens not in found]
+    if not missing:
+        return found
+    bounds = drive_bounds(network, dt)
+    report.notes.extend(bounds.notes)
+    unknown = []
+    for ens in missing:
+        bound = bounds[ens]
+        if bound.max_count is None:
+            unknown.append(ens)
+            continue
+        drive = bound.max_drive
+        found[ens] = Count(
+            bound.max_count,
+            bound.max_count if drive is None else drive,
+            "bound on all inputs",
+            bounded=True,
+        )
+    if unknown and sample is not None:
+        measured, n_steps = measure_counts(network, sample, dt, unknown)
+        for ens in unknown:
+            found[ens] = Count(
+                measured[ens],
+                measured[ens],
+                f"measured on the sample ({n_steps} steps; no bound: "
+                f"{bounds[ens].reason})",
+            )
+        return found
+    for ens in unknown:
+        count, drive = _estimate(model, ens, dt)
+        found[ens] = Count(count, drive, "estimated from max_rates, not a bound")
+        report.add(
+            Violation(
+                "spike_count_unknown",
+                ens,
+                "a bound on every input",
+                "unknown",
+                "pass check(..., sample={node: inputs}) to measure the counts on "
+                "representative inputs (the reference simulator runs them), or "
+                "counts={ensemble: measured counts}, or set max_spikes on its "
+                "neuron type to cap them",
+                severity="warning",
+                detail=f"no bound on its spikes per step: {bounds[ens].reason}; "
+                f"{count} per step is only an estimate from max_rates, which inputs "
+                "beyond the radius or from other neurons can exceed, and counts "
+                "above the strategy's budget would saturate silently",
+            )
+        )
+    return found
+
+
+def _measured(c):
+    c = np.asarray(c)
+    m = int(np.abs(c).max()) if c.size else 0
+    # drive: the largest mean count per step of one neuron
+    drive = float(np.abs(c).reshape(-1, c.shape[-1]).mean(0).max()) if c.ndim else m
+    return Count(m, drive, "measured")
+
+
+def _estimate(model, ens, dt):
+    """The old estimate: ``precision * dt * max(max_rates)``."""
+    nt = ens.neuron_type
+    built = model.params.get(ens) or model.host.params.get(ens)
     max_rates = getattr(built, "max_rates", None)
+    base = getattr(nt, "base_type", nengo.RectifiedLinear())
     if max_rates is None:
-        gain, bias = built.gain, built.bias
-        max_rates = info.neuron_type.base_type.rates(1.0, gain, bias)
-    drive = p * dt * float(np.max(max_rates))
+        max_rates = base.rates(1.0, built.gain, built.bias)
+    drive = getattr(nt, "precision", 1.0) * dt * float(np.max(max_rates))
     count = int(math.ceil(drive - 1e-9))
-    if info.neuron_type.max_spikes is not None:
-        count = min(count, info.neuron_type.max_spikes)
-    return count, drive, "estimated from max_rates"
+    if getattr(nt, "max_spikes", None) is not None:
+        count = min(count, nt.max_spikes)
+    return count, drive
 
 
-def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
+def _check_hybrid(model, report, profile, found, dt, n_sub=1):
     lim = profile.limits
     graded = lim["spike_payload_bits"] > 0
     for _block, info in model.hybrid_blocks.items():
         ens, nt, strategy = info
         K = strategy.compartments
         p = nt.precision
-        max_count, drive, source = _max_count(model, ens, info, counts, dt)
+        count = found[ens]
+        max_count, drive, source = count.max_count, count.drive, count.source
         bits_needed = math.ceil(math.log2(1 + max_count)) if max_count > 0 else 0
         if graded:
             representable = lim["max_spikes_per_step"] * K * n_sub
@@ -325,6 +592,7 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
                 "chip_steps_per_model_step": n_sub,
                 "max_count": max_count,
                 "count_source": source,
+                "count_is_bound": count.bounded,
                 "spike_bits_needed": bits_needed,
                 "spike_bits_available": lim["spike_payload_bits"] if graded else 1,
                 "max_representable": representable,
@@ -421,26 +689,61 @@ def _check_hybrid(model, report, profile, counts, dt, n_sub=1):
             )
 
 
+def _chunks(arrays, size=1 << 22):
+    """The arrays' values, about ``size`` at a time (bounded temporary memory)."""
+    batch, n = [], 0
+    for a in arrays:
+        batch.append(np.ravel(a))
+        n += batch[-1].size
+        if n >= size:
+            yield np.concatenate(batch)
+            batch, n = [], 0
+    if batch:
+        yield np.concatenate(batch)
+
+
+def _weight_stats(weights, mag_bits):
+    """``(n, max |w|, min nonzero |w|, fraction rounded to 0, relative RMS error)``.
+
+    Of rounding the nonzero weights to ``mag_bits`` magnitude bits with one
+    shared scale; None if all are zero. Two passes over the weights in chunks.
+    """
+    n, w_max, w_min = 0, 0.0, np.inf
+    for chunk in _chunks(weights):
+        n += chunk.size
+        nz = np.abs(chunk[chunk != 0])
+        if nz.size:
+            w_max, w_min = max(w_max, float(nz.max())), min(w_min, float(nz.min()))
+    if w_max == 0:
+        return None
+    scale = (2**mag_bits - 1) / w_max
+    n_nz = n_zero = 0
+    err2 = norm2 = 0.0
+    for chunk in _chunks(weights):
+        nz = np.abs(chunk[chunk != 0]).astype(np.float64)
+        q = np.round(nz * scale) / scale
+        n_nz += nz.size
+        n_zero += int(np.count_nonzero(q == 0))
+        err2 += float(np.sum(np.square(q - nz)))
+        norm2 += float(np.sum(np.square(nz)))
+    return n, w_max, w_min, n_zero / n_nz, math.sqrt(err2 / norm2)
+
+
 def _check_weights(model, report, lim, max_weight_bits_lost):
     mag_bits = lim["weight_magnitude_bits"]
     for synapse, weights in model.float_weights.items():
         conn = model.synapse_conn.get(synapse)
         name = str(conn) if conn is not None else str(synapse.label)
-        w = np.concatenate([np.ravel(x) for x in weights]) if weights else np.zeros(0)
-        nz = np.abs(w[w != 0])
-        if nz.size == 0:
+        stats = _weight_stats(weights, mag_bits)
+        if stats is None:
             continue
-        w_max, w_min = nz.max(), nz.min()
+        n_weights, w_max, w_min, zeroed, rel_err = stats
         range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
         bits_lost = max(0, range_bits - mag_bits)
-        scale = (2**mag_bits - 1) / w_max
-        q = np.round(nz * scale) / scale
-        zeroed = float(np.mean(q == 0))
-        rel_err = float(np.linalg.norm(q - nz) / np.linalg.norm(nz))
         report.connections.append(
             {
                 "connection": name,
-                "n_weights": int(w.size),
+                "n_weights": n_weights,
                 "max_abs_weight": float(w_max),
                 "min_abs_nonzero_weight": float(w_min),
                 "range_bits": range_bits,
@@ -476,7 +779,7 @@ def _check_weights(model, report, lim, max_weight_bits_lost):
         report.notes.extend(f"nengo-loihi: {m}" for m in set(model.discretize_warnings))
 
 
-def _check_host_hybrid(model, ens, report):
+def _check_host_hybrid(model, ens, report, found):
     """Host->chip spikes are single events: a host hybrid ensemble must be 1-bit."""
     nt = ens.neuron_type
     if not isinstance(nt, HybridSpiking):
@@ -486,23 +789,44 @@ def _check_host_hybrid(model, ens, report):
         for obj in model.objs
         if type(obj).__name__ == "ChipReceiveNeurons"
     )
-    built = model.host.params.get(ens)
-    if not feeds_chip or built is None:
+    if not feeds_chip or ens not in found:
         return
-    rates = nt.base_type.rates(1.0, built.gain, built.bias)
-    drive = nt.precision * model.dt * float(np.max(rates))
-    if drive > 1:
+    count = found[ens]
+    if count.max_count > 1:
         report.add(
             Violation(
                 "host_spike_count_per_step",
                 ens,
                 1,
-                int(math.ceil(drive)),
-                f"lower its precision to <= {nt.precision / drive:.3g} or its rates, "
-                "or run it on the chip with a multi-bit strategy",
+                count.max_count,
+                f"lower its precision to <= {nt.precision / count.drive:.3g} or its "
+                "rates, or run it on the chip with a multi-bit strategy",
                 detail="nengo-loihi sends host-to-chip spikes as single events, so "
-                "counts above 1 would be silently cut to 1 (estimated from its rate "
-                "at x=1)",
+                f"counts above 1 would be silently cut to 1 ({count.source})",
+            )
+        )
+
+
+def _check_spiking_relu(model, report, found):
+    """nengo's SpikingRectifiedLinear on a core: one spike per step at most."""
+    for ens in set(block_owner(model).values()):
+        if type(ens.neuron_type) not in COUNTED_TYPES or ens not in found:
+            continue
+        count = found[ens]
+        if count.max_count <= 1:
+            continue
+        report.add(
+            Violation(
+                "spike_count_per_step",
+                ens,
+                1,
+                count.max_count,
+                "use HybridSpiking(nengo.RectifiedLinear()) with a multi-bit "
+                f"strategy, e.g. Expand(K={count.max_count}), or lower its rates "
+                "below 1/dt",
+                detail=f"{type(ens.neuron_type).__name__} emits several spikes in a "
+                "step when its rate exceeds 1/dt; a Loihi compartment emits one, "
+                f"so the rest would be lost silently ({count.source})",
             )
         )
 
@@ -539,7 +863,7 @@ def _node_inputs(model, network, report):
             )
 
 
-def _host_objects(model, network, report):
+def _host_objects(model, network, report, found):
     host = model.split.hostchip.host_objs
     for obj in network.all_nodes + network.all_ensembles:
         if obj not in host:
@@ -553,7 +877,7 @@ def _host_objects(model, network, report):
             )
         elif not _on_chip(network, obj):
             reason = "marked off-chip (config on_chip=False)"
-            _check_host_hybrid(model, obj, report)
+            _check_host_hybrid(model, obj, report, found)
         else:
             reason = "placed on the host by nengo-loihi (e.g. it only feeds the host)"
         report.host.append({"object": str(obj), "reason": reason})

@@ -8,6 +8,7 @@ fill it (`nengo_hybrid.hardware.check`).
 import math
 
 import numpy as np
+from nengo.exceptions import BuildError
 
 from nengo_hybrid.hardware.strategies import Strategy
 
@@ -105,6 +106,9 @@ class Report:
         One row per on-chip connection: weight range, bits lost.
     host : list of dict
         What runs on the host instead of the chip, and why.
+    allow_violations : bool
+        Set by `.Simulator` when it ran the network despite violations
+        (``allow_violations=True``); shown in the text and in ``to_dict``.
     """
 
     def __init__(self, profile, strategy):
@@ -117,6 +121,7 @@ class Report:
         self.connections = []
         self.host = []
         self.notes = []
+        self.allow_violations = False
 
     @property
     def ok(self):
@@ -144,6 +149,8 @@ class Report:
                 ),
                 "n_cores": self.n_cores,
                 "n_chips": n_chips,
+                "allow_violations": self.allow_violations,
+                "ran_despite_violations": self.allow_violations and not self.ok,
                 "violations": [v.to_dict() for v in self.violations],
                 "warnings": [v.to_dict() for v in self.warnings],
                 "cores": self.cores,
@@ -160,6 +167,11 @@ class Report:
             f"Hardware check against {self.profile.name!r}: "
             f"{'OK' if self.ok else 'DOES NOT FIT'} -- {self.n_cores} cores, "
             f"{len(self.violations)} violations, {len(self.warnings)} warnings"
+            + (
+                " -- RUN ANYWAY (allow_violations=True)"
+                if self.allow_violations and not self.ok
+                else ""
+            )
         ]
         if self.cores:
             header = (
@@ -209,3 +221,32 @@ class Report:
         for note in self.notes:
             lines.append(f"Note: {note}")
         return "\n".join(lines)
+
+
+class HardwareCheckError(BuildError):
+    """A network that `nengo_hybrid.hardware.check` refuses, refused by a build.
+
+    `.Simulator` runs the same checks before it builds for the emulator or the
+    chip, and raises this with the same messages (one per violation, each
+    with its fix). ``allow_violations=True`` runs the network anyway and
+    records that in ``sim.check_report``.
+
+    Attributes
+    ----------
+    report : Report
+        The full report (``report.violations``: what does not fit).
+    """
+
+    def __init__(self, report, what="the network"):
+        self.report = report
+        lines = [
+            f"{what} does not fit the {report.profile.name!r} profile: "
+            f"{len(report.violations)} violation(s) (the same as "
+            "nengo_hybrid.hardware.check reports):"
+        ]
+        lines += [f"  - {v.message}" for v in report.violations]
+        lines.append(
+            "Fix them, or pass allow_violations=True to run anyway (spikes above a "
+            "strategy's budget are then lost; sim.check_report records it)."
+        )
+        super().__init__("\n".join(lines))

@@ -99,10 +99,10 @@ from nengo_loihi.block import Synapse, SynapseConfig  # noqa: E402
 from nengo_loihi.builder import Builder as LoihiBuilder  # noqa: E402
 from nengo_loihi.builder import Model as LoihiModel  # noqa: E402
 from nengo_loihi.builder import discretize as loihi_discretize  # noqa: E402
+from nengo_loihi.builder import split_blocks as loihi_split  # noqa: E402
 from nengo_loihi.builder.builder import ValidationLevel  # noqa: E402
 from nengo_loihi.builder.discretize import discretize_model  # noqa: E402
 from nengo_loihi.builder.inputs import ChipReceiveNeurons  # noqa: E402
-from nengo_loihi.builder.split_blocks import split_model  # noqa: E402
 from nengo_loihi.builder.validate import validate_model  # noqa: E402
 from nengo_loihi.config import BlockShape  # noqa: E402
 from nengo_loihi.splitter import Split  # noqa: E402
@@ -338,6 +338,9 @@ class Model(LoihiModel):
         self.discretize_warnings = []
         self.synapse_conn = {}  # Synapse -> nengo.Connection that created it
         self.float_weights = {}  # Synapse -> float weights before discretization
+        #: called with the model after the core split, before discretisation
+        #: (`Simulator` runs the hardware checks there)
+        self.after_split = None
 
     def build(self, obj, *args, **kwargs):
         if not isinstance(obj, nengo.Connection):
@@ -387,8 +390,9 @@ def _build_network(
             model.build(conn)
 
         hybrid_pass(model)
+        # a copy (float32, as nengo-loihi holds them) before any discretisation
         model.float_weights = {
-            synapse: [np.array(w, dtype=np.float64) for w in synapse.weights]
+            synapse: [np.array(w, dtype=np.float32) for w in synapse.weights]
             for block in model.blocks
             for synapse in block.synapses
         }
@@ -396,6 +400,8 @@ def _build_network(
         plan_splits(model)
 
         block_map = split_model(model)
+        if getattr(model, "after_split", None) is not None:
+            model.after_split(model)
         model.block_comp_map = {
             new_block: comp_idxs
             for old_block, new_blocks in block_map.items()
@@ -541,6 +547,158 @@ def expand_block(model, block, K, ens):
         )
 
 
+def split_model(model):
+    """nengo-loihi 1.1's ``split_model`` with a vectorised synapse split.
+
+    A copy of ``nengo_loihi.builder.split_blocks.split_model``; only the
+    synapse split differs (`split_synapse`), with the same result. nengo-loihi's
+    loops over every (core, axon, target) in Python: a dense 2000x2000
+    connection took 17 s to split, a 5000x5000 one did not finish in 15 min.
+    """
+    from collections import OrderedDict
+
+    block_map = OrderedDict()
+    synapse_map = {}
+    for old_block in model.blocks:
+        new_blocks = loihi_split.split_block(
+            old_block, model.block_shapes, validate=model.validation_level
+        )
+        block_map[old_block] = new_blocks
+        if len(new_blocks) == 1:
+            assert next(iter(new_blocks)) is old_block
+            for old_synapse in old_block.synapses:
+                synapse_map[old_synapse] = None
+        else:
+            for old_synapse in old_block.synapses:
+                synapse_map[old_synapse] = split_synapse(
+                    old_block, old_synapse, new_blocks, validate=model.validation_level
+                )
+    for old_block in model.blocks:
+        loihi_split.split_block_axons(old_block, block_map, synapse_map)
+    for model_input in model.inputs:
+        loihi_split.split_input_axons(model_input, block_map, synapse_map)
+    for probe in model.probes:
+        loihi_split.split_probe(
+            probe, block_map, synapse_map, validate=model.validation_level
+        )
+    new_blocks = [block for group in block_map.values() for block in group]
+    model.blocks = OrderedDict(zip(new_blocks, range(len(new_blocks))))
+    for subobjs in model.objs.values():
+        for attr, val in subobjs.items():
+            if val in block_map:
+                subobjs[attr] = list(block_map[val])
+    return block_map
+
+
+class DenseSynapse(Synapse):
+    """One core's part of a dense synapse: every axon targets the same compartments.
+
+    The same data as nengo-loihi's `~nengo_loihi.block.Synapse` (the emulator
+    and the chip interface read it unchanged); the totals nengo-loihi computes
+    axon by axon in Python (weight memory, largest weight, largest index) are
+    computed at once when every axon shares its index array, as `split_synapse`
+    makes them. A 10000x10000 connection has 17 million axon-core pairs.
+    """
+
+    def _shared(self):
+        first = self.indices[0] if self.indices else None
+        if first is None or any(i is not first for i in self.indices):
+            return None
+        return first
+
+    def bits(self):
+        first = self._shared()
+        if first is None or any(w.size != first.size for w in self.weights):
+            return super().bits()
+        return len(self.weights) * self.synapse_cfg.bits_per_axon(first.size)
+
+    def max_abs_weight(self):
+        if not self.weights or any(w.size == 0 for w in self.weights):
+            return super().max_abs_weight()
+        return float(np.abs(np.concatenate(self.weights, axis=None)).max())
+
+    def max_ind(self):
+        first = self._shared()
+        return super().max_ind() if first is None or not first.size else first.max()
+
+
+def _uniform_targets(synapse):
+    """The targets shared by every axon of ``synapse`` (one population), or None."""
+    if (
+        synapse.pop_type != 0
+        or synapse.axon_to_weight_map is not None
+        or synapse.axon_compartment_bases is not None
+        or not synapse.indices
+        or any(w.shape[0] != 1 for w in synapse.weights)
+    ):
+        return None
+    first = synapse.indices[0]
+    if any(idx.shape != first.shape for idx in synapse.indices):
+        return None
+    targets = first[0]
+    for idx in synapse.indices:
+        if idx is not first and not np.array_equal(idx[0], targets):
+            return None
+    return np.asarray(targets)
+
+
+def split_synapse(old_block, old_synapse, new_blocks, validate=ValidationLevel.MINIMAL):
+    """``nengo_loihi.builder.split_blocks.split_synapse``, vectorised when it can be.
+
+    When every axon of the synapse targets the same compartments (dense
+    weights: every ``Synapse.set_weights`` of a dense matrix, also after
+    `expand_block`), each new core's weights are one slice of the weight matrix;
+    weights and indices are deduplicated as nengo-loihi does (identical
+    rows share weight memory). Anything else goes to nengo-loihi's own split.
+    """
+    targets = _uniform_targets(old_synapse)
+    if targets is None:
+        return loihi_split.split_synapse(
+            old_block, old_synapse, new_blocks, validate=validate
+        )
+    from collections import OrderedDict
+
+    weights = np.concatenate(old_synapse.weights, axis=0)  # (n_axons, n_targets)
+    n_axons = old_synapse.n_axons
+    dtype = old_synapse.weights[0].dtype
+    compression = old_synapse.synapse_cfg.compression
+    position = np.full(old_block.compartment.n_compartments, -1, dtype=np.int64)
+    new_synapse_axons = OrderedDict()
+    for k, (block, block_comp_ids) in enumerate(new_blocks.items()):
+        ids = np.asarray(block_comp_ids.list, dtype=np.int64)
+        position[:] = -1
+        position[ids] = np.arange(ids.size)
+        keep = position[targets] >= 0
+        if not np.any(keep):
+            continue  # pragma: no cover (as nengo-loihi)
+        rows = np.ascontiguousarray(weights[:, keep])
+        new_ii = position[targets[keep]][None, :]
+        unique, weight_map = {}, np.empty(n_axons, dtype=np.int64)
+        kept = []
+        for a in range(n_axons):
+            key = rows[a].tobytes()
+            index = unique.get(key)
+            if index is None:
+                index = unique[key] = len(kept)
+                kept.append(rows[a : a + 1])
+            weight_map[a] = index
+        new_synapse = DenseSynapse(n_axons)
+        if old_synapse.label is not None:
+            new_synapse.label = "%s[%d]" % (old_synapse.label, k)
+        block.add_synapse(new_synapse)
+        new_synapse_axons[new_synapse] = list(range(n_axons))
+        new_synapse._set_weights_indices(
+            kept,
+            [new_ii.astype(np.int32)] * len(kept),  # one array, shared
+            weight_dtype=dtype,
+            compression=compression,
+        )
+        new_synapse.axon_to_weight_map = weight_map
+        new_synapse.axon_compartment_bases = np.zeros(n_axons, dtype=np.int64)
+        new_synapse.pop_type = old_synapse.pop_type
+    return new_synapse_axons
+
+
 def summarize_block(block):
     """Resources of an (unsplit) block: compartments, axons, synapse bits."""
     return {
@@ -567,13 +725,21 @@ def _bits_for_counts(cfg, counts):
     return full * words(per_block) + (rem > 0) * words(rem)
 
 
-def _pieces_synapse_bits(block, size):
-    """Word-rounded synapse bits of each ``size``-compartment piece of ``block``."""
+def _pieces_synapse_bits(block, size, uniform=None):
+    """Word-rounded synapse bits of each ``size``-compartment piece of ``block``.
+
+    ``uniform``: ``{synapse: _uniform_targets(synapse)}``, if already known.
+    """
     n = block.compartment.n_compartments
     n_pieces = -(-n // size)
     bits = np.zeros(n_pieces, dtype=np.int64)
     for synapse in block.synapses:
         cfg = synapse.synapse_cfg
+        targets = uniform[synapse] if uniform is not None else _uniform_targets(synapse)
+        if targets is not None:  # dense: one count for all axons
+            counts = np.bincount(targets // size, minlength=n_pieces)
+            bits += synapse.n_axons * _bits_for_counts(cfg, counts)
+            continue
         for idx in synapse.indices:
             if idx.size == 0:
                 continue
@@ -592,12 +758,14 @@ def plan_splits(model):
     nengo-loihi's auto-split divides the block's total synapse bits by the core
     limit, but each axon's synapses are rounded up to whole 64-bit words *per
     core*, so pieces can still overflow. Here the number of pieces is increased
-    until every piece fits (or one compartment per core is reached). User
+    until every piece fits (or one compartment per core is reached), then
+    until each piece's output axons fit (`_plan_output_axons`). User
     ``BlockShape`` settings are kept as given (the check reports them).
     """
     limits = model.profile.limits
+    shapes = {b for b in model.blocks if model.block_shapes.get(b) is not None}
     for block in model.blocks:
-        if model.block_shapes.get(block) is not None:
+        if block in shapes:
             model.split_plan[block] = model.block_shapes[block].n_splits
             continue
         summary = model.pre_split[block]
@@ -610,14 +778,61 @@ def plan_splits(model):
             )
         max_bits = limits["synapse_bits_per_core"]
         n_split = max(n_split, _ceil_div(summary["synapse_bits"], max_bits))
+        uniform = {syn: _uniform_targets(syn) for syn in block.synapses}
         while n_split < n:
             size = _ceil_div(n, n_split)
-            if np.all(_pieces_synapse_bits(block, size) <= max_bits):
+            if np.all(_pieces_synapse_bits(block, size, uniform) <= max_bits):
                 break
             n_split += 1
         model.split_plan[block] = n_split
         if n_split > 1:
             model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
+    _plan_output_axons(model, user_shapes={b for b in model.blocks if b in shapes})
+
+
+def _plan_output_axons(model, user_shapes, rounds=4):
+    """Split blocks further until their output axons fit, once targets are split.
+
+    A compartment sends one axon (slot) to *each core* of each target it
+    feeds: after the plan above splits a target into ``k`` cores, every
+    presynaptic compartment needs ``k`` output axons for it (a dense
+    1000x1000 connection: 10 target cores, 10,000 output axons on the one
+    presynaptic core). nengo-loihi's split counts the axons before splitting.
+    The number of pieces of each presynaptic block is raised until every
+    piece fits (one compartment per core at most); repeated, since splitting
+    a block multiplies the axons of the blocks that feed it.
+    """
+    limit = model.profile.limits["output_axons_per_core"]
+    if not limit:
+        return
+    target_block = {id(syn): b for b in model.blocks for syn in b.synapses}
+    for _ in range(rounds):
+        changed = False
+        for block in model.blocks:
+            if block in user_shapes:
+                continue
+            n = block.compartment.n_compartments
+            per_comp = np.zeros(n)
+            for axon in block.axons:
+                pieces = model.split_plan.get(target_block.get(id(axon.target)), 1)
+                used = (
+                    np.ones(n)
+                    if axon.compartment_map is None
+                    else (np.asarray(axon.compartment_map) >= 0)
+                )
+                per_comp += used * axon.slots_per_axon * pieces
+            n_split = model.split_plan.get(block, 1)
+            while n_split < n:
+                size = _ceil_div(n, n_split)
+                if np.all(np.add.reduceat(per_comp, np.arange(0, n, size)) <= limit):
+                    break
+                n_split += 1
+            if n_split > model.split_plan.get(block, 1):
+                model.split_plan[block] = n_split
+                model.block_shapes[block] = BlockShape((_ceil_div(n, n_split),), (n,))
+                changed = True
+        if not changed:
+            break
 
 
 DISCRETIZATION_FIX = (
@@ -732,8 +947,8 @@ def block_owner(model):
     return owner
 
 
-def check_discretization(model):
-    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+def discretization_problems(model):
+    """``(ensemble or block, reason)`` for each block nengo-loihi cannot discretize."""
     owner = block_owner(model)
     for old_block, new_blocks in getattr(model, "block_map", {}).items():
         for new_block in new_blocks:
@@ -741,7 +956,13 @@ def check_discretization(model):
     for block in model.blocks:
         reason = discretization_problem(block)
         if reason is not None:
-            raise DiscretizationError(owner.get(block, block.label), reason)
+            yield owner.get(block, block.label), reason
+
+
+def check_discretization(model):
+    """Raise `DiscretizationError` for the first block nengo-loihi cannot discretize."""
+    for obj, reason in discretization_problems(model):
+        raise DiscretizationError(obj, reason)
 
 
 def substeps(strategy):
@@ -850,6 +1071,15 @@ class Simulator(nengo_loihi.Simulator):
     match_initial_voltages : bool
         On the emulator, start hybrid compartments from the reference
         simulator's initial voltages (Loihi hardware always starts from zero).
+    allow_violations : bool
+        Build and run even if the hardware check finds violations (they are
+        warned about and recorded in ``check_report``). By default such a
+        network is refused with `.HardwareCheckError`.
+    counts : dict of {Ensemble: int or array_like}, optional
+        Measured spike counts per step, as for `.check`.
+    sample : int or dict of {nengo.Node: array_like}, optional
+        Inputs to measure spike counts from where no bound is possible, as
+        for `.check`.
     **kwargs
         Passed to `nengo_loihi.Simulator` (e.g. ``remove_passthrough``).
 
@@ -862,12 +1092,23 @@ class Simulator(nengo_loihi.Simulator):
         The profile the cores were planned for.
     strategy : Strategy or dict
         The ``strategy`` argument, coerced.
+    check_report : Report
+        The hardware check of this network (`.check`'s checks, run before the
+        build and between the core split and the discretisation);
+        ``check_report.allow_violations`` says whether it ran despite
+        violations.
 
     Raises
     ------
-    nengo.exceptions.BuildError
-        For neuron types Loihi cannot run, and (`.DiscretizationError`) for
-        weights too large for the firing thresholds in Loihi's integer formats.
+    HardwareCheckError
+        (a `nengo.exceptions.BuildError`) If the network does not fit the
+        profile: everything `.check` refuses (unsupported neuron types, input
+        axons, cores, spike counts per step above the strategy's budget, ...),
+        listed with their fixes. Not with ``allow_violations=True``.
+    DiscretizationError
+        (a `nengo.exceptions.BuildError`) For weights too large for the firing
+        thresholds in Loihi's integer formats: nengo-loihi cannot build it,
+        whatever ``allow_violations`` says.
 
     Examples
     --------
@@ -906,6 +1147,9 @@ class Simulator(nengo_loihi.Simulator):
         seed=None,
         precompute=None,
         match_initial_voltages=True,
+        allow_violations=False,
+        counts=None,
+        sample=None,
         **kwargs,
     ):
         self.closed = True  # as nengo_loihi.Simulator: __del__ may run early
@@ -917,11 +1161,35 @@ class Simulator(nengo_loihi.Simulator):
                 "run on the emulator with target='sim' (or install NxSDK on a "
                 "machine with a Loihi board)"
             )
+        from nengo_hybrid.hardware.findings import HardwareCheckError, Report
+
+        # (the package attribute `check` is the function; this is its module)
+        checks = importlib.import_module("nengo_hybrid.hardware.check")
+
         self.strategy = coerce_strategy_argument(strategy)
         self.profile = load_profile(profile)
         self.emulator = "nengo-loihi" if target in ("sim", "simreal") else None
+        self.allow_violations = bool(allow_violations)
         dt_chip = dt / substeps(self.strategy)
         model = Model(dt=dt_chip, strategy=self.strategy, profile=self.profile)
+        report = Report(self.profile, self.strategy)
+        report.allow_violations = self.allow_violations
+        self.check_report = report
+
+        def refuse_unless_allowed():
+            if not report.ok and not self.allow_violations:
+                raise HardwareCheckError(report, what=str(network))
+
+        if not checks.pre_build(network, report):
+            refuse_unless_allowed()
+
+        def after_split(built):
+            if target != "simreal":  # nengo-loihi cannot discretize it at all
+                check_discretization(built)
+            checks.analyze(built, network, report, counts=counts, sample=sample, dt=dt)
+            refuse_unless_allowed()
+
+        model.after_split = after_split
         super().__init__(
             network,
             dt=dt_chip,
@@ -931,6 +1199,16 @@ class Simulator(nengo_loihi.Simulator):
             precompute=precompute,
             **kwargs,
         )
+        if not report.ok:
+            report.notes.append(
+                "allow_violations=True: built and run despite the violations above"
+            )
+            warnings.warn(
+                f"{network}: running despite {len(report.violations)} hardware check "
+                "violation(s) (allow_violations=True): "
+                + "; ".join(v.message for v in report.violations),
+                stacklevel=2,
+            )
         if self.emulator is not None and match_initial_voltages:
             if model.hybrid_blocks:
                 set_emulator_voltages(self)

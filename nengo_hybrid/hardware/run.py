@@ -26,6 +26,19 @@ def spike_counts_from_output(output, neuron_type, dt):
     return spike_counts(output, neuron_type, dt)
 
 
+def check_summary(report):
+    """The part of a Simulator's `.Report` a run records (JSON-serialisable)."""
+    data = report.to_dict()
+    return {
+        "ok": data["ok"],
+        "profile": data["profile"],
+        "allow_violations": data["allow_violations"],
+        "ran_despite_violations": data["ran_despite_violations"],
+        "violations": [v["message"] for v in data["violations"]],
+        "n_warnings": len(data["warnings"]),
+    }
+
+
 def _count_agreement(ref, emu):
     total_ref, total_emu = int(ref.sum()), int(emu.sum())
     per_neuron_ref, per_neuron_emu = ref.sum(axis=0), emu.sum(axis=0)
@@ -73,6 +86,8 @@ def compare(
     reference=None,
     latency=0,
     profile="loihi1",
+    counts=None,
+    allow_violations=False,
 ):
     """Run ``network`` on the reference simulator and on Loihi; compare.
 
@@ -103,6 +118,11 @@ def compare(
         longer and its probes are shifted back before comparing.
     profile : str or Profile
         The hardware profile the cores are planned for (see `.Simulator`).
+    counts : dict of {Ensemble: int or array_like}, optional
+        Measured spike counts for the hardware check (see `.check`).
+    allow_violations : bool
+        Run even if the hardware check finds violations (see `.Simulator`);
+        ``hardware_check`` in the result records it.
 
     Returns
     -------
@@ -112,7 +132,9 @@ def compare(
         ``output_nrmse`` (of the per-presentation scores; with labels),
         ``output_nrmse_per_step``, ``layers`` (spike-count agreement per
         probed layer), ``profile``, ``cores``, ``compartments``,
-        ``emulator_seconds_per_step``.
+        ``emulator_seconds_per_step``, ``hardware_check`` (the Simulator's
+        check: ``ok``, ``allow_violations``, ``ran_despite_violations``,
+        ``violations``, ``n_warnings``).
     """
     layer_probes = list(layer_probes)
     probes = [output_probe] + layer_probes
@@ -142,8 +164,11 @@ def compare(
             profile=profile,
             target=target,
             seed=seed,
+            counts=counts,
+            allow_violations=allow_violations,
         )
     build_s = time.perf_counter() - t0
+    result["hardware_check"] = check_summary(sim.check_report)
     with sim:
         t0 = time.perf_counter()
         sim.run_steps((n_steps + extra) * n_sub)

@@ -42,7 +42,7 @@ def present(net, x):
 
 def compare_in_chunks(
     net, x, y, strategy, layer_probes=(), target="sim", seed=0, chunk=25,
-    progress=True, latency=0, profile="loihi1",
+    progress=True, latency=0, profile="loihi1", counts=None, allow_violations=False,
 ):  # fmt: skip
     """`nengo_hybrid.hardware.compare` over ``x`` in chunks, with a progress bar.
 
@@ -78,6 +78,8 @@ def compare_in_chunks(
                     seed=seed,
                     latency=latency,
                     profile=profile,
+                    counts=counts,
+                    allow_violations=allow_violations,
                 )  # fmt: skip
             )
             bar.update(len(ys))
@@ -95,6 +97,7 @@ def compare_in_chunks(
         "layers": _merge_layers(results),
         "cores": results[0].get("cores"),
         "compartments": results[0].get("compartments"),
+        "hardware_check": results[0].get("hardware_check"),
         "chunks": results,
     }
 
@@ -204,6 +207,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         deployable,
         find_plan,
         load_profile,
+        measured_counts,
         strategy_argument,
     )
     from nengo_hybrid.pipeline.runs import dataset_of
@@ -231,6 +235,11 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         by_label[label]: parse_strategy(spec)
         for label, spec in checked["strategies"].items()
     }
+    # the Simulator checks again (same checks, same measured counts as `check`)
+    max_counts = measured_counts(run) or {}
+    counts = {
+        e: max_counts[str(e.label)] for e in strategies if str(e.label) in max_counts
+    }
     dataset = dataset_of(run, recipe)
     n = int(n_samples or recipe.get("n_samples", DEFAULT_SAMPLES))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
@@ -254,7 +263,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     compared = compare_in_chunks(
         net, x, y, strategy=strategies, layer_probes=layer_probes,
         target="sim" if target == "emulator" else "loihi", seed=frozen.meta["seed"],
-        latency=latency, profile=prof, progress=progress,
+        latency=latency, profile=prof, progress=progress, counts=counts or None,
     )  # fmt: skip
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
     dl_pred = evaluated.get("predictions")
@@ -273,6 +282,8 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         "and samples played back to back",
         "prediction_agreement": compared.get("prediction_agreement"),
         "input_encoding": encoding,
+        # the Simulator's own hardware check (allow_violations is recorded here)
+        "hardware_check": compared["hardware_check"],
         "latency_steps": {
             "output": latency.get(net.probe, 0),
             "layers": latency.get(layer_probes[0], 0),
