@@ -204,7 +204,9 @@ def nengo_loihi_reference(net, n_steps, strategy):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sim = Simulator(net, dt=DT, strategy=strategy, target="sim")
+        sim = Simulator(
+            net, dt=DT, strategy=strategy, target="sim", allow_violations=True
+        )
         batched = BatchedEmulator(sim)
         recorder = NengoLoihiRecorder(sim)
         emulator = sim.sims["emulator"]
