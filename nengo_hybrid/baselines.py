@@ -54,7 +54,9 @@ class _Keras:
     def __init__(self, cell, recipe, n_steps):
         import tensorflow as tf
 
-        tf.random.set_seed(int(recipe["seed"]))
+        # Python, NumPy and TensorFlow seeds: Keras draws unseeded initializers
+        # from Python's random module, which tf.random.set_seed leaves alone
+        tf.keras.utils.set_random_seed(int(recipe["seed"]))
         self.model = keras_rnn(cell, int(recipe["network"]["n_hidden"]), n_steps)
         self.model.compile(
             optimizer=tf.optimizers.Adam(float(recipe["learning_rate"])),

@@ -402,6 +402,13 @@ def plan(spec):
     hybrid_models = []
     if spec.get("hybrid") is not None:
         section = spec["hybrid"]
+        if isinstance(section, dict) and "budget_seconds" in section:
+            raise _error(
+                "hybrid trials train for a number of epochs (the precision schedule "
+                "anneals over them); budget_seconds is for baselines",
+                hint="give hybrid.epochs, and baselines.budget_seconds for equal "
+                "wall time",
+            )
         _check_keys("hybrid", section, HYBRID_KEYS)
         models = _list("hybrid", "models", section.get("models", ["lmu_quick"]))
         recipes = [_recipe(m, "hybrid.models") for m in models]
@@ -544,7 +551,15 @@ def trial_recipe(trial):
     from nengo_hybrid import zoo
     from nengo_hybrid.pipeline.specs import parse_schedule
 
-    recipe = zoo.read(trial.recipe_path)
+    path = pathlib.Path(trial.recipe_path)
+    # on another node of a cluster the recipe may live elsewhere: by name
+    recipe = zoo.read(path if path.is_file() else trial.model)
+    if _digest(recipe) != trial.recipe_digest:
+        raise SweepError(
+            f"recipe {recipe.path} on {socket.gethostname()} is not the one the sweep "
+            "was planned with (its settings differ)",
+            hint="use the same recipe files on every node",
+        )
     settings = dict(recipe.settings)
     data = dict(settings["data"])
     old_steps = settings.get("n_steps", (28 // int(data.get("pool", 1))) ** 2)
@@ -887,7 +902,7 @@ def _run_tasks(ray, sweep, out, todo, workers, threads, max_retries, progress, s
     queue = list(todo)
     inflight = {}
     bar = tqdm(total=len(sweep.trials), initial=summary["skipped"], desc="sweep",
-               unit="trial", disable=not progress, file=sys.stderr)  # fmt: skip
+               unit="trial", disable=not progress, file=sys.stderr, smoothing=0)  # fmt: skip
     try:
         while queue or inflight:
             while queue and len(inflight) < workers:

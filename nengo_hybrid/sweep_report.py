@@ -23,6 +23,7 @@ import datetime
 import json
 import pathlib
 
+import matplotlib.ticker
 import numpy as np
 
 from nengo_hybrid import io as nio
@@ -93,6 +94,8 @@ def trial_rows(sweep, out):
                 significant_bits=result.get("significant_bits"),
                 train_seconds=result.get("train_seconds"),
                 epochs_trained=result.get("epochs"),
+                n_train=result.get("n_train"),
+                n_test=result.get("n_test"),
                 versions=result.get("versions"),
                 folder=str(pathlib.Path(folder).relative_to(out)),
             )
@@ -124,6 +127,8 @@ def groups(rows):
                 epochs=first["epochs"],
                 budget_seconds=first["budget_seconds"],
                 data=sorted({r["data"] for r in members}),
+                n_train=sorted({r.get("n_train") for r in members if r.get("n_train")}),
+                n_test=sorted({r.get("n_test") for r in members if r.get("n_test")}),
                 seeds=sorted(r["seed"] for r in members),
                 n=len(members),
                 accuracy_mean=acc,
@@ -160,10 +165,15 @@ def _mark_pareto(found):
 # ------------------------------------------------------------------ the claim
 
 
-def _verdict(hybrid, lstm, gru):
-    if hybrid is None or lstm is None or gru is None:
+CELLS = ("lstm", "gru")
+CELL_NAMES = {"lstm": "LSTM", "gru": "GRU"}
+
+
+def _verdict(hybrid, others):
+    """``holds`` if ``hybrid`` beats every one of ``others``; n/a if one is missing."""
+    if hybrid is None or not others or any(o is None for o in others):
         return "n/a"
-    return "holds" if hybrid > lstm and hybrid > gru else "fails"
+    return "holds" if all(hybrid > o for o in others) else "fails"
 
 
 def _equal_time_match(hybrid_row, candidates):
@@ -232,6 +242,8 @@ def claims(rows, found):
 
 
 def _claim(comparison, base, best, hybrid, same, epochs):
+    # the baselines the sweep has (the claim is about both LSTM and GRU)
+    cells = [c for c in CELLS if any(r["kind"] == c for r in same)]
     per_seed = []
     for seed, h in sorted(hybrid.items()):
         entry = dict(
@@ -240,7 +252,7 @@ def _claim(comparison, base, best, hybrid, same, epochs):
             hybrid_bits=h["activity_bits"],
             hybrid_seconds=h["train_seconds"],
         )
-        for cell in ("lstm", "gru"):
+        for cell in CELLS:
             candidates = [r for r in same if r["kind"] == cell and r["seed"] == seed]
             if comparison == "equal epochs":
                 match = next((r for r in candidates if r["epochs"] == epochs), None)
@@ -251,36 +263,48 @@ def _claim(comparison, base, best, hybrid, same, epochs):
             entry[f"{cell}_epochs"] = match["epochs_trained"] if match else None
             entry[f"{cell}_trial"] = match["id"] if match else None
         entry["verdict"] = _verdict(
-            entry["hybrid_accuracy"], entry["lstm_accuracy"], entry["gru_accuracy"]
+            entry["hybrid_accuracy"], [entry[f"{c}_accuracy"] for c in cells]
         )
         per_seed.append(entry)
     complete = [e for e in per_seed if e["verdict"] != "n/a"]
     overall = dict(n_seeds=len(complete))
-    for name in ("hybrid", "lstm", "gru"):
+    for name in ("hybrid",) + CELLS:
         mean, sd = _mean_sd([e[f"{name}_accuracy"] for e in complete])
         overall[f"{name}_mean"], overall[f"{name}_sd"] = mean, sd
     overall["verdict"] = (
-        _verdict(overall["hybrid_mean"], overall["lstm_mean"], overall["gru_mean"])
+        _verdict(overall["hybrid_mean"], [overall[f"{c}_mean"] for c in cells])
         if complete
         else "n/a"
     )
-    note = None
-    if not complete:
-        note = (
-            "no LSTM and GRU trials with these epochs and seeds"
-            if comparison == "equal epochs"
-            else "no LSTM and GRU trials of these seeds trained as long as the hybrid "
-            "(add baselines.budget_seconds of at least the hybrid's training time)"
+    notes = []
+    missing = [CELL_NAMES[c] for c in CELLS if c not in cells]
+    if missing and cells:
+        notes.append(
+            f"compared with {' and '.join(CELL_NAMES[c] for c in cells)} only: the "
+            f"sweep has no {' or '.join(missing)} trials (the claim is about both)"
+        )
+    if not cells:
+        notes.append("the sweep has no LSTM or GRU trials")
+    elif len(complete) < len(per_seed):
+        notes.append(
+            f"{len(per_seed) - len(complete)} seed(s) without "
+            + (
+                "baselines of these epochs"
+                if comparison == "equal epochs"
+                else "baselines trained as long as the hybrid (give "
+                "baselines.budget_seconds at least the hybrid's training time)"
+            )
         )
     return dict(
         base,
         comparison=comparison,
         hybrid=best["label"],
         hybrid_group=best["group"],
+        compared_with=cells,
         per_seed=per_seed,
         overall=overall,
         verdict=overall["verdict"],
-        note=note,
+        note="; ".join(notes) or None,
     )
 
 
@@ -294,6 +318,8 @@ def _plot_styles(found):
 
 
 MARKERS = {"hybrid": "o", "rate_lmu": "s", "lstm": "D", "gru": "^"}
+#: the non-spiking models all send 32-bit floats: drawn slightly apart
+SPREAD = {"lstm": 0.92, "gru": 1.0, "rate_lmu": 1.08}
 
 
 def plot_accuracy_vs_bits(found, path):
@@ -309,7 +335,7 @@ def plot_accuracy_vs_bits(found, path):
         kind_name = "hybrid LMU" if g["kind"] == "hybrid" else g["label"].split(",")[0]
         label = f"{kind_name}, {g['n_steps']} steps"
         ax.errorbar(
-            g["bits_mean"],
+            g["bits_mean"] * SPREAD.get(g["kind"], 1.0),
             100 * g["accuracy_mean"],
             xerr=g["bits_sd"] or 0,
             yerr=100 * (g["accuracy_sd"] or 0),
@@ -333,7 +359,7 @@ def plot_accuracy_vs_bits(found, path):
             key=lambda g: g["bits_mean"],
         )
         if front:
-            xs = [g["bits_mean"] for g in front]
+            xs = [g["bits_mean"] * SPREAD.get(g["kind"], 1.0) for g in front]
             ys = [100 * g["accuracy_mean"] for g in front]
             ax.step(xs, ys, where="post", color=c, alpha=0.4, linewidth=1)
             ax.scatter(xs, ys, s=160, facecolors="none", edgecolors=c, linewidths=1.2,
@@ -342,11 +368,29 @@ def plot_accuracy_vs_bits(found, path):
     ax.text(PAPER_BITS, ax.get_ylim()[0], f" {PAPER_BITS} bits (paper)", fontsize=7,
             color="0.4", va="bottom")  # fmt: skip
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("activity bits (mean ± sd over seeds; non-spiking: 32-bit float)")
+    ax.set_xlabel(
+        "activity bits (mean ± sd over seeds; non-spiking: 32-bit floats, drawn apart)"
+    )
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _short(g):
+    name = {"lstm": "LSTM", "gru": "GRU", "rate_lmu": "LMU"}.get(g["kind"])
+    name = name or f"p={g['precision']:g}"
+    budget = f"{g['epochs']} ep" if g["epochs"] else f"{g['budget_seconds']:g} s"
+    return f"{name}, {budget}"
+
+
+def _kind_legend(ax, found, color):
+    names = {"hybrid": "hybrid LMU", "lstm": "LSTM", "gru": "GRU", "rate_lmu": "LMU"}
+    shown = sorted({(g["kind"], g["n_steps"]) for g in found}, key=lambda k: k[1])
+    for kind, steps in shown:
+        ax.plot([], [], MARKERS.get(kind, "o"), color=color[steps],
+                label=f"{names.get(kind, kind)}, {steps} steps")  # fmt: skip
+    ax.legend(fontsize=7, loc="best")
 
 
 def plot_accuracy_vs_time(found, path):
@@ -368,13 +412,17 @@ def plot_accuracy_vs_time(found, path):
             capsize=2,
         )
         ax.annotate(
-            g["label"].replace("hybrid ", "").split(" (")[0] + f", {g['n_steps']} st",
+            _short(g),
             (g["train_seconds_mean"], 100 * g["accuracy_mean"]),
             fontsize=6,
             xytext=(4, 3),
             textcoords="offset points",
         )
-    ax.set_xscale("log")
+    _kind_legend(ax, found, color)
+    times = [g["train_seconds_mean"] for g in found if g["train_seconds_mean"]]
+    if times and max(times) > 10 * min(times):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("training time (s, mean ± sd over seeds)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
@@ -394,18 +442,44 @@ def _fmt(value, spec):
     return "n/a" if value is None else format(value, spec)
 
 
+def _legend(values, prefix):
+    return {v: f"{prefix}{i + 1}" for i, v in enumerate(sorted(values))}
+
+
 def render_markdown(record):
     """``sweep.md`` from the ``sweep.json`` record."""
     lines = [f"# Sweep `{record['name']}`", ""]
     status = record["status"]
+    data = _legend(record["data"], "D")
+    versions = _legend(
+        {short_versions(r["versions"]) for r in record["trials"] if r["versions"]}, "V"
+    )
     lines.append(
         f"{status['trials']} trials: {status['done']} done, {status['failed']} failed, "
-        f"{status['not_run']} not run or unfinished. Data: "
-        + "; ".join(record["data"])
-        + "."
+        f"{status['not_run']} not run or unfinished."
     )
     lines.append("")
+    lines += [f"* {key}: {text}" for text, key in data.items()]
+    lines += [f"* {key}: {text}" for text, key in versions.items()]
+    lines.append("")
+
+    def data_cell(texts, n_train, n_test):
+        cell = ", ".join(data.get(t, t) for t in texts)
+        if n_train:
+            cell += f" (train {'/'.join(map(str, n_train))}"
+            cell += f", test {'/'.join(map(str, n_test))})" if n_test else ")"
+        return cell
+
+    def as_list(value):
+        return [] if value is None else value if isinstance(value, list) else [value]
+
     for session in record["sessions"]:
+        if not session["started"]:
+            lines.append(
+                f"* session {session['finished']}: nothing to run "
+                f"({session['skipped']} trials finished before)"
+            )
+            continue
         lines.append(
             f"* session {session['finished']}: {session['started']} trials started, "
             f"{session['skipped']} finished before, {session['done']} done, "
@@ -424,8 +498,9 @@ def render_markdown(record):
             f"{_pm(g['accuracy_mean'], g['accuracy_sd'])} | "
             f"{_pm(g['bits_mean'], g['bits_sd'], spec='.2f')} | "
             f"{_pm(g['train_seconds_mean'], g['train_seconds_sd'], spec='.0f')} | "
-            f"{'yes' if g['pareto'] else ''} | {'; '.join(g['data'])} | "
-            f"{'; '.join(g['versions'])} |"
+            f"{'yes' if g['pareto'] else ''} | "
+            f"{data_cell(g['data'], g['n_train'], g['n_test'])} | "
+            f"{', '.join(versions.get(v, v) for v in g['versions'])} |"
         )
     lines += ["", "## The paper's claim", ""]
     lines.append(
@@ -441,15 +516,20 @@ def render_markdown(record):
             f"**{c['n_steps']} steps, {c['epochs']} epochs, {c['comparison']}**: "
             f"{c['verdict']}"
         )
-        if c.get("hybrid"):
+        if c.get("hybrid") and c["overall"]["n_seeds"]:
             o = c["overall"]
+            parts = [f"{c['hybrid']}: {_pm(o['hybrid_mean'], o['hybrid_sd'])}"]
+            parts += [
+                f"{CELL_NAMES[cell]} {_pm(o[cell + '_mean'], o[cell + '_sd'])}"
+                for cell in c["compared_with"]
+            ]
+            held = sum(e["verdict"] == "holds" for e in c["per_seed"])
             head += (
-                f" over {o['n_seeds']} seed(s) ({c['hybrid']}: "
-                f"{_pm(o['hybrid_mean'], o['hybrid_sd'])}; LSTM "
-                f"{_pm(o['lstm_mean'], o['lstm_sd'])}; GRU {_pm(o['gru_mean'], o['gru_sd'])})"
+                f" over {o['n_seeds']} seed(s) by mean accuracy ({'; '.join(parts)}); "
+                f"per seed it holds for {held} of {len(c['per_seed'])}"
             )
         if c.get("note"):
-            head += f". {c['note']}"
+            head += f". {c['note'][0].upper()}{c['note'][1:]}"
         lines += [head, ""]
         if c.get("per_seed"):
             lines.append(
@@ -481,7 +561,8 @@ def render_markdown(record):
             f"| [{r['label']}]({r['folder']}) | {r['seed']} | {status} | "
             f"{_fmt(r['test_accuracy'], '.3f')} | {_fmt(r['activity_bits'], '.2f')} | "
             f"{_fmt(r['epochs_trained'], 'd')} | {_fmt(r['train_seconds'], '.0f')} | "
-            f"{r['data']} | {short_versions(r['versions'])} |"
+            f"{data_cell([r['data']], as_list(r['n_train']), as_list(r['n_test']))} | "
+            f"{versions.get(short_versions(r['versions']), '')} |"
         )
     lines += ["", "## Plots", ""]
     for name, caption in record["plots"].items():

@@ -123,6 +123,7 @@ def test_trial_recipe_follows_the_sequence_length(recipe):
         (dict(baselines=dict(models=["transformer"])), "unknown baseline"),
         (dict(baselines=dict(models=["gru"], budget_seconds=[-5])), "positive"),
         (dict(epochs=0), "epochs"),
+        (dict(hybrid=dict(precisions=[2], budget_seconds=[9])), "budget_seconds"),
         (dict(precision=[2]), "unknown key"),
         (dict(data="/no/such/mnist.npz"), "no such file"),
     ],
@@ -156,7 +157,7 @@ def test_example_spec_plans(capsys):
     example = pathlib.Path(__file__).parents[1] / "sweeps" / "quick.yaml"
     code, out, _ = run_cli(capsys, "sweep", example, "--dry-run")
     assert code == 0
-    assert out.count("todo") == 6 and "gru-49steps" in out
+    assert out.count("todo") == 8 and "gru-49steps" in out
 
 
 def test_help_shows_a_spec(capsys):
@@ -182,6 +183,7 @@ def finished(recipe, tmp_path_factory, local_ray):
         hybrid=dict(models=[str(recipe), str(broken)], pools=[7], precisions=[2]),
         baselines=dict(models=["gru"], recipe=str(recipe), epochs=[1]),
         report=True,
+        check=True,
     )
     planned = sweep.plan(spec)
     out = folder / "out"
@@ -201,7 +203,7 @@ def test_sweep_runs_on_local_ray_and_aggregates(finished):
     folder = out / "trials" / hybrid["id"]
     # an ordinary run folder: the stages' files, and the report works on it
     for name in ("train.json", "checkpoint.npz", "frozen.npz", "evaluate.json",
-                 "report.md"):  # fmt: skip
+                 "check.json", "report.md"):  # fmt: skip
         assert (folder / name).exists(), name
     assert hybrid["result"]["epochs"] == 1
     assert 0 <= hybrid["result"]["test_accuracy"] <= 1
@@ -357,4 +359,5 @@ def test_aggregate_marks_the_pareto_front():
     )
     (claim,) = [c for c in sweep_report.claims(rows, list(found.values()))
                 if c["comparison"] == "equal epochs"]  # fmt: skip
-    assert claim["hybrid"] == "hybrid 3.5" and claim["verdict"] == "n/a"  # no LSTM
+    assert claim["hybrid"] == "hybrid 3.5" and claim["verdict"] == "holds"
+    assert claim["compared_with"] == ["gru"] and "no LSTM" in claim["note"]
