@@ -194,9 +194,9 @@ def _stop(history, epochs, budget_seconds, max_epochs):
         return True
     if done == 0:
         return False
-    spent = sum(record["seconds"] for record in history)
-    # stop when one more (average) epoch would overrun the budget
-    return spent + spent / done > budget_seconds
+    # at least the budget (the last epoch may overrun it): a baseline given
+    # the hybrid's time is never given less
+    return sum(record["seconds"] for record in history) >= budget_seconds
 
 
 def train(
@@ -224,9 +224,9 @@ def train(
     epochs : int, optional
         Train this many epochs ...
     budget_seconds : float, optional
-        ... or until one more epoch would take the training time (the sum of
-        the epochs' times, validation included) past this budget (at least one
-        epoch, at most ``max_epochs``).
+        ... or until the training time (the sum of the epochs' times,
+        validation included) reaches this budget: the last epoch may overrun
+        it (at least one epoch, at most ``max_epochs``).
     checkpoint : str or Path, optional
         Written after every epoch; resumed from if it exists.
     n_train, n_test : int, optional

@@ -77,7 +77,7 @@ sweep spec (YAML or JSON; every key but one of hybrid/baselines is optional):
     models: [lstm, gru, rate_lmu]
     recipe: lmu_quick          # sizes from this recipe (default: first hybrid model)
     epochs: [10]               # equal epochs ...
-    budget_seconds: [600]      # ... and/or equal wall time: train up to this long
+    budget_seconds: [match]    # ... and/or equal wall time: the hybrid's, or seconds
   check: false                 # hybrid trials: hardware check; deploy: emulator
   Trials go to OUT/trials/ID; finished ones are skipped when the sweep runs
   again, interrupted ones resume from their checkpoints, failed ones run again.

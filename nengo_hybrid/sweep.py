@@ -19,7 +19,8 @@ completely and expands it into `Trial` objects before anything runs::
       models: [lstm, gru, rate_lmu]
       recipe: lmu_quick         # hidden size, minibatch, learning rate, seed
       epochs: [10]              # equal epochs
-      budget_seconds: [600]     # and/or equal wall time: train up to this long
+      budget_seconds: [match]   # and/or equal wall time: train as long as the
+                                # hybrids of that pool and seed (or N seconds)
     check: false                # hybrid trials: also run the hardware check
     deploy: false               #   ... and the emulator
     report: true                #   ... and write report.md
@@ -81,6 +82,8 @@ TOP_KEYS = {
 }
 HYBRID_KEYS = ("models", "pools", "precisions", "schedules", "epochs", "seeds")
 BASELINE_KEYS = ("models", "recipe", "pools", "epochs", "budget_seconds", "seeds")
+#: ``budget_seconds: match``: the training time of the sweep's hybrid trials
+MATCH = "match"
 
 
 class SweepError(UserError):
@@ -115,7 +118,10 @@ class Trial:
         ``embedded``, ``mnist`` or a path.
     epochs : int or None
         Epochs; ``None`` when ``budget_seconds`` is set (baselines only).
-    budget_seconds : float or None
+    budget_seconds : float, "match" or None
+        Train until the training time reaches this; ``"match"``: the longest
+        training time of the sweep's hybrid trials of the same pooling and
+        seed (resolved when they have finished).
     max_epochs : int
         Most epochs of a budget trial.
     precision : float or None
@@ -165,17 +171,26 @@ class Trial:
         """Readable folder name plus a hash of `identity`."""
         text = json.dumps(self.identity(), sort_keys=True)
         digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-        budget = (
-            f"e{self.epochs}"
-            if self.epochs is not None
-            else f"b{self.budget_seconds:g}s"
-        )
+        budget = f"e{self.epochs}" if self.epochs is not None else f"b{self.budget}s"
         if self.kind == HYBRID:
             sched = self.schedule.split(":")[0]
             head = f"{self.model}-{self.n_steps}steps-p{self.precision:g}-{sched}"
         else:
             head = f"{self.kind}-{self.n_steps}steps"
         return f"{head}-{budget}-seed{self.seed}-{digest}"
+
+    @property
+    def budget(self):
+        """``budget_seconds`` as text (``"match"`` or the number)."""
+        b = self.budget_seconds
+        return b if b == MATCH else f"{b:g}"
+
+    def matches(self, other):
+        """Whether hybrid trial ``other`` sets the time of this ``match`` trial."""
+        return other.kind == HYBRID and all(
+            getattr(other, k) == getattr(self, k)
+            for k in ("pool", "seed", "data", "n_train")
+        )
 
     @property
     def group(self):
@@ -188,6 +203,8 @@ class Trial:
         budget = (
             f"{self.epochs} ep"
             if self.epochs is not None
+            else "hybrid's time"
+            if self.budget_seconds == MATCH
             else f"{self.budget_seconds:g} s"
         )
         if self.kind == HYBRID:
@@ -453,11 +470,12 @@ def plan(spec):
         else:
             recipe = _recipe("lmu_quick", "baselines.recipe")
         pools = _pools("baselines", section, recipe, spec.get("hybrid"))
+        budgets = _list("baselines", "budget_seconds", section.get("budget_seconds"))
+        budgets = budgets or []
+        match = MATCH in budgets
         budgets = _positive(
-            "baselines",
-            "budget_seconds",
-            _list("baselines", "budget_seconds", section.get("budget_seconds")) or [],
-        )
+            "baselines", "budget_seconds", [b for b in budgets if b != MATCH]
+        ) + ([MATCH] if match else [])
         section_epochs = (
             _epochs("baselines", section, epochs)
             if "epochs" in section or not budgets
@@ -477,6 +495,15 @@ def plan(spec):
                         )
     if not trials:
         raise _error("the grid is empty: no trials")
+    hybrids = [t for t in trials if t.kind == HYBRID]
+    for t in trials:
+        if t.budget_seconds == MATCH and not any(t.matches(h) for h in hybrids):
+            raise _error(
+                f"baselines.budget_seconds: match needs hybrid trials of the same "
+                f"pooling and seed, and there is none for {t.label}, pool {t.pool}, "
+                f"seed {t.seed}",
+                hint="give the baselines the hybrid's pools and seeds, or a number",
+            )
     ids = [t.id for t in trials]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -698,7 +725,7 @@ def _run_hybrid(trial, folder):
     return result
 
 
-def _run_baseline(trial, folder):
+def _run_baseline(trial, folder, budget=None):
     from nengo_hybrid import baselines
     from nengo_hybrid.pipeline.runs import load_data
 
@@ -709,7 +736,9 @@ def _run_baseline(trial, folder):
         recipe,
         dataset,
         epochs=trial.epochs,
-        budget_seconds=trial.budget_seconds,
+        budget_seconds=budget
+        if trial.budget_seconds == MATCH
+        else trial.budget_seconds,
         max_epochs=trial.max_epochs,
         checkpoint=folder / BASELINE_CHECKPOINT,
         n_train=trial.n_train,
@@ -717,10 +746,14 @@ def _run_baseline(trial, folder):
     )
     result["data"] = dataset.description
     result["dataset"] = dataset.to_dict()
+    if trial.budget_seconds is not None:
+        result["budget_seconds"] = (
+            budget if trial.budget_seconds == MATCH else trial.budget_seconds
+        )
     return result
 
 
-def run_trial(trial, folder, threads=None):
+def run_trial(trial, folder, threads=None, budget=None):
     """Run (or resume) one trial in ``folder``; returns its ``trial.json`` record.
 
     Errors are recorded (``status: failed`` with the error and traceback), not
@@ -734,6 +767,8 @@ def run_trial(trial, folder, threads=None):
         The trial's folder (created; it resumes from what is there).
     threads : int, optional
         TensorFlow threads (default: leave TensorFlow's setting alone).
+    budget : float, optional
+        The resolved ``budget_seconds`` of a ``match`` trial.
     """
     if isinstance(trial, dict):
         trial = Trial.from_dict(trial)
@@ -762,11 +797,15 @@ def run_trial(trial, folder, threads=None):
     )
     _write_trial(folder, record)
     tic = time.perf_counter()
-    runner = _run_hybrid if trial.kind == HYBRID else _run_baseline
     try:
+        if trial.budget_seconds == MATCH and not budget:
+            raise ValueError("no training time to match: the hybrid trials failed")
         with open(folder / TRIAL_LOG, "a", encoding="utf-8") as log:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-                result = runner(trial, folder)
+                if trial.kind == HYBRID:
+                    result = _run_hybrid(trial, folder)
+                else:
+                    result = _run_baseline(trial, folder, budget)
         result.update(seed=trial.seed, versions=_versions())
         record.update(status="done", result=result)
     except KeyboardInterrupt:
@@ -788,8 +827,27 @@ def run_trial(trial, folder, threads=None):
 # --------------------------------------------------------------- sweep: run
 
 
-def _ray_task(trial, folder, threads):  # runs in a Ray worker
-    return run_trial(trial, folder, threads=threads)
+def _ray_task(trial, folder, threads, budget):  # runs in a Ray worker
+    return run_trial(trial, folder, threads=threads, budget=budget)
+
+
+def _matched_budget(sweep, out, trial, waiting):
+    """``(ready, seconds)``: the longest training time of the matching hybrids.
+
+    Ready when no matching hybrid trial is still to run (``waiting``: trials
+    queued or running); ``seconds`` is None if none of them is done.
+    """
+    times = []
+    for other in sweep.trials:
+        if trial.matches(other):
+            if other in waiting:
+                return False, None
+            record = read_trial(sweep.folder(out, other)) or {}
+            if record.get("status") not in ("done", "failed"):
+                return False, None
+            if record.get("status") == "done":
+                times.append(record["result"]["train_seconds"])
+    return True, (max(times) if times else None)
 
 
 @contextlib.contextmanager
@@ -905,12 +963,23 @@ def _run_tasks(ray, sweep, out, todo, workers, threads, max_retries, progress, s
                unit="trial", disable=not progress, file=sys.stderr, smoothing=0)  # fmt: skip
     try:
         while queue or inflight:
-            while queue and len(inflight) < workers:
-                trial = queue.pop(0)
+            for trial in list(queue):
+                if len(inflight) >= workers:
+                    break
+                budget = None
+                if trial.budget_seconds == MATCH:  # after its hybrids
+                    waiting = set(queue) | set(inflight.values())
+                    ready, budget = _matched_budget(sweep, out, trial, waiting)
+                    if not ready:
+                        continue
+                queue.remove(trial)
                 folder = sweep.folder(out, trial)
-                inflight[task.remote(trial.to_dict(), str(folder), threads)] = trial
+                args = (trial.to_dict(), str(folder), threads, budget)
+                inflight[task.remote(*args)] = trial
                 summary["started"] += 1
             bar.set_postfix_str(f"running {len(inflight)}, failed {summary['failed']}")
+            if not inflight:  # match trials wait only for hybrids in this queue
+                raise RuntimeError("sweep: trials wait for hybrids that never run")
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
             for ref in ready:
                 trial = inflight.pop(ref)

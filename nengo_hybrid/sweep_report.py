@@ -380,7 +380,14 @@ def plot_accuracy_vs_bits(found, path):
 def _short(g):
     name = {"lstm": "LSTM", "gru": "GRU", "rate_lmu": "LMU"}.get(g["kind"])
     name = name or f"p={g['precision']:g}"
-    budget = f"{g['epochs']} ep" if g["epochs"] else f"{g['budget_seconds']:g} s"
+    budget = g["budget_seconds"]
+    budget = (
+        f"{g['epochs']} ep"
+        if g["epochs"]
+        else "hybrid's time"
+        if budget == "match"
+        else f"{budget:g} s"
+    )
     return f"{name}, {budget}"
 
 

@@ -53,8 +53,8 @@ def test_budget_stops_before_overrunning(setup):
                              n_test=100)  # fmt: skip
     assert result["epochs"] == 1  # at least one epoch, then the budget is spent
     history = [{"seconds": 2.0}] * 3
-    assert not baselines._stop(history, None, 8.5, 100)  # 6 + 2 <= 8.5
-    assert baselines._stop(history, None, 7.5, 100)
+    assert not baselines._stop(history, None, 6.5, 100)  # 6 s < 6.5 s: one more
+    assert baselines._stop(history, None, 6.0, 100)
     assert baselines._stop(history, None, 1e9, 3)  # max_epochs
 
 

@@ -76,17 +76,17 @@ def test_plan_expands_the_grid(recipe):
                 schedules=["geometric", "constant", "linear:32"],
             ),
             baselines=dict(
-                models=["gru", "lstm", "rate_lmu"], epochs=[2], budget_seconds=[30]
+                models=["gru", "lstm", "rate_lmu"],
+                epochs=[2],
+                budget_seconds=[30, "match"],
             ),
         )  # fmt: skip
     )
     kinds = [t.kind for t in planned.trials]
-    assert (
-        kinds.count("hybrid") == 2 * 2 * 2 * 3
-    )  # pools x precisions x schedules x seeds
-    assert (
-        kinds.count("gru") == 2 * 2 * 2
-    )  # pools (from hybrid) x (epochs, budget) x seeds
+    # pools x precisions x schedules x seeds
+    assert kinds.count("hybrid") == 2 * 2 * 2 * 3
+    # pools (from hybrid) x (epochs, 2 budgets) x seeds
+    assert kinds.count("gru") == 2 * 3 * 2
     assert len({t.id for t in planned.trials}) == len(planned.trials)
     by_id = {t.id: t for t in planned.trials}
     steps = {t.pool: t.n_steps for t in planned.trials}
@@ -95,6 +95,10 @@ def test_plan_expands_the_grid(recipe):
     assert {"geometric:16:4", "constant:1", "linear:32:4"} <= schedules
     budgets = [t for t in planned.trials if t.budget_seconds is not None]
     assert budgets and all(t.epochs is None for t in budgets)
+    match = [t for t in budgets if t.budget_seconds == "match"]
+    assert match and "bmatchs" in match[0].id and "hybrid's time" in match[0].label
+    hybrids = [t for t in planned.trials if match[0].matches(t)]
+    assert len(hybrids) == 2 * 3 and {t.seed for t in hybrids} == {match[0].seed}
     # the same spec is the same trials (same folders): what resuming relies on
     assert [t.id for t in sweep.plan(planned.spec).trials] == list(by_id)
 
@@ -122,6 +126,7 @@ def test_trial_recipe_follows_the_sequence_length(recipe):
         (dict(hybrid=dict(precisions=[2], schedules=["zigzag"])), "schedule"),
         (dict(baselines=dict(models=["transformer"])), "unknown baseline"),
         (dict(baselines=dict(models=["gru"], budget_seconds=[-5])), "positive"),
+        (dict(hybrid=None, baselines=dict(budget_seconds=["match"])), "match needs"),
         (dict(epochs=0), "epochs"),
         (dict(hybrid=dict(precisions=[2], budget_seconds=[9])), "budget_seconds"),
         (dict(precision=[2]), "unknown key"),
@@ -181,7 +186,9 @@ def finished(recipe, tmp_path_factory, local_ray):
     spec = spec_for(
         recipe,
         hybrid=dict(models=[str(recipe), str(broken)], pools=[7], precisions=[2]),
-        baselines=dict(models=["gru"], recipe=str(recipe), epochs=[1]),
+        baselines=dict(
+            models=["gru"], recipe=str(recipe), epochs=[1], budget_seconds=["match"]
+        ),
         report=True,
         check=True,
     )
@@ -195,8 +202,8 @@ def finished(recipe, tmp_path_factory, local_ray):
 
 def test_sweep_runs_on_local_ray_and_aggregates(finished):
     planned, out, summary = finished
-    assert len(planned.trials) == 3
-    assert summary["started"] == 3 and summary["done"] == 2 and summary["failed"] == 1
+    assert len(planned.trials) == 4
+    assert summary["started"] == 4 and summary["done"] == 3 and summary["failed"] == 1
     found = records(out, planned)
     hybrid = next(r for r in found.values() if r["trial"]["model"] == "tiny")
     assert hybrid["status"] == "done"
@@ -208,18 +215,33 @@ def test_sweep_runs_on_local_ray_and_aggregates(finished):
     assert hybrid["result"]["epochs"] == 1
     assert 0 <= hybrid["result"]["test_accuracy"] <= 1
     assert hybrid["attempts"][0]["pid"] != os.getpid()  # ran in a Ray worker
-    gru = next(r for r in found.values() if r["trial"]["kind"] == "gru")
+    gru = next(
+        r
+        for r in found.values()
+        if r["trial"]["kind"] == "gru" and r["trial"]["epochs"]
+    )
     assert gru["status"] == "done" and gru["result"]["activity_bits"] == 32
+    # equal wall time: trained (at least) as long as the hybrid that finished
+    match = next(r for r in found.values() if r["trial"]["budget_seconds"] == "match")
+    assert match["status"] == "done"
+    assert match["result"]["budget_seconds"] == hybrid["result"]["train_seconds"]
+    assert match["result"]["train_seconds"] >= hybrid["result"]["train_seconds"]
 
     record = json.loads((out / "sweep.json").read_text())
-    assert record["status"] == dict(trials=3, done=2, failed=1, not_run=0)
+    assert record["status"] == dict(trials=4, done=3, failed=1, not_run=0)
     assert {g["kind"] for g in record["groups"]} == {"hybrid", "gru"}
     for row in record["trials"]:
         assert "seed" in row and "data" in row
     done = [r for r in record["trials"] if r["status"] == "done"]
     assert all("16 steps" in r["data"] and r["versions"]["nengo-dl"] for r in done)
     assert any(g["pareto"] for g in record["groups"])
-    assert record["claims"] and record["claims"][0]["comparison"] == "equal epochs"
+    claims = {c["comparison"]: c for c in record["claims"]}
+    assert claims["equal epochs"]["per_seed"][0]["gru_trial"] == gru["id"]
+    assert claims["equal wall time"]["per_seed"][0]["gru_trial"] in (
+        gru["id"],  # if one epoch took about as long as the hybrid's training
+        match["id"],
+    )
+    assert claims["equal wall time"]["compared_with"] == ["gru"]
     text = (out / "sweep.md").read_text()
     assert "Pareto" in text and "The paper's claim" in text
     for name in ("accuracy_vs_bits.png", "accuracy_vs_time.png"):
@@ -242,7 +264,7 @@ def test_rerunning_a_finished_sweep_starts_no_trial(finished, capsys):
     before = {t.id: (planned.folder(out, t) / "trial.json").stat().st_mtime_ns
               for t in ok}  # fmt: skip
     summary = sweep.run(done, out, progress=False)
-    assert summary["started"] == 0 and summary["skipped"] == 2
+    assert summary["started"] == 0 and summary["skipped"] == 3
     after = {t.id: (planned.folder(out, t) / "trial.json").stat().st_mtime_ns
              for t in ok}  # fmt: skip
     assert after == before
