@@ -48,6 +48,9 @@ def main(argv=None):
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench-sweep"))
     parser.add_argument("--reuse", action="store_true")
     parser.add_argument("--results", default=str(RESULTS / "psmnist_sweep"))
+    parser.add_argument(
+        "--note", default="", help="a paragraph added under the timing table"
+    )
     args = parser.parse_args(argv)
 
     from nengo_hybrid.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -81,6 +84,7 @@ def main(argv=None):
     last = runs[-1]
     spec_text = Path(args.spec).read_text()
     result = dict(
+        note=args.note,
         spec=spec_text,
         spec_path=str(Path(args.spec).resolve().relative_to(ROOT)),
         runs=[{k: v for k, v in r.items() if k != "record"} for r in runs],
@@ -130,6 +134,8 @@ def main(argv=None):
         "aggregation). The machine has 2 cores shared with other jobs, so times are "
         "indicative. Below: the aggregated results of the "
         f"{last['workers']}-worker sweep (its `sweep.md`; trial folders not committed).",
+        "",
+        args.note,
         "",
         body.replace("# Sweep", "## Sweep", 1).replace("\n## ", "\n### "),
     ]
