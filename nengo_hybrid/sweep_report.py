@@ -345,14 +345,14 @@ def plot_accuracy_vs_bits(found, path):
             label=None if label in seen else label,
         )
         seen.add(label)
-        if g["kind"] == "hybrid":
-            ax.annotate(
-                f"p={g['precision']:g}",
-                (g["bits_mean"], 100 * g["accuracy_mean"]),
-                fontsize=7,
-                xytext=(4, -9),
-                textcoords="offset points",
-            )
+        ax.annotate(
+            f"p={g['precision']:g}" if g["kind"] == "hybrid" else _short(g),
+            (g["bits_mean"] * SPREAD.get(g["kind"], 1.0), 100 * g["accuracy_mean"]),
+            fontsize=7,
+            xytext=(4, -9) if g["kind"] == "hybrid" else (-6, -9),
+            ha="left" if g["kind"] == "hybrid" else "right",
+            textcoords="offset points",
+        )
     for steps, c in color.items():
         front = sorted(
             (g for g in found if g["pareto"] and g["n_steps"] == steps),
