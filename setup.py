@@ -23,6 +23,8 @@ install_requires = [
 extras_require = {
     "gui": ["nengo-gui==0.6.0"],
     "baselines": ["keras-lmu==0.7.0", "keras-spiking==0.3.0"],
+    # `nengo-hybrid sweep`: trials as Ray tasks (core Ray pins no numpy); YAML specs
+    "sweep": ["ray>=2.50,<3", "pyyaml>=6"],
     # browser test drives Debian chromium; ruff is the formatter and linter (ruff.toml)
     "tests": ["pytest>=7", "playwright>=1.40", "ruff>=0.6"],
 }

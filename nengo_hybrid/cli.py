@@ -61,6 +61,30 @@ precision schedules (--schedule KIND[:START[:END]] or a JSON file):
   Default: the model recipe's schedule.
 """
 
+SWEEP_HELP = """\
+sweep spec (YAML or JSON; every key but one of hybrid/baselines is optional):
+  name: quick                  # default: the file name; default --out runs/sweeps/NAME
+  data: embedded               # embedded | mnist | PATH, as --data
+  seeds: [0, 1, 2]
+  epochs: 10                   # every trial's epochs (a section may override)
+  n_train: 2000                # first N training examples (default all)
+  n_test: 500                  # first N test examples (default all)
+  hybrid:                      # hybrid-spiking LMUs, each an ordinary run folder
+    models: [lmu_quick]        # psmnist recipes: names or paths
+    pools: [4, 2, 1]           # pooling: 49, 196 or 784 steps (default: recipe's)
+    precisions: [1, 2, 4, 8]   # final precision: where the schedule ends
+    schedules: [geometric]     # geometric|linear|cosine[:START] or constant
+  baselines:                   # non-spiking, same data, hidden size and optimizer
+    models: [lstm, gru, rate_lmu]
+    recipe: lmu_quick          # sizes from this recipe (default: first hybrid model)
+    epochs: [10]               # equal epochs ...
+    budget_seconds: [match]    # ... and/or equal wall time: the hybrid's, or seconds
+  check: false                 # hybrid trials: hardware check; deploy: emulator
+  Trials go to OUT/trials/ID; finished ones are skipped when the sweep runs
+  again, interrupted ones resume from their checkpoints, failed ones run again.
+  Results: OUT/sweep.md, OUT/sweep.json, OUT/plots/ (accuracy vs bits, Pareto).
+"""
+
 
 GUI_HELP = """\
 Nengo GUI (the 'gui' extra: pip install nengo-hybrid[gui]) opens MODEL.py with
@@ -128,6 +152,14 @@ def _int_at_least(minimum, wording):
 
 _positive_int = _int_at_least(1, "at least 1")
 _nonneg_int = _int_at_least(0, "0 or more")
+
+
+def _ray_address(text):
+    """An argparse type: ``auto`` or ``HOST:PORT`` (also ``ray://HOST:PORT``)."""
+    host, _, port = text.rpartition(":")
+    if text == "auto" or (host and port.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"expected auto or HOST:PORT, got {text!r}")
 
 
 def _add_model(p):
@@ -313,6 +345,18 @@ SUBCOMMANDS = {
         "write report.md, report.json and plots/ from a run folder's results",
         _examples("nengo-hybrid report --run runs/a"),
     ),
+    "sweep": (
+        "run a grid of trials (precisions, seeds, baselines) on Ray; resumable",
+        _examples(
+            "nengo-hybrid sweep sweeps/quick.yaml              # local Ray, one trial per core",
+            "nengo-hybrid sweep sweeps/quick.yaml --workers 1 --out runs/sweeps/q1",
+            "nengo-hybrid sweep grid.json --address auto       # join a running Ray cluster",
+            "nengo-hybrid sweep grid.yaml --dry-run            # list the trials, run nothing",
+            "nengo-hybrid sweep grid.yaml --aggregate          # rewrite sweep.md from results",
+        )
+        + "\n"
+        + SWEEP_HELP,
+    ),
     "run": (
         "the main job: train, evaluate, check, deploy and report in one run folder",
         _examples(
@@ -412,6 +456,45 @@ def build_parser():
     )
     p = parsers["report"]
     _add_run(p)
+    p = parsers["sweep"]
+    p.add_argument("spec", metavar="SPEC", help="sweep spec, .yaml or .json")
+    p.add_argument(
+        "--address",
+        type=_ray_address,
+        metavar="auto|HOST:PORT",
+        help="join this Ray cluster (`ray start --head` prints it; auto: the one "
+        "running on this machine) (default: start Ray locally)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="sweep folder: trials/, sweep.md, sweep.json, plots/ (default: "
+        "runs/sweeps/NAME, NAME from the spec); run again to resume",
+    )
+    p.add_argument(
+        "--workers",
+        "-w",
+        type=_positive_int,
+        metavar="N",
+        help="trials at once (default: one per core of this machine or the cluster)",
+    )
+    p.add_argument(
+        "--max-retries",
+        type=_nonneg_int,
+        default=2,
+        metavar="N",
+        help="times Ray re-runs a trial whose worker process died",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--dry-run", action="store_true", help="list the trials and exit"
+    )
+    group.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="only rewrite sweep.json, sweep.md and plots from finished trials",
+    )
     p = parsers["run"]
     _add_model(p), _add_data(p), _add_train_opts(p), _add_n_test(p), _add_profile(p)
     _add_strategy(p), _add_deploy_opts(p), _add_seed(p), _add_out(p)
@@ -659,6 +742,47 @@ def cmd_report(args):
     return EXIT_OK
 
 
+def cmd_sweep(args):
+    """``nengo-hybrid sweep``: plan the grid, run it on Ray, aggregate."""
+    from nengo_hybrid import sweep, sweep_report
+
+    planned = sweep.plan(sweep.load_spec(args.spec))  # every spec error, up front
+    out = pathlib.Path(args.out or pathlib.Path("runs") / "sweeps" / planned.name)
+    todo = sweep.pending(planned, out)
+    if args.dry_run:
+        for trial in planned.trials:
+            state = "todo" if trial in todo else "done"
+            print(f"{state}  {trial.id}  {trial.label}")
+        _log(f"{len(planned.trials)} trials, {len(todo)} to run, in {out}/trials")
+        return EXIT_OK
+    if args.aggregate:
+        record = sweep_report.aggregate(planned, out)
+        _log(f"{record['status']['done']} of {len(planned.trials)} trials done; "
+             f"wrote {out}/sweep.md")  # fmt: skip
+        return EXIT_OK
+    _log(
+        f"sweep {planned.name}: {len(planned.trials)} trials, "
+        f"{len(planned.trials) - len(todo)} finished before, on "
+        f"{'Ray at ' + args.address if args.address else 'a local Ray'} -> {out}"
+    )
+    summary = sweep.run(
+        planned,
+        out,
+        workers=args.workers,
+        address=args.address,
+        max_retries=args.max_retries,
+    )
+    _log(
+        f"{summary['started']} trials run ({summary['done']} done, {summary['failed']} "
+        f"failed), {summary['skipped']} finished before, in {summary['seconds']:.0f} s; "
+        f"wrote {out}/sweep.md"
+    )
+    if summary["failed"]:
+        _log(f"the errors are in {out}/sweep.md and each trial's trial.json")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def cmd_run(args):
     """``nengo-hybrid run``: train (and freeze), evaluate, check, deploy, report.
 
@@ -781,6 +905,7 @@ COMMANDS = {
     "report": cmd_report,
     "run": cmd_run,
     "gui": cmd_gui,
+    "sweep": cmd_sweep,
 }
 
 

@@ -44,6 +44,9 @@ def test_import_nengo_hybrid_is_light():
         "nengo_hybrid.hardware.strategies",
         "nengo_hybrid.hardware.profiles",
         "nengo_hybrid.hardware.plans",
+        "nengo_hybrid.baselines",
+        "nengo_hybrid.sweep",
+        "nengo_hybrid.sweep_report",
     ],
 )
 def test_tensorflow_free_modules(module):
@@ -66,6 +69,16 @@ def test_help_imports_nothing_heavy():
         f"{HEAVY}\n"
     )
     assert fresh(code) == "False False False"
+
+
+def test_sweep_help_imports_no_ray():
+    heavy = HEAVY.replace("'nengo_loihi'", "'nengo_loihi', 'ray'")
+    code = (
+        "import sys\nfrom nengo_hybrid import cli\n"
+        "try:\n    cli.main(['sweep', '--help'])\nexcept SystemExit:\n    pass\n"
+        f"{heavy}\n"
+    )
+    assert fresh(code) == "False False False False"
 
 
 def test_plots_leave_matplotlib_alone():
