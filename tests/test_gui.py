@@ -214,12 +214,13 @@ def choose_digit(page, index):
         "() => Nengo.Component.components.find(c => c instanceof Nengo.HTMLView)"
         ".pdiv.innerText"
     )
-    page.wait_for_function(
-        f"() => ({html})().includes('#{index},') || "
-        "document.querySelector('#console_error').textContent.length > 0",
+    # the wait returns the text it saw: read later, the next digit may be playing
+    seen = page.wait_for_function(
+        f"() => {{ const t = ({html})(); return (t.includes('#{index},') || "
+        "document.querySelector('#console_error').textContent.length > 0) && t; }",
         timeout=HANG_GUARD_MS,
     )
-    return page.evaluate(html)
+    return seen.json_value()
 
 
 def run_in_browser(model, backend, tmp_path, screenshot, run=None, n_digits=N_DIGITS):
