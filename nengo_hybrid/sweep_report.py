@@ -187,9 +187,9 @@ def claims(rows, found):
     """The paper's claim per sequence length and data, at equal epochs and time.
 
     For each sequence length, data and epoch count, the hybrid configuration
-    is the one with the best mean accuracy among those whose every seed has
-    at most `PAPER_BITS` activity bits. Per seed it is compared with the LSTM
-    and GRU of that seed:
+    is the one with the best mean accuracy among those with at most
+    `PAPER_BITS` activity bits on average over seeds (each seed's bits are
+    listed). Per seed it is compared with the LSTM and GRU of that seed:
 
     * equal epochs: the baselines trained for the same number of epochs;
     * equal wall time: of the baseline trials of that seed (by epochs or by
@@ -215,12 +215,7 @@ def claims(rows, found):
             eligible = [
                 g
                 for g in hybrid_groups
-                if g["epochs"] == epochs
-                and all(
-                    r["activity_bits"] <= PAPER_BITS
-                    for r in same
-                    if r["group"] == g["group"]
-                )
+                if g["epochs"] == epochs and g["bits_mean"] <= PAPER_BITS
             ]
             base = dict(n_steps=n_steps, data=list(data), epochs=epochs)
             if not eligible:
@@ -230,7 +225,7 @@ def claims(rows, found):
                         comparison="equal epochs",
                         verdict="n/a",
                         note=f"no hybrid configuration at <= {PAPER_BITS} activity "
-                        "bits on every seed",
+                        "bits (mean over seeds)",
                     )  # fmt: skip
                 )
                 continue
@@ -282,6 +277,18 @@ def _claim(comparison, base, best, hybrid, same, epochs):
         notes.append(
             f"compared with {' and '.join(CELL_NAMES[c] for c in cells)} only: the "
             f"sweep has no {' or '.join(missing)} trials (the claim is about both)"
+        )
+    ratios = [
+        e[f"{c}_seconds"] / e["hybrid_seconds"]
+        for e in complete
+        for c in cells
+        if e["hybrid_seconds"]
+    ]
+    if comparison == "equal wall time" and ratios and max(ratios) > 1.25:
+        notes.append(
+            f"the baselines trained up to {max(ratios):.1f}x as long as this hybrid "
+            "(a matched budget is the longest training time of the hybrids of its "
+            "seed), which favours them"
         )
     if not cells:
         notes.append("the sweep has no LSTM or GRU trials")
@@ -513,7 +520,8 @@ def render_markdown(record):
     lines.append(
         f"Claim (arXiv:2002.03553): the hybrid LMU at <= {PAPER_BITS} activity bits "
         "beats LSTM and GRU. The hybrid configuration is the most accurate one with "
-        f"<= {PAPER_BITS} bits on every seed; equal wall time compares it with the "
+        f"<= {PAPER_BITS} activity bits on average over seeds (each seed's bits are in "
+        "the table); equal wall time compares it with the "
         "LSTM/GRU trial of the same seed that trained the shortest time still >= "
         f"{TIME_TOLERANCE:.0%} of the hybrid's."
     )
