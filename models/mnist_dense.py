@@ -59,7 +59,6 @@ RECIPE = dict(
     minibatch_size=100,
     learning_rate=1e-3,
     seed=0,
-    n_samples=1000,
 )
 
 model = gui_model(RECIPE)

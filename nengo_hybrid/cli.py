@@ -274,14 +274,31 @@ def _add_deploy_opts(p):
     p.add_argument(
         "--target",
         choices=("emulator", "chip"),
-        help="where to run: nengo-loihi's emulator or a Loihi chip (needs NxSDK) "
+        help="where to run: an emulator or a Loihi chip (needs NxSDK) "
         "(default: the deployment plan's target, else emulator)",
+    )
+    p.add_argument(
+        "--emulator",
+        choices=("batched", "nengo-loihi"),
+        default="batched",
+        help="the emulator: the project's batched one (bit-exact with nengo-loihi's, "
+        "many samples at once) or nengo-loihi's own, one sample per build "
+        "(default: batched; a network it does not cover falls back, saying why)",
     )
     p.add_argument(
         "--n-samples",
         type=_positive_int,
         metavar="N",
-        help="test examples to run on the target (default: the recipe's)",
+        help="test examples to run on the target (default: the recipe's limit, "
+        "else the whole test split)",
+    )
+    p.add_argument(
+        "--reference-samples",
+        type=_nonneg_int,
+        metavar="N",
+        default=200,
+        help="of those, how many also run on Nengo's reference simulator "
+        "(default: 200)",
     )
 
 
@@ -336,8 +353,9 @@ SUBCOMMANDS = {
     "deploy": (
         "run a trained model on nengo-loihi's emulator (or a chip) and compare",
         _examples(
-            "nengo-hybrid deploy --run runs/a                    # emulator, recipe's sample",
+            "nengo-hybrid deploy --run runs/a                    # whole test split",
             "nengo-hybrid deploy --run runs/a --n-samples 200",
+            "nengo-hybrid deploy --run runs/a --emulator nengo-loihi   # the official one",
             "nengo-hybrid deploy --run runs/a --target chip      # needs NxSDK",
         ),
     ),
@@ -721,15 +739,28 @@ def cmd_deploy(args):
         n_samples=args.n_samples,
         strategy=_strategy(args.strategy),
         plan=args.plan,
+        emulator=args.emulator,
+        n_reference=args.reference_samples,
     )
     if not result.get("check_ok", True):
         return _check_exit(result["check"])
-    _log(
-        f"{result['target']}: accuracy {result['accuracy']:.4f} on {result['n_samples']} "
-        f"samples (reference simulator on the same: {result['accuracy_reference']:.4f}); "
-        f"wrote {run}/deploy.json"
-    )
+    _log(f"{deploy_summary(result)}; wrote {run}/deploy.json")
     return EXIT_OK
+
+
+def deploy_summary(result):
+    """One line: accuracy with its 95% interval, the emulator, NengoDL's accuracy."""
+    lo, hi = result["accuracy_interval95"]
+    where = result["target"]
+    if result.get("emulator"):
+        where += f" ({result['emulator']})"
+    line = (
+        f"{where}: accuracy {result['accuracy']:.4f} (95% interval {lo:.4f}-{hi:.4f}) "
+        f"on {result['n_samples']} samples"
+    )
+    if result.get("accuracy_nengo_dl_same_samples") is not None:
+        line += f"; NengoDL on the same: {result['accuracy_nengo_dl_same_samples']:.4f}"
+    return line
 
 
 def cmd_report(args):
@@ -813,16 +844,19 @@ def cmd_run(args):
         code = EXIT_OK
         if checked["ok"]:
             stage = "deploy"
-            samples = args.n_samples or "the recipe's number of"
+            samples = args.n_samples or "all"
             _log(
                 f"[4/5] deploy on the {args.target or 'plan'} target ({samples} test samples)"
             )
-            deploy(
+            deployed = deploy(
                 out,
                 target=args.target,
                 n_samples=args.n_samples,
                 check_result=checked,
+                emulator=args.emulator,
+                n_reference=args.reference_samples,
             )
+            _log(f"      {deploy_summary(deployed)}")
         else:
             _log("[4/5] deploy skipped: the hardware check failed (see the report)")
             code = _check_exit(checked)

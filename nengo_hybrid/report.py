@@ -333,11 +333,25 @@ def _stage_sections(report):
     deploy = _ok(report.get("deploy"))
     if deploy:
         lines += ["", f"## Deployment ({_fmt(deploy.get('target'), missing='?')})", ""]
+        timing = deploy.get("emulator_seconds") or {}
+        interval = deploy.get("accuracy_interval95") or (None, None)
         lines += [
-            f"- Samples: {_fmt(deploy.get('n_samples'))}; steps per sample: "
-            f"{_fmt(deploy.get('steps_per_sample'))}; emulator time per step: "
-            f"{_fmt(deploy.get('emulator_seconds_per_step'), '{:.3g}')} s",
-            f"- Strategies: {_strategies(deploy)}; predictions equal "
+            f"- Accuracy: {_fmt(deploy.get('accuracy'), '{:.2%}')} (95% interval "
+            f"{_fmt(interval[0], '{:.2%}')} to {_fmt(interval[1], '{:.2%}')}) on "
+            f"{_fmt(deploy.get('n_samples'))} test samples, each from the initial "
+            f"state; NengoDL on the same samples: "
+            f"{_fmt(deploy.get('accuracy_nengo_dl_same_samples'), '{:.2%}')}",
+            f"- Emulator: {_fmt(deploy.get('emulator'), missing='the chip')}"
+            + (
+                f" (fell back: {deploy['emulator_fallback']})"
+                if deploy.get("emulator_fallback")
+                else ""
+            )
+            + f"; {_fmt(timing.get('per_sample'), '{:.3g}')} s per sample, "
+            f"{_fmt(timing.get('per_step'), '{:.3g}')} s per step "
+            f"({_fmt(deploy.get('steps_per_sample'))} steps per sample)",
+            f"- Strategies: {_strategies(deploy)}; on the first "
+            f"{_fmt(deploy.get('n_reference_samples'))} samples, predictions equal "
             f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]
         for label, layer in sorted((deploy.get("layers") or {}).items()):

@@ -377,7 +377,10 @@ def test_stage_results(trained_run):
     assert deploy["accuracy_reference"] * 5 == pytest.approx(
         round(deploy["accuracy_reference"] * 5)
     )
-    assert deploy["emulator_seconds_per_step"] > 0
+    assert deploy["emulator"] == "batched" and deploy["emulator_fallback"] is None
+    assert deploy["emulator_seconds"]["per_step"] > 0
+    lo, hi = deploy["accuracy_interval95"]
+    assert lo <= deploy["accuracy"] <= hi
     # the Simulator checked again, with evaluate's counts, and ran without override
     assert deploy["hardware_check"]["ok"] and deploy["hardware_check"]["profile"] == (
         "loihi1"
@@ -388,6 +391,24 @@ def test_stage_results(trained_run):
     assert deploy["accuracy_nengo_dl_same_samples"] == pytest.approx(
         np.mean(np.array(evaluate["predictions"][:5]) == _test_labels(5))
     )
+
+
+def test_deploy_batched_equals_nengo_loihi_emulator(trained_run, tmp_path):
+    """The deployment's predictions and spike counts do not depend on the emulator."""
+    import shutil
+
+    from nengo_hybrid.pipeline.deploy import deploy
+
+    run, _ = trained_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    official = deploy(copy, n_samples=4, emulator="nengo-loihi", progress=False)
+    batched = deploy(copy, n_samples=4, emulator="batched", progress=False)
+    assert official["emulator"] == "nengo-loihi" and batched["emulator"] == "batched"
+    assert official["predictions"] == batched["predictions"]
+    # spike counts of the hidden layer, summed and step by step against the reference
+    assert official["layers"] == batched["layers"]
+    assert batched["layers"]["hidden"]["total_emulator"] > 0
 
 
 def _test_labels(n):

@@ -12,8 +12,10 @@
   `Thermometer`; per ensemble through the network config with `add_params`.
 * `encode_node_inputs` -- send per-step host signals to on-chip neurons as exact
   spike counts of host encoder neurons (not nengo-loihi's filtered encoder).
-* `compare` -- run a network in the reference simulator and on the emulator and
-  report accuracy, output error and spike-count agreement per layer.
+* `compare_samples` -- classify independent samples on the emulator (batched
+  by default) and compare with the reference simulator: accuracy with its 95%
+  interval, prediction, output and spike-count agreement. `compare` does the
+  same for samples played back to back in one run.
 * `load_recipe` / `apply_recipe` -- deployment recipes (``deploy/*.json``).
 
 Importing this package is light: profiles, strategies, the config options and
@@ -46,16 +48,19 @@ from nengo_hybrid.hardware.strategies import (
 
 #: names imported from a submodule on first access (they need nengo-loihi)
 _LAZY = {
+    "EmulatorFallbackWarning": "loihi",
     "HAS_NXSDK": "loihi",
     "Model": "loihi",
     "Simulator": "loihi",
     "build_model": "loihi",
     "check": "check",
     "compare": "run",
+    "compare_samples": "run",
     "encode_node_inputs": "inputs",
 }
 
 __all__ = [
+    "EmulatorFallbackWarning",
     "HAS_NXSDK",
     "Expand",
     "HardwareCheckError",
@@ -74,6 +79,7 @@ __all__ = [
     "build_model",
     "check",
     "compare",
+    "compare_samples",
     "encode_node_inputs",
     "expanded_counts",
     "hybrid_counts",

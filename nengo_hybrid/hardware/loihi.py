@@ -43,7 +43,7 @@ import nengo
 import numpy as np
 from nengo.builder.network import build_network as nengo_build_network
 from nengo.builder.network import seed_network
-from nengo.exceptions import BuildError
+from nengo.exceptions import BuildError, ValidationError
 
 from nengo_hybrid.hardware.config import config_strategies
 from nengo_hybrid.hardware.profiles import load_profile
@@ -1039,6 +1039,14 @@ def set_emulator_voltages(sim, voltages=None):
             comp_state.voltage[sl] = np.round(per_comp[idxs] * vth)
 
 
+#: the emulators `Simulator.run_samples` can run
+EMULATORS = ("batched", "nengo-loihi")
+
+
+class EmulatorFallbackWarning(UserWarning):
+    """The batched emulator does not cover a network: nengo-loihi's runs it."""
+
+
 class Simulator(nengo_loihi.Simulator):
     """A `nengo_loihi.Simulator` for networks with `.HybridSpiking` neurons.
 
@@ -1060,11 +1068,18 @@ class Simulator(nengo_loihi.Simulator):
         network config (`.add_params`); an entry of this dict wins over them.
     profile : str or Profile
         The hardware profile the cores are planned for (``"loihi1"``,
-        ``"loihi2"``, a JSON path or a `.Profile`). The emulator itself is
-        nengo-loihi's, with Loihi 1 semantics.
+        ``"loihi2"``, a JSON path or a `.Profile`). The emulators have Loihi 1
+        semantics.
     target : {"sim", "loihi", None}
         ``None``: the chip when NxSDK is importable, otherwise the emulator.
         ``"loihi"`` without NxSDK raises an error saying so.
+    emulator : {"batched", "nengo-loihi"}
+        What `run_samples` runs on the emulator target: the project's batched
+        emulator (`.samples.SampleRunner`, bit-exact with nengo-loihi's, many
+        samples at once) or nengo-loihi's own, one sample per build. A network
+        the batched emulator does not cover falls back to nengo-loihi's with a
+        one-line `EmulatorFallbackWarning` saying why. ``run_steps`` (one
+        continuing run, e.g. in Nengo GUI) always steps nengo-loihi's.
     seed : int, optional
     precompute : bool, optional
         See `nengo_loihi.Simulator`.
@@ -1086,8 +1101,10 @@ class Simulator(nengo_loihi.Simulator):
     Attributes
     ----------
     emulator : str or None
-        Which emulator runs the network: ``"nengo-loihi"``, or ``None`` on
-        the chip.
+        The emulator `run_samples` uses: ``"batched"`` or ``"nengo-loihi"``
+        (also after a fallback), or ``None`` on the chip.
+    emulator_fallback : str or None
+        Why the batched emulator was not used, after a fallback.
     profile : Profile
         The profile the cores were planned for.
     strategy : Strategy or dict
@@ -1150,9 +1167,15 @@ class Simulator(nengo_loihi.Simulator):
         allow_violations=False,
         counts=None,
         sample=None,
+        emulator="batched",
         **kwargs,
     ):
         self.closed = True  # as nengo_loihi.Simulator: __del__ may run early
+        if emulator not in EMULATORS:
+            raise ValidationError(
+                f"emulator must be one of {EMULATORS}, got {emulator!r}",
+                attr="emulator",
+            )
         if target is None:
             target = "loihi" if HAS_NXSDK else "sim"
         if target == "loihi" and not HAS_NXSDK:
@@ -1168,7 +1191,16 @@ class Simulator(nengo_loihi.Simulator):
 
         self.strategy = coerce_strategy_argument(strategy)
         self.profile = load_profile(profile)
-        self.emulator = "nengo-loihi" if target in ("sim", "simreal") else None
+        self.emulator = emulator if target in ("sim", "simreal") else None
+        self.emulator_fallback = None
+        self._sample_runner = None
+        self._rebuild = dict(
+            network=network, dt=dt, strategy=strategy, profile=self.profile,
+            target=target, seed=seed, precompute=precompute,
+            match_initial_voltages=match_initial_voltages,
+            allow_violations=allow_violations, counts=counts, sample=sample,
+            **kwargs,
+        )  # fmt: skip
         self.allow_violations = bool(allow_violations)
         dt_chip = dt / substeps(self.strategy)
         model = Model(dt=dt_chip, strategy=self.strategy, profile=self.profile)
@@ -1219,3 +1251,94 @@ class Simulator(nengo_loihi.Simulator):
                 "not applied",
                 stacklevel=2,
             )
+        if self.emulator == "batched":
+            self._prepare_batched(network)
+
+    def _prepare_batched(self, network):
+        from nengo_hybrid.hardware.emulator import UnsupportedModel
+        from nengo_hybrid.hardware.samples import SampleRunner
+
+        try:  # copies the emulator's initial state: before anything runs
+            self._sample_runner = SampleRunner(self, network)
+        except UnsupportedModel as error:
+            self.emulator, self.emulator_fallback = "nengo-loihi", str(error)
+            warnings.warn(
+                f"{network}: {error}; running nengo-loihi's emulator instead "
+                "(one sample per build)",
+                EmulatorFallbackWarning,
+                stacklevel=3,
+            )
+
+    def run_samples(self, inputs, n_steps, probes=None, batch_size=64, progress=None):
+        """Run independent samples, each from the initial state.
+
+        Parameters
+        ----------
+        inputs : dict of {nengo.Node: array_like}
+            ``(B, T, size_out)`` values of the network's input nodes: sample
+            ``i`` gives the node ``values[i][t - 1]`` on step ``t`` (zeros after
+            ``T``), as ``PresentInput(values[i], dt)`` would.
+        n_steps : int
+            Steps per sample (host latencies make outputs lag; see
+            `nengo_hybrid.pipeline.deploy`).
+        probes : list of nengo.Probe, optional
+            Default: every probe.
+        batch_size : int
+            Samples the batched emulator runs together.
+        progress : tqdm-like, optional
+            ``progress.update(k)`` after every ``k`` samples.
+
+        Returns
+        -------
+        dict of {nengo.Probe: ndarray}
+            ``(B, n_steps, size)``: per sample, what ``sim.data[probe]`` holds
+            after ``run_steps(n_steps)`` on a fresh simulator fed that sample.
+            The engine is ``self.emulator`` (on the chip: one sample per build).
+        """
+        if probes is None:
+            probes = self._rebuild["network"].all_probes
+        probes = list(probes)
+        if self._sample_runner is not None:
+            return self._batched_samples(inputs, n_steps, probes, batch_size, progress)
+        return self._one_sample_per_build(inputs, n_steps, probes, progress)
+
+    def _batched_samples(self, inputs, n_steps, probes, batch_size, progress):
+        runner = self._sample_runner
+        arrays, n_samples = runner.validate(inputs)
+        parts = []
+        for b0 in range(0, n_samples, batch_size):
+            chunk = {node: x[b0 : b0 + batch_size] for node, x in arrays.items()}
+            parts.append(runner.run(chunk, n_steps, probes, batch_size=batch_size))
+            if progress is not None:
+                progress.update(len(next(iter(chunk.values()))))
+        return {p: np.concatenate([part[p] for part in parts]) for p in probes}
+
+    def _one_sample_per_build(self, inputs, n_steps, probes, progress):
+        """One fresh nengo-loihi simulator per sample (it has no reset)."""
+        args = dict(self._rebuild, emulator="nengo-loihi")
+        network = args.pop("network")
+        arrays = {node: np.asarray(x, dtype=np.float64) for node, x in inputs.items()}
+        n_samples = len(next(iter(arrays.values())))
+        saved = {node: (node.output, node.size_out) for node in arrays}
+        outputs = {p: [] for p in probes}
+        try:
+            for i in range(n_samples):
+                for node, x in arrays.items():
+                    padded = np.zeros((n_steps, x.shape[2]))
+                    m = min(n_steps, x.shape[1])
+                    padded[:m] = x[i, :m]
+                    node.output = nengo.processes.PresentInput(padded, self.dt)
+                    node.size_out = x.shape[2]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # warned when this one was built
+                    sim = type(self)(network, **args)
+                with sim:
+                    sim.run_steps(n_steps)
+                    for p in probes:
+                        outputs[p].append(np.asarray(sim.data[p]))
+                if progress is not None:
+                    progress.update(1)
+        finally:
+            for node, (output, size_out) in saved.items():
+                node.output, node.size_out = output, size_out
+        return {p: np.stack(data) for p, data in outputs.items()}

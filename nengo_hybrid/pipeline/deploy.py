@@ -2,10 +2,13 @@
 
 The network is placed as ``check`` decided (``check.json``: plan, strategies,
 input encoders; ``check`` runs again when it is missing, failed, or for
-another profile or strategy). Test samples are played back to back; the class
-of each is read on its last step. The same network runs in the Nengo reference
-simulator on the same samples, and ``evaluate``'s NengoDL predictions are
-compared too. Writes ``deploy.json``.
+another profile or strategy). Every test sample (the whole split by default)
+runs from the initial state, as NengoDL evaluates it, on the batched emulator
+(`nengo_hybrid.hardware.Simulator.run_samples`; ``emulator="nengo-loihi"`` for
+nengo-loihi's own). The accuracy comes with its 95% interval and is compared
+with ``evaluate``'s NengoDL predictions on the same samples; the first
+``n_reference`` samples also run on Nengo's reference simulator (same frozen
+network, input encoders included). Writes ``deploy.json``.
 """
 
 import pathlib
@@ -20,7 +23,8 @@ from nengo_hybrid.pipeline.runs import PipelineUsageError, read_frozen, recipe_o
 #: host spikes reach the chip one step late, chip spikes reach the host one step late
 CHIP_LATENCY = 1
 HOST_LATENCY = 2
-DEFAULT_SAMPLES = 200
+#: test samples also run on Nengo's reference simulator
+REFERENCE_SAMPLES = 200
 
 
 def present(net, x):
@@ -38,95 +42,6 @@ def present(net, x):
         node.size_out = flat.shape[1]
         total = len(flat)
     return total
-
-
-def compare_in_chunks(
-    net, x, y, strategy, layer_probes=(), target="sim", seed=0, chunk=25,
-    progress=True, latency=0, profile="loihi1", counts=None, allow_violations=False,
-):  # fmt: skip
-    """`nengo_hybrid.hardware.compare` over ``x`` in chunks, with a progress bar.
-
-    Returns
-    -------
-    dict
-        Sample-weighted ``accuracy_emulator``, ``accuracy_reference``,
-        ``prediction_agreement``; ``emulator_seconds_per_step``, ``cores``,
-        ``compartments``; ``layers``; and ``chunks`` (each `compare` result).
-    """
-    from tqdm.auto import tqdm
-
-    from nengo_hybrid import hardware
-
-    results = []
-    with tqdm(
-        total=len(y), desc=f"emulator ({target})", unit="sample", disable=not progress
-    ) as bar:
-        for start in range(0, len(y), chunk):
-            xs, ys = x[start : start + chunk], y[start : start + chunk]
-            n_steps = present(net, xs)
-            results.append(
-                hardware.compare(
-                    net,
-                    n_steps,
-                    net.probe,
-                    layer_probes=layer_probes,
-                    labels=ys,
-                    presentation_steps=n_steps // len(ys),
-                    score_steps=net.score_steps,
-                    strategy=strategy,
-                    target=target,
-                    seed=seed,
-                    latency=latency,
-                    profile=profile,
-                    counts=counts,
-                    allow_violations=allow_violations,
-                )  # fmt: skip
-            )
-            bar.update(len(ys))
-            bar.set_postfix(accuracy=f"{_weighted(results, 'accuracy_emulator'):.3f}")
-    steps = sum(r["n_steps"] for r in results)
-    return {
-        "n_samples": int(len(y)),
-        "accuracy_emulator": _weighted(results, "accuracy_emulator"),
-        "accuracy_reference": _weighted(results, "accuracy_reference"),
-        "prediction_agreement": _weighted(results, "prediction_agreement"),
-        "emulator_seconds_per_step": sum(
-            r["emulator_seconds_per_step"] * r["n_steps"] for r in results
-        )
-        / steps,
-        "layers": _merge_layers(results),
-        "cores": results[0].get("cores"),
-        "compartments": results[0].get("compartments"),
-        "hardware_check": results[0].get("hardware_check"),
-        "chunks": results,
-    }
-
-
-def _merge_layers(results):
-    """Per-layer spike agreement over all chunks (totals summed, fractions weighted)."""
-    merged = {}
-    for label in results[0].get("layers", {}):
-        parts = [(r["n_steps"], r["layers"][label]) for r in results]
-        ref = sum(p["total_reference"] for _, p in parts)
-        emu = sum(p["total_emulator"] for _, p in parts)
-        steps = sum(n for n, _ in parts)
-        merged[label] = {
-            "total_reference": ref,
-            "total_emulator": emu,
-            "total_ratio": emu / ref if ref else None,
-            "fraction_equal_step_neuron": sum(
-                n * p["fraction_equal_step_neuron"] for n, p in parts
-            )
-            / steps,
-            "max_count_reference": max(p["max_count_reference"] for _, p in parts),
-            "max_count_emulator": max(p["max_count_emulator"] for _, p in parts),
-        }
-    return merged
-
-
-def _weighted(results, key):
-    total = sum(r["n_samples"] for r in results)
-    return sum(r[key] * r["n_samples"] for r in results) / total
 
 
 def resolve_target(target, plan):
@@ -174,7 +89,8 @@ def _stale(checked, profile, strategy):
 
 
 def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=None,
-           check_result=None, progress=True):  # fmt: skip
+           check_result=None, progress=True, emulator="batched",
+           n_reference=REFERENCE_SAMPLES):  # fmt: skip
     """Run a trained run's frozen network on the emulator (or a chip).
 
     Parameters
@@ -186,7 +102,8 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     profile : str or Profile, optional
         Default: the one ``check`` used.
     n_samples : int, optional
-        Test examples (default: the recipe's ``n_samples``, else 200).
+        Test examples (default: the recipe's ``n_samples``, else the whole
+        test split).
     strategy : Strategy, optional
         Overrides the strategies (default: the ones ``check`` chose).
     plan : str or Plan, optional
@@ -194,12 +111,20 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     check_result : dict, optional
         The ``check`` result; read from ``check.json`` when not given. If the
         check failed nothing runs and ``check_ok`` is False.
+    progress : bool
+        Show a progress bar.
+    emulator : {"batched", "nengo-loihi"}
+        The emulator (see `nengo_hybrid.hardware.Simulator`); deploy.json
+        records the one that ran (``emulator``, ``emulator_fallback``).
+    n_reference : int
+        Samples also run on Nengo's reference simulator.
 
     Returns
     -------
     dict
         The content of ``deploy.json``.
     """
+    from nengo_hybrid import hardware
     from nengo_hybrid.hardware.inputs import input_clip_fraction
     from nengo_hybrid.hardware.strategies import Substeps
     from nengo_hybrid.pipeline.check import (
@@ -241,7 +166,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         e: max_counts[str(e.label)] for e in strategies if str(e.label) in max_counts
     }
     dataset = dataset_of(run, recipe)
-    n = int(n_samples or recipe.get("n_samples", DEFAULT_SAMPLES))
+    n = int(n_samples or recipe.get("n_samples") or len(dataset.y_test))
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     layer_probes = net.layer_probes()
     strategies = strategy_argument(strategies)
@@ -252,18 +177,20 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         if substeps
         else {net.probe: HOST_LATENCY, **{p: CHIP_LATENCY for p in layer_probes}}
     )
+    values = net.inputs(x)
     if encoding:
-        values = net.inputs(x)
         for node in net.encoded_inputs:
             info = encoding[node.label]
             info["clip_fraction"] = input_clip_fraction(
                 values[node], np.asarray(info["scale"])
             )
     tic = time.perf_counter()
-    compared = compare_in_chunks(
-        net, x, y, strategy=strategies, layer_probes=layer_probes,
+    compared = hardware.compare_samples(
+        net, values, y, net.probe, layer_probes=layer_probes,
+        score_steps=net.score_steps, strategy=strategies,
         target="sim" if target == "emulator" else "loihi", seed=frozen.meta["seed"],
-        latency=latency, profile=prof, progress=progress, counts=counts or None,
+        latency=latency, profile=prof, counts=counts or None, emulator=emulator,
+        n_reference=n_reference, progress=progress,
     )  # fmt: skip
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
     dl_pred = evaluated.get("predictions")
@@ -275,30 +202,45 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         "profile": prof.name,
         "strategies": checked["strategies"],
         "n_samples": int(len(y)),
-        "steps_per_sample": int(next(iter(net.inputs(x[:1]).values())).shape[1]),
+        "steps_per_sample": int(compared["n_steps"]),
         "accuracy": compared["accuracy_emulator"],
-        "accuracy_reference": compared["accuracy_reference"],
+        "accuracy_interval95": compared["accuracy_interval95"],
+        "emulator": compared["emulator"],
+        "emulator_fallback": compared["emulator_fallback"],
+        # one name for the emulator's speed: seconds per sample and per step
+        "emulator_seconds": compared["emulator_seconds"],
+        "samples_independent": True,
+        "n_reference_samples": compared["n_reference_samples"],
+        "accuracy_reference": compared.get("accuracy_reference"),
         "accuracy_reference_source": "Nengo reference simulator, same frozen network "
-        "and samples played back to back",
+        "(input encoders included), each sample from the initial state, on the "
+        "first n_reference_samples samples",
+        "accuracy_on_reference_samples": compared.get(
+            "accuracy_emulator_on_reference_samples"
+        ),
         "prediction_agreement": compared.get("prediction_agreement"),
+        "output_nrmse": compared.get("output_nrmse"),
         "input_encoding": encoding,
         # the Simulator's own hardware check (allow_violations is recorded here)
         "hardware_check": compared["hardware_check"],
+        "cores": compared["cores"],
+        "compartments": compared["compartments"],
         "latency_steps": {
             "output": latency.get(net.probe, 0),
             "layers": latency.get(layer_probes[0], 0),
         },  # fmt: skip
-        # one name for the emulator's speed: seconds of wall time per model step
-        "emulator_seconds_per_step": compared["emulator_seconds_per_step"],
-        "emulator_seconds_per_sample": compared["emulator_seconds_per_step"]
-        * compared["chunks"][0]["n_steps"]
-        / max(1, compared["chunks"][0]["n_samples"]),
-        "layers": compared["layers"],
+        "layers": compared.get("layers", {}),
         "seconds": time.perf_counter() - tic,
-        "compare": compared,
+        "predictions": compared["predictions_emulator"],
     }
     if dl_pred is not None and len(dl_pred) >= len(y):
-        same = np.asarray(dl_pred[: len(y)]) == y
-        result["accuracy_nengo_dl_same_samples"] = float(np.mean(same))
+        dl_pred = np.asarray(dl_pred[: len(y)])
+        result["accuracy_nengo_dl_same_samples"] = float(np.mean(dl_pred == y))
+        result["accuracy_drop_pp"] = 100 * (
+            result["accuracy_nengo_dl_same_samples"] - result["accuracy"]
+        )
+        result["prediction_agreement_nengo_dl"] = float(
+            np.mean(dl_pred == np.asarray(result["predictions"]))
+        )
     reporting.write_stage(run, "deploy", result)
     return result
