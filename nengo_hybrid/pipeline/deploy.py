@@ -44,6 +44,78 @@ def present(net, x):
     return total
 
 
+class Placement:
+    """A run's frozen network placed as ``check`` decided, with its test inputs.
+
+    What `deploy` runs (benchmarks use it too): ``net`` (the deploy-mode
+    network, host encoders added), ``strategies`` (the `.Simulator` argument),
+    ``profile``, ``counts`` (measured spike counts for the Simulator's check),
+    ``values`` (``{node: (N, T, d)}`` inputs of the first ``n_samples`` test
+    samples; default the recipe's ``n_samples``, else the whole split),
+    ``labels``, ``layer_probes``, ``latency`` (model steps each probe lags),
+    ``encoding`` (host encoders, with the fraction of inputs beyond full scale),
+    ``recipe``, ``dataset``, ``seed``.
+    """
+
+    def __init__(self, run, checked, n_samples=None):
+        from nengo_hybrid.hardware.inputs import input_clip_fraction
+        from nengo_hybrid.hardware.strategies import Substeps
+        from nengo_hybrid.pipeline.check import (
+            deployable,
+            find_plan,
+            load_profile,
+            measured_counts,
+            strategy_argument,
+        )
+        from nengo_hybrid.pipeline.runs import dataset_of
+        from nengo_hybrid.pipeline.specs import parse_strategy
+
+        self.recipe = recipe_of(run)
+        frozen = read_frozen(run)
+        self.seed = frozen.meta["seed"]
+        self.net = net = frozen.build(self.recipe)
+        self.profile = load_profile(checked["profile"])
+        plan_info = checked.get("plan")
+        plan = (
+            find_plan(self.recipe.name, self.profile.name, plan_info["path"])
+            if plan_info
+            else None
+        )
+        strategies, self.encoding = deployable(net, plan=plan, frozen=frozen)
+        by_label = {str(e.label): e for e in strategies}
+        strategies = {
+            by_label[label]: parse_strategy(spec)
+            for label, spec in checked["strategies"].items()
+        }
+        # the Simulator checks again (same checks, same measured counts as `check`)
+        max_counts = measured_counts(run) or {}
+        self.counts = {
+            e: max_counts[str(e.label)]
+            for e in strategies
+            if str(e.label) in max_counts
+        } or None
+        self.dataset = dataset_of(run, self.recipe)
+        n = int(n_samples or self.recipe.get("n_samples") or len(self.dataset.y_test))
+        x, self.labels = self.dataset.x_test[:n], self.dataset.y_test[:n]
+        self.layer_probes = net.layer_probes()
+        self.strategies = strategy_argument(strategies)
+        # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
+        self.latency = (
+            {}
+            if isinstance(self.strategies, Substeps)
+            else {
+                net.probe: HOST_LATENCY,
+                **{p: CHIP_LATENCY for p in self.layer_probes},
+            }
+        )
+        self.values = net.inputs(x)
+        for node in net.encoded_inputs if self.encoding else ():
+            info = self.encoding[node.label]
+            info["clip_fraction"] = input_clip_fraction(
+                self.values[node], np.asarray(info["scale"])
+            )
+
+
 def resolve_target(target, plan):
     """``emulator`` or ``chip`` from ``--target`` and the plan's target."""
     from nengo_hybrid import hardware
@@ -125,18 +197,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         The content of ``deploy.json``.
     """
     from nengo_hybrid import hardware
-    from nengo_hybrid.hardware.inputs import input_clip_fraction
-    from nengo_hybrid.hardware.strategies import Substeps
-    from nengo_hybrid.pipeline.check import (
-        check,
-        deployable,
-        find_plan,
-        load_profile,
-        measured_counts,
-        strategy_argument,
-    )
-    from nengo_hybrid.pipeline.runs import dataset_of
-    from nengo_hybrid.pipeline.specs import parse_strategy
+    from nengo_hybrid.pipeline.check import check
 
     run = pathlib.Path(run)
     checked = check_result or reporting.read_stage(run, "check", required=False)
@@ -148,58 +209,26 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     if not checked["ok"]:
         return {"check_ok": False, "check": checked}
 
-    recipe = recipe_of(run)
-    frozen = read_frozen(run)
-    net = frozen.build(recipe)
-    prof = load_profile(checked["profile"])
-    plan_info = checked.get("plan")
-    plan = find_plan(recipe.name, prof.name, plan_info["path"]) if plan_info else None
-    strategies, encoding = deployable(net, plan=plan, frozen=frozen)
-    by_label = {str(e.label): e for e in strategies}
-    strategies = {
-        by_label[label]: parse_strategy(spec)
-        for label, spec in checked["strategies"].items()
-    }
-    # the Simulator checks again (same checks, same measured counts as `check`)
-    max_counts = measured_counts(run) or {}
-    counts = {
-        e: max_counts[str(e.label)] for e in strategies if str(e.label) in max_counts
-    }
-    dataset = dataset_of(run, recipe)
-    n = int(n_samples or recipe.get("n_samples") or len(dataset.y_test))
-    x, y = dataset.x_test[:n], dataset.y_test[:n]
-    layer_probes = net.layer_probes()
-    strategies = strategy_argument(strategies)
-    # Substeps runs host and chip at dt/K: the one-step latencies are sub-steps
-    substeps = isinstance(strategies, Substeps)
-    latency = (
-        {}
-        if substeps
-        else {net.probe: HOST_LATENCY, **{p: CHIP_LATENCY for p in layer_probes}}
-    )
-    values = net.inputs(x)
-    if encoding:
-        for node in net.encoded_inputs:
-            info = encoding[node.label]
-            info["clip_fraction"] = input_clip_fraction(
-                values[node], np.asarray(info["scale"])
-            )
+    placed = Placement(run, checked, n_samples)
+    net, layer_probes, latency = placed.net, placed.layer_probes, placed.latency
+    y = placed.labels
     tic = time.perf_counter()
     compared = hardware.compare_samples(
-        net, values, y, net.probe, layer_probes=layer_probes,
-        score_steps=net.score_steps, strategy=strategies,
-        target="sim" if target == "emulator" else "loihi", seed=frozen.meta["seed"],
-        latency=latency, profile=prof, counts=counts or None, emulator=emulator,
-        n_reference=n_reference, progress=progress,
+        net, placed.values, y, net.probe, layer_probes=layer_probes,
+        score_steps=net.score_steps, strategy=placed.strategies,
+        target="sim" if target == "emulator" else "loihi", seed=placed.seed,
+        latency=latency, profile=placed.profile, counts=placed.counts,
+        emulator=emulator, n_reference=n_reference, progress=progress,
     )  # fmt: skip
+    recipe, dataset, encoding = placed.recipe, placed.dataset, placed.encoding
     evaluated = reporting.read_stage(run, "evaluate", required=False) or {}
     dl_pred = evaluated.get("predictions")
     result = {
         "model": recipe.name,
         "data": dataset.description,
-        "seed": frozen.meta["seed"],
+        "seed": placed.seed,
         "target": target,
-        "profile": prof.name,
+        "profile": placed.profile.name,
         "strategies": checked["strategies"],
         "n_samples": int(len(y)),
         "steps_per_sample": int(compared["n_steps"]),
