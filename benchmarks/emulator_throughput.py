@@ -46,14 +46,20 @@ from nengo_hybrid.io import (
 RESULTS = Path(__file__).parent / "results"
 
 
-def placement(run, n_samples):
-    """`Placement` of a checked run folder (``check.json`` must say ok)."""
+def placement(run, n_samples, allow_violations):
+    """`Placement` of a checked run folder, and the violations its check found."""
     from nengo_hybrid.pipeline.deploy import Placement
 
     checked = reporting.read_stage(run, "check")
-    if not checked.get("ok"):
-        raise SystemExit(f"{run}: its check failed; run `nengo-hybrid check` first")
-    return Placement(run, checked, n_samples)
+    violations = [v["message"] for v in checked.get("violations", [])]
+    if violations and not allow_violations:
+        raise SystemExit(
+            f"{run}: its check failed ({'; '.join(violations)}); emulate it anyway "
+            "with --allow-violations"
+        )
+    placed = Placement(run, checked, n_samples)
+    placed.allow_violations = bool(violations)
+    return placed, violations
 
 
 def simulator(placed, emulator):
@@ -64,6 +70,7 @@ def simulator(placed, emulator):
         return Simulator(
             placed.net, strategy=placed.strategies, profile=placed.profile,
             target="sim", seed=placed.seed, counts=placed.counts, emulator=emulator,
+            allow_violations=placed.allow_violations,
         )  # fmt: skip
 
 
@@ -132,8 +139,8 @@ def identical(sim, placed, reference, steps, n_sub, probes):
     return bool(bytes_equal and host_close)
 
 
-def bench(run, args):
-    placed = placement(run, args.samples)
+def bench(run, n_samples, args):
+    placed, violations = placement(run, n_samples, args.allow_violations)
     steps, n_sub = host_steps(placed)
     probes = [placed.net.probe] + list(placed.layer_probes)
     n_samples = len(placed.labels)
@@ -148,6 +155,7 @@ def bench(run, args):
     return {
         "run": str(run),
         "model": placed.recipe.name,
+        "check_violations": violations,
         "strategies": {str(e.label): repr(s) for e, s in _items(placed.strategies)},
         "compartments": int(
             sum(b.compartment.n_compartments for b in sim.model.blocks)
@@ -179,13 +187,27 @@ def _items(strategies):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", nargs="+", required=True, help="checked run folders")
-    parser.add_argument("--samples", type=int, help="default: the whole test split")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        nargs="+",
+        help="batched samples per run, in the order of --runs (default: the whole "
+        "test split)",
+    )
+    parser.add_argument(
+        "--allow-violations",
+        action="store_true",
+        help="emulate runs whose hardware check failed (recorded in the results)",
+    )
     parser.add_argument("--official-samples", type=int, default=5)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 256])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     tic = time.perf_counter()
-    rows = [bench(Path(run), args) for run in args.runs]
+    samples = args.samples or [None] * len(args.runs)
+    if len(samples) != len(args.runs):
+        parser.error("give one --samples value per run")
+    rows = [bench(Path(run), n, args) for run, n in zip(args.runs, samples)]
     record = {
         "benchmark": "emulator_throughput",
         "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
@@ -233,6 +255,11 @@ def main(argv=None):
         + markdown_table(rows, columns)
     )
     for row in rows:
+        if row["check_violations"]:
+            text += (
+                f"\n* `{row['model']}` does not fit the profile (emulated with "
+                f"allow_violations): {'; '.join(row['check_violations'])}\n"
+            )
         text += (
             f"\n* `{row['model']}` ({row['run']}): strategies {row['strategies']}; "
             "batch sizes: "

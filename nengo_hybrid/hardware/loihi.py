@@ -427,7 +427,8 @@ def _build_network(
             for message in model.discretize_warnings:
                 warnings.warn(message, stacklevel=2)
 
-        validate_model(model)
+        if model.validation_level != ValidationLevel.NONE:
+            validate_model(model)
 
 
 _HybridBuilder.builders.maps[0][nengo.Network] = _build_network
@@ -1088,8 +1089,9 @@ class Simulator(nengo_loihi.Simulator):
         simulator's initial voltages (Loihi hardware always starts from zero).
     allow_violations : bool
         Build and run even if the hardware check finds violations (they are
-        warned about and recorded in ``check_report``). By default such a
-        network is refused with `.HardwareCheckError`.
+        warned about and recorded in ``check_report``); on the emulator this
+        also skips nengo-loihi's own hardware-limit validation. By default
+        such a network is refused with `.HardwareCheckError`.
     counts : dict of {Ensemble: int or array_like}, optional
         Measured spike counts per step, as for `.check`.
     sample : int or dict of {nengo.Node: array_like}, optional
@@ -1222,6 +1224,9 @@ class Simulator(nengo_loihi.Simulator):
             refuse_unless_allowed()
 
         model.after_split = after_split
+        if self.allow_violations and target in ("sim", "simreal"):
+            # the emulators run what no chip could hold (e.g. too many input axons)
+            model.validation_level = ValidationLevel.NONE
         super().__init__(
             network,
             dt=dt_chip,
