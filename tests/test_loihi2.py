@@ -107,7 +107,6 @@ KINDS = [
     ("hybrid", "hybrid"),
     ("sigma_delta", "sigma_delta"),
     ("hybrid", "sigma_delta", "hybrid"),
-    ("sigma_delta", "hybrid"),
 ]
 
 

@@ -158,7 +158,10 @@ def make_population(rec, params, n_samples):
 
 
 def build(header, arrays):
-    """Lava processes for the program; returns ``(anchor, sinks, n_samples, n_steps)``."""
+    """Lava processes for the program; returns ``(start, sinks, n_samples, n_steps)``.
+
+    ``start`` is the process to run (all processes are connected to it).
+    """
     from lava.proc.dense.process import Dense
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
@@ -192,13 +195,37 @@ def build(header, arrays):
         senders[rec["pre"]].s_out.connect(dense.s_in)
         dense.a_out.connect(senders[rec["post"]].a_in)
     # Lava runs the processes connected to the one it is started from: join
-    # every sender to one sink through zero weights (adds nothing anywhere)
-    anchor = Sink(shape=(1,), buffer=n_steps)
-    for proc in senders.values():
-        link = Dense(weights=np.zeros((1, proc.s_out.shape[0]), dtype=np.int32))
+    # one sender of every other connected component to the first one's sink
+    # through zero weights (adds nothing anywhere)
+    if not sinks:
+        sys.exit("lava_runner: the program has no populations: nothing to run")
+    first = next(iter(sinks.values()))
+    for label in components(header)[1:]:
+        proc = senders[label]
+        link = Dense(weights=np.zeros((first.a_in.shape[0], proc.s_out.shape[0]), int))
         proc.s_out.connect(link.s_in)
-        link.a_out.connect(anchor.a_in)
-    return anchor, sinks, n_samples, n_steps
+        link.a_out.connect(first.a_in)
+    return first, sinks, n_samples, n_steps
+
+
+def components(header):
+    """One label (the first population's, if any) per connected component."""
+    labels = [p["label"] for p in header["populations"]] + list(header["inputs"])
+    parent = {label: label for label in labels}
+
+    def root(label):
+        while parent[label] != label:
+            label = parent[label]
+        return label
+
+    for rec in header["projections"]:
+        parent[root(rec["pre"])] = root(rec["post"])
+    seen, out = set(), []
+    for label in labels:
+        if root(label) not in seen:
+            seen.add(root(label))
+            out.append(label)
+    return out
 
 
 def run_config(target):
@@ -244,9 +271,9 @@ def main(argv=None):
 
     header, arrays = read_program(args.program)
     cfg = run_config(args.target)
-    start = time.perf_counter()
-    anchor, sinks, n_samples, n_steps = build(header, arrays)
-    anchor.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
+    began = time.perf_counter()
+    start, sinks, n_samples, n_steps = build(header, arrays)
+    start.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
     try:
         payloads = {
             f"payload_{label}": sink.data.get()
@@ -256,10 +283,10 @@ def main(argv=None):
             for label, sink in sinks.items()
         }
     finally:
-        anchor.stop()
+        start.stop()
     meta = {
         "target": args.target,
-        "seconds": time.perf_counter() - start,
+        "seconds": time.perf_counter() - began,
         "lava_version": _lava_version(),
     }
     save(args.output, payloads, meta)
