@@ -349,3 +349,20 @@ def test_missing_lava_environment_says_make_lava(monkeypatch, tmp_path):
     with pytest.raises(LavaError, match="missing") as err:
         lava_python()
     assert "make lava" in err.value.hint
+
+
+@pytest.mark.parametrize("density", [0.02, 0.5])
+@pytest.mark.parametrize("x_max", [3, 1 << 23])
+def test_exact_product_equals_integer_product(density, x_max):
+    from nengo_hybrid.hardware.exact import ExactProduct
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-256, 256, (300, 200)) * (rng.random((300, 200)) < density)
+    x = rng.integers(-x_max, x_max + 1, (7, 300))
+    product = ExactProduct(w)
+    assert product.sparse == (density < 0.1)
+    assert np.array_equal(product(x), x @ w)
+    # control: a float32 product of the large values would round
+    if x_max > 3:
+        rounded = x.astype(np.float32) @ w.astype(np.float32)
+        assert not np.array_equal(rounded.astype(np.int64), x @ w)

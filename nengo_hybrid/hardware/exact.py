@@ -13,9 +13,12 @@ float64 ``matmul``) would break the argument.
 """
 
 import numpy as np
+import scipy.sparse
 
 FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
 FLOAT64_EXACT = 2**53
+# below this fraction of nonzero weights, a sparse product is faster than BLAS
+SPARSE_DENSITY = 0.1
 
 
 def exact_dtype(bound):
@@ -31,6 +34,10 @@ def exact_dtype(bound):
 class ExactProduct:
     """``x @ w`` for integer ``x`` and a fixed integer matrix ``w``, exact, as int64.
 
+    The dtype is chosen per call from the largest ``|x|`` (`exact_dtype`); a
+    scipy CSR product (exact under the same bound) when under
+    ``SPARSE_DENSITY`` of ``w`` is nonzero.
+
     Parameters
     ----------
     w : array_like of int, shape (n_in, n_out)
@@ -39,6 +46,7 @@ class ExactProduct:
     def __init__(self, w):
         self.w = np.asarray(w, dtype=np.int64)
         self.column_bound = np.abs(self.w).sum(axis=0).astype(np.float64)
+        self.sparse = np.count_nonzero(self.w) < SPARSE_DENSITY * self.w.size
         self._cast = {}
 
     def __call__(self, x):
@@ -46,5 +54,9 @@ class ExactProduct:
         x_max = float(np.abs(x).max(initial=0))
         dtype = exact_dtype(x_max * self.column_bound.max(initial=0.0))
         if dtype not in self._cast:
-            self._cast[dtype] = self.w.astype(dtype)
-        return (x.astype(dtype) @ self._cast[dtype]).astype(np.int64)
+            w = self.w.astype(dtype)
+            self._cast[dtype] = scipy.sparse.csc_matrix(w) if self.sparse else w
+        w = self._cast[dtype]
+        if self.sparse:  # (w.T @ x.T).T: a CSR product with a dense operand
+            return np.asarray((w.T @ x.astype(dtype).T).T).astype(np.int64)
+        return (x.astype(dtype) @ w).astype(np.int64)
