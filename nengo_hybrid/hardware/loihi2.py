@@ -95,7 +95,7 @@ class Kind:
     def validate(self, label, params, n):
         """Check ``params`` of population ``label`` of ``n`` neurons; return them as int64."""
         missing = sorted(set(self.params) - set(params))
-        extra = sorted(set(params) - set(self.params) - {"initial_v"})
+        extra = sorted(set(params) - set(self.params))
         if missing or extra:
             raise Loihi2MappingError(
                 f"population {label!r} ({self.name}): parameters missing {missing}, "
