@@ -145,6 +145,11 @@ def test_invalid_programs_name_the_object():
         Program(
             [pop], {"x": 2}, [Projection("w", "x", "p", np.ones((3, 1), int), 0)], 24
         )
+    x = {"x": np.zeros((1, 5, 2), int)}
+    program = Program([pop], {"x": 2}, [], 24)
+    with pytest.raises(Loihi2MappingError, match="fewer than n_steps=6"):
+        loihi2.run(program, x, n_steps=6)
+    assert loihi2.run(program, x, n_steps=5).payloads["p"].shape == (1, 5, 3)
     with pytest.raises(Loihi2MappingError, match="'q'.*unknown neuron kind"):
         Population("q", "lif", 3, {})
     with pytest.raises(Loihi2MappingError, match="'q'.*missing \\['vth'\\]"):

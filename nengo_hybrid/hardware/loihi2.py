@@ -484,6 +484,12 @@ def input_payloads(program, inputs, n_steps):
         n_steps = x.shape[1] if n_steps is None else n_steps
     if n_steps is None:
         raise Loihi2MappingError("give n_steps (the run has no inputs)")
+    short = sorted(k for k, x in out.items() if x.shape[1] < n_steps)
+    if short:
+        raise Loihi2MappingError(
+            f"inputs {short} have fewer than n_steps={n_steps} steps",
+            hint="give every input n_steps rows (zeros where nothing is sent)",
+        )
     return out, n_samples or 1, n_steps
 
 
