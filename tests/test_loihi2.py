@@ -175,6 +175,9 @@ def test_lava_equals_emulator_on_random_networks():
         )
         assert np.count_nonzero(emu.payloads[pop.label]) > 0, pop.label  # not vacuous
 
+    with pytest.raises(LavaError, match="needs lava-loihi"):
+        run_lava(program, inputs, target="chip")  # no Loihi 2 system here
+
     # control: a one-bit change of one weight in each network is detected
     for k in range(len(KINDS)):
         proj = next(p for p in program.projections if p.post == f"n{k}_0")

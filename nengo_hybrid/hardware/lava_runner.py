@@ -36,18 +36,27 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
-import numpy as np
-from lava.magma.core.decorator import implements, requires, tag
-from lava.magma.core.model.py.model import PyLoihiProcessModel
-from lava.magma.core.model.py.ports import PyInPort, PyOutPort
-from lava.magma.core.model.py.type import LavaPyType
-from lava.magma.core.process.ports.ports import InPort, OutPort
-from lava.magma.core.process.process import AbstractProcess
-from lava.magma.core.process.variable import Var
-from lava.magma.core.resources import CPU
-from lava.magma.core.run_conditions import RunSteps
-from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+# this script's folder (nengo_hybrid/hardware) has a module named lava.py (the
+# main stack's bridge): keep it from shadowing the lava package
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+# Lava tries to import every module next to a process's file when it looks for
+# process models; the main stack's modules there do not import here
+warnings.filterwarnings("ignore", message="Cannot import module", category=UserWarning)
+
+import numpy as np  # noqa: E402
+from lava.magma.core.decorator import implements, requires, tag  # noqa: E402
+from lava.magma.core.model.py.model import PyLoihiProcessModel  # noqa: E402
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort  # noqa: E402
+from lava.magma.core.model.py.type import LavaPyType  # noqa: E402
+from lava.magma.core.process.ports.ports import InPort, OutPort  # noqa: E402
+from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.magma.core.process.variable import Var  # noqa: E402
+from lava.magma.core.resources import CPU  # noqa: E402
+from lava.magma.core.run_conditions import RunSteps  # noqa: E402
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa: E402
 
 FORMAT = "nengo-hybrid-loihi2/1"
 MESSAGE_BITS = 24  # Lava's graded-spike message width (its fixed-point models)
