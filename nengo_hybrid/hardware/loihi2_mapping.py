@@ -342,7 +342,7 @@ def from_network(
             return node_label[obj], "input"
         return obj, "host"
 
-    edges, readouts, taus = [], [], {}
+    edges, readouts, dus, same_step = [], [], {}, {}
     for i, conn in enumerate(network.all_connections):
         (pre, pre_kind), (post, post_kind) = (
             endpoint(conn.pre_obj),
@@ -367,14 +367,15 @@ def from_network(
                 }
             )
             continue
-        tau = _tau(conn)
-        if taus.setdefault(post, tau) != tau:
+        du = _decay(_tau(conn), dt)
+        if dus.setdefault(post, du) != du:
             raise Loihi2MappingError(
                 f"{conn}: synapse {conn.synapse} differs from another connection into "
                 f"{post} (one current per Loihi 2 neuron: one synapse per target)",
                 hint="give all connections into an ensemble the same synapse",
             )
-        du = _decay(tau, dt)
+        if conn.synapse is None:  # Nengo delivers on the same step
+            same_step[(pre, post)] = 1
         src_scale = (
             scales[pre] if pre_kind == "chip" else inputs[pre][1][None, :] / qmax
         )
@@ -394,7 +395,7 @@ def from_network(
                 f"2**-{fracs[label]} spikes, coarser than 2**-{MIN_FRAC_BITS}",
                 hint="lower the weights into it (or the precision of its neurons)",
             )
-        du = _decay(taus.get(label), dt)
+        du = dus.get(label, 1 << DECAY_BITS)
         params = _population_params(ens, model, units[label], fracs[label], du)
         populations.append(
             Population(label, "hybrid", ens.n_neurons, params, scales[label])
@@ -413,33 +414,38 @@ def from_network(
         payload_bits,
         meta={"dt": dt, "profile": profile.name},
     )
-    latency = _latency(program, taus)
+    latency = _latency(program, same_step)
     return Loihi2Network(program, inputs, input_bits, readouts, latency, labels, dt)
 
 
-def _latency(program, taus):
+def _latency(program, same_step):
     """Steps each population lags the reference simulator (None: not one shift).
 
-    Lava adds a step where Nengo has no synapse (same-step delivery in Nengo);
-    a host input reaches its targets one step after it is sent.
+    Every Lava projection delivers a step later; so does a Nengo synapse (an
+    update operator), but a Nengo connection without one (``same_step``)
+    delivers on the same step: one step of lag per such connection on the way
+    from the inputs. All the ways into a population must agree.
     """
     lag = {label: 0 for label in program.inputs}
-    pending = {p.label for p in program.populations}
     into = {}
     for proj in program.projections:
-        into.setdefault(proj.post, []).append(proj.pre)
-    for _ in range(len(pending) + 1):
-        for label in sorted(pending):
-            sources = [s for s in into.get(label, []) if s != label]
-            if all(s in lag for s in sources):
-                extra = 1 if taus.get(label) is None else 0
-                values = {lag[s] for s in sources if lag[s] is not None}
-                if len(values) > 1 or any(lag[s] is None for s in sources):
-                    lag[label] = None
-                else:
-                    lag[label] = (values.pop() if values else 0) + extra
-                pending.discard(label)
-    lag.update({label: None for label in pending})  # in a loop without a synapse
+        if proj.pre != proj.post:
+            into.setdefault(proj.post, []).append(proj.pre)
+    pending = {p.label for p in program.populations}
+    while pending:
+        ready = [x for x in sorted(pending) if all(s in lag for s in into.get(x, []))]
+        if not ready:  # a loop through other populations
+            lag.update({label: None for label in pending})
+            break
+        for label in ready:
+            arrivals = {
+                None if lag[s] is None else lag[s] + same_step.get((s, label), 0)
+                for s in into.get(label, [])
+            }
+            lag[label] = arrivals.pop() if len(arrivals) == 1 else None
+            if not into.get(label):
+                lag[label] = 0
+            pending.discard(label)
     return {p.label: lag[p.label] for p in program.populations}
 
 
