@@ -374,3 +374,20 @@ def test_exact_product_equals_integer_product(density, x_max):
     if x_max > 3:
         rounded = x.astype(np.float32) @ w.astype(np.float32)
         assert not np.array_equal(rounded.astype(np.int64), x @ w)
+
+
+def test_latency_counts_connections_without_synapse():
+    with nengo.Network(seed=0) as net:
+        inp = nengo.Node([0.5], label="inp")
+        a, b, c = (
+            nengo.Ensemble(4, 1, neuron_type=hybrid(1), label=label) for label in "abc"
+        )
+        nengo.Connection(inp, a, synapse=0.01)  # a Nengo synapse: as Lava
+        nengo.Connection(a, b, synapse=None)  # same step in Nengo: Lava one later
+        nengo.Connection(b, b, synapse=nengo.Lowpass(0))  # same decay as None
+        nengo.Connection(a, c, synapse=None)
+        nengo.Connection(b, c, synapse=None)  # c: two ways, two lags
+    mapped = loihi2_mapping.from_network(net)
+    assert mapped.latency == {"a": 0, "b": 1, "c": None}
+    du = {p.label: int(p.params["du"]) for p in mapped.program.populations}
+    assert du["b"] == du["c"] == 4096 and du["a"] < 4096
