@@ -17,6 +17,12 @@ PROFILE_DIR = os.path.join(os.path.dirname(__file__), "profiles")
 RESETS = ("zero", "subtract", "programmable")
 """Allowed values of the ``reset`` limit."""
 
+EMULATORS = ("nengo_loihi", "loihi2")
+"""Allowed values of a profile's ``emulator`` (its emulation semantics):
+``"nengo_loihi"`` -- Loihi 1, 1-bit spikes (nengo-loihi's emulator and the
+batched one, `nengo_hybrid.hardware.emulator`); ``"loihi2"`` -- graded spikes
+and Lava's fixed-point models (`nengo_hybrid.hardware.loihi2`); ``null``: none."""
+
 
 class ProfileError(ValidationError):
     """A hardware profile is missing, unreadable or invalid.
@@ -135,6 +141,8 @@ class Profile:
         Plain values (``None`` means "not published, not checked").
     sources : dict of {str: str}
         Where each limit comes from.
+    emulator : str or None
+        The emulation semantics (one of `EMULATORS`), or None.
     """
 
     REQUIRED = (
@@ -195,6 +203,12 @@ class Profile:
             self.sources[key] = entry["source"]
         self._check_consistent(where)
         self.energy = self._energy(where, data.get("energy", {}))
+        self.emulator = data.get("emulator")
+        if self.emulator is not None and self.emulator not in EMULATORS:
+            raise ProfileError(
+                f'{where}: "emulator" must be one of {list(EMULATORS)} or null, got '
+                f"{self.emulator!r}; name the semantics that emulates this target"
+            )
 
     def _check_consistent(self, where):
         lim = self.limits
