@@ -40,7 +40,11 @@ from nengo_hybrid.hardware.loihi import (
     supported_bases,
 )
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import Thermometer, coerce_strategy_argument
+from nengo_hybrid.hardware.strategies import (
+    Graded,
+    Thermometer,
+    coerce_strategy_argument,
+)
 from nengo_hybrid.neurons import HybridSpiking
 
 #: neuron types nengo-loihi maps onto compartments (exact classes, read from
@@ -139,6 +143,12 @@ def check(
     report = Report(profile, strategy)
     if not pre_build(network, report):
         return report
+    if profile.graded:  # one graded-spike neuron per neuron, planned from shapes
+        from nengo_hybrid.hardware.graded import check_graded
+
+        return check_graded(
+            network, report, strategy, counts, sample, dt, max_weight_bits_lost
+        )
 
     # --- build (no discretisation, no emulation), nengo-loihi's validation off
     try:
@@ -181,6 +191,9 @@ def pre_build(network, report):
     """
     if not _check_neuron_types(network, report):
         report.notes.append("Build skipped: fix the neuron types first.")
+        return False
+    if not _check_strategies(network, report):
+        report.notes.append("Build skipped: fix the strategies first.")
         return False
     if not _check_shapes(network, report):
         report.notes.append(
@@ -235,7 +248,7 @@ def analyze(
     _check_cores(model, report, lim)
     found = largest_counts(model, network, report, counts or {}, sample, dt)
     _check_hybrid(model, report, profile, found, dt, n_sub)
-    _check_spiking_relu(model, report, found)
+    _check_spiking_relu(set(block_owner(model).values()), report, found)
     _check_weights(model, report, lim, max_weight_bits_lost)
     _host_objects(model, network, report, found)
     _node_inputs(model, network, report)
@@ -294,6 +307,35 @@ def _check_neuron_types(network, report):
                 )
             )
     return supported
+
+
+def _check_strategies(network, report):
+    """`.Graded` needs a profile with graded spikes; returns False if misused."""
+    from nengo_hybrid.hardware.config import config_strategies
+
+    if report.profile.graded:
+        return True
+    given = report.strategy
+    chosen = dict(config_strategies(network))
+    if isinstance(given, dict):
+        chosen.update(given)
+    else:
+        chosen["default"] = given
+    graded = [obj for obj, s in chosen.items() if isinstance(s, Graded)]
+    for obj in graded:
+        report.add(
+            Violation(
+                "strategy",
+                "the default strategy" if obj == "default" else obj,
+                "a strategy for binary spikes",
+                "Graded()",
+                "use auto, Thermometer(K), Expand(K) or OneBit() on this profile, or "
+                'a profile with "spikes": "graded" (loihi2)',
+                detail=f"{report.profile.name} spikes are binary (at most one per "
+                "compartment and step): a graded spike's payload cannot be sent",
+            )
+        )
+    return not graded
 
 
 def _check_shapes(network, report):
@@ -461,11 +503,13 @@ class Count:
         Whether ``max_count`` is a guarantee (a bound on every input).
     """
 
-    def __init__(self, max_count, drive, source, bounded=False):
+    def __init__(self, max_count, drive, source, bounded=False, per_neuron=None):
         self.max_count = int(max_count)
         self.drive = float(drive)
         self.source = source
         self.bounded = bounded
+        #: largest |count| per neuron, where known (else None)
+        self.per_neuron = per_neuron
 
 
 COUNTED_TYPES = (nengo.SpikingRectifiedLinear, nengo.RegularSpiking)
@@ -475,7 +519,9 @@ def _counted(neuron_type):
     return isinstance(neuron_type, HybridSpiking) or type(neuron_type) in COUNTED_TYPES
 
 
-def largest_counts(model, network, report, counts, sample=None, dt=0.001):
+def largest_counts(
+    model, network, report, counts, sample=None, dt=0.001, chip=None, reference=None
+):
     """`Count` per spiking ensemble whose counts the hardware must carry.
 
     On-chip `.HybridSpiking` (and nengo ``SpikingRectifiedLinear``)
@@ -483,8 +529,13 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
     given, else the bound on all inputs (`.bounds.drive_bounds`), else
     measured on ``sample``, else estimated from ``max_rates`` with a
     ``spike_count_unknown`` warning in ``report``.
+
+    ``chip``: the on-chip ensembles (default: those of the nengo-loihi
+    ``model``'s blocks; ``model`` may then be Nengo's reference build).
+    ``reference``: ``network`` already built by Nengo's builder, for the bounds.
     """
-    chip = set(block_owner(model).values())
+    if chip is None:
+        chip = set(block_owner(model).values())
     wanted = [
         ens
         for ens in network.all_ensembles
@@ -495,7 +546,7 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
     missing = [ens for ens in wanted if ens not in found]
     if not missing:
         return found
-    bounds = drive_bounds(network, dt)
+    bounds = drive_bounds(network, dt, model=reference)
     report.notes.extend(bounds.notes)
     unknown = []
     for ens in missing:
@@ -504,11 +555,13 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
             unknown.append(ens)
             continue
         drive = bound.max_drive
+        out = bound.output
         found[ens] = Count(
             bound.max_count,
             bound.max_count if drive is None else drive,
             "bound on all inputs",
             bounded=True,
+            per_neuron=np.maximum(np.abs(out.lo), np.abs(out.hi)),
         )
     if unknown and sample is not None:
         measured, n_steps = measure_counts(network, sample, dt, unknown)
@@ -548,7 +601,10 @@ def _measured(c):
     m = int(np.abs(c).max()) if c.size else 0
     # drive: the largest mean count per step of one neuron
     drive = float(np.abs(c).reshape(-1, c.shape[-1]).mean(0).max()) if c.ndim else m
-    return Count(m, drive, "measured")
+    per_neuron = (
+        np.abs(c).reshape(-1, c.shape[-1]).max(0) if c.ndim and c.size else None
+    )
+    return Count(m, drive, "measured", per_neuron=per_neuron)
 
 
 def _estimate(model, ens, dt):
@@ -753,30 +809,41 @@ def _check_weights(model, report, lim, max_weight_bits_lost):
             }
         )
         if bits_lost > 0:
-            severity = (
-                "error"
-                if max_weight_bits_lost is not None and bits_lost > max_weight_bits_lost
-                else "warning"
-            )
             report.add(
-                Violation(
-                    "weight_bits",
-                    name,
-                    mag_bits + 1,
-                    range_bits + 1,
-                    f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
-                    f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
-                    "regularize the weight range in training, or split the "
-                    "connection by magnitude",
-                    severity=severity,
-                    detail=f"{bits_lost} bits lost: the weights span {range_bits} "
-                    f"magnitude bits but a synapse keeps {mag_bits} (+ sign) with "
-                    f"one shared exponent; {100 * zeroed:.1f}% of nonzero weights "
-                    f"round to zero, relative RMS weight error {rel_err:.3f}",
+                weight_bits_violation(
+                    name, lim, w_max, range_bits, bits_lost, zeroed, rel_err,
+                    max_weight_bits_lost,
                 )
-            )
+            )  # fmt: skip
     if model.discretize_warnings:
         report.notes.extend(f"nengo-loihi: {m}" for m in set(model.discretize_warnings))
+
+
+def weight_bits_violation(
+    name, lim, w_max, range_bits, bits_lost, zeroed, rel_err, max_weight_bits_lost
+):
+    """The ``weight_bits`` finding of a connection losing ``bits_lost`` bits."""
+    mag_bits = lim["weight_magnitude_bits"]
+    severity = (
+        "error"
+        if max_weight_bits_lost is not None and bits_lost > max_weight_bits_lost
+        else "warning"
+    )
+    return Violation(
+        "weight_bits",
+        name,
+        mag_bits + 1,
+        range_bits + 1,
+        f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
+        f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
+        "regularize the weight range in training, or split the "
+        "connection by magnitude",
+        severity=severity,
+        detail=f"{bits_lost} bits lost: the weights span {range_bits} "
+        f"magnitude bits but a synapse keeps {mag_bits} (+ sign) with "
+        f"one shared exponent; {100 * zeroed:.1f}% of nonzero weights "
+        f"round to zero, relative RMS weight error {rel_err:.3f}",
+    )
 
 
 def _check_host_hybrid(model, ens, report, found):
@@ -807,9 +874,9 @@ def _check_host_hybrid(model, ens, report, found):
         )
 
 
-def _check_spiking_relu(model, report, found):
-    """nengo's SpikingRectifiedLinear on a core: one spike per step at most."""
-    for ens in set(block_owner(model).values()):
+def _check_spiking_relu(chip, report, found):
+    """nengo's SpikingRectifiedLinear on a core (``chip``): one spike per step at most."""
+    for ens in chip:
         if type(ens.neuron_type) not in COUNTED_TYPES or ens not in found:
             continue
         count = found[ens]
