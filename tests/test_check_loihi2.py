@@ -92,6 +92,34 @@ def test_one_to_one_and_decoded_plans_equal_hand_computation():
     assert decoded and decoded[0]["n_weights"] == 40 * 50
 
 
+def test_sparse_plan_equals_hand_computation():
+    def network():
+        # post neuron i receives from pre neurons i and i + 1 (mod 10)
+        i = np.arange(10)
+        indices = np.concatenate([np.c_[i, i], np.c_[i, (i + 1) % 10]])
+        with nengo.Network(seed=2) as net:
+            kw = dict(neuron_type=HybridSpiking(nengo.RectifiedLinear()))
+            pre = nengo.Ensemble(10, 1, label="pre", **kw)
+            post = nengo.Ensemble(10, 1, label="post", **kw)
+            nengo.Connection(
+                pre.neurons,
+                post.neurons,
+                transform=nengo.Sparse((10, 10), indices=indices, init=np.ones(20)),
+            )
+        return net
+
+    (post,) = rows_of(check(network(), profile="loihi2"), "post")
+    # 10 axons, each 2 weights of 8 + ceil(log2 10) = 4 index bits: 1 word
+    assert post["synapse_bits"] == 10 * 64 and post["input_axons"] == 10
+    # control: 5 neurons per core; each core hears 6 axons, 1-2 weights of
+    # 8 + 3 bits each: 1 word per axon
+    post = rows_of(
+        check(network(), profile=graded_profile(compartments_per_core=5)), "post"
+    )
+    assert [r["input_axons"] for r in post] == [6, 6]
+    assert [r["synapse_bits"] for r in post] == [6 * 64, 6 * 64]
+
+
 def test_graded_check_never_builds_with_nengo_loihi(monkeypatch):
     import importlib
 

@@ -10,6 +10,11 @@
 3. `analyze`: every core, the largest spike count per step of every hybrid
    ensemble (a bound on all its inputs, `.bounds`), weights, host placement.
 
+Stages 2 and 3 (`check_with_nengo_loihi`) model Loihi 1's binary spikes. On a
+profile with graded spikes (Loihi 2) `nengo_hybrid.hardware.graded` replaces
+them: one graded-spike neuron per hybrid neuron, cores planned from the
+shapes and weight statistics.
+
 `.Simulator` runs the same stages on its own model (the third between the
 core split and the discretisation) and refuses what `check` refuses. The
 result is a `Report`: ``ok``, ``violations`` (it does not fit or would
@@ -68,6 +73,12 @@ def check(
     reduce), before any weight is built; nengo-loihi's build and the core
     plan (no discretisation, no emulation); Loihi's integer ranges; then
     cores, spike counts per step, weights and host placement.
+
+    On a profile with graded spikes (``"spikes": "graded"``, Loihi 2) a
+    hybrid neuron is one graded-spike neuron, and the cores are planned from
+    the shapes and weight statistics instead of nengo-loihi's Loihi 1 build
+    (`nengo_hybrid.hardware.graded`): per core the payload bits the counts
+    need (sign included), synapse memory, axons; per ensemble the state bits.
 
     Parameters
     ----------
@@ -150,7 +161,28 @@ def check(
             network, report, strategy, counts, sample, dt, max_weight_bits_lost
         )
 
-    # --- build (no discretisation, no emulation), nengo-loihi's validation off
+    return check_with_nengo_loihi(
+        network, report, strategy, counts, sample, dt, max_weight_bits_lost
+    )
+
+
+def check_with_nengo_loihi(
+    network,
+    report,
+    strategy,
+    counts=None,
+    sample=None,
+    dt=0.001,
+    max_weight_bits_lost=None,
+):
+    """The stages after `pre_build` for binary spikes (Loihi 1), into ``report``.
+
+    nengo-loihi's build and core plan (no discretisation, no emulation), its
+    integer ranges (`check_ranges`), then `analyze`. `check` runs it on
+    binary-spike profiles; graded-spike profiles are planned from the shapes
+    instead (`nengo_hybrid.hardware.graded`). ``benchmarks/check_scaling.py``
+    runs it on ``loihi2`` as the baseline.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -158,7 +190,7 @@ def check(
                 network,
                 dt=dt,
                 strategy=strategy,
-                profile=profile,
+                profile=report.profile,
                 validate=False,
                 discretize=False,
             )
@@ -786,37 +818,47 @@ def _weight_stats(weights, mag_bits):
 
 
 def _check_weights(model, report, lim, max_weight_bits_lost):
-    mag_bits = lim["weight_magnitude_bits"]
     for synapse, weights in model.float_weights.items():
         conn = model.synapse_conn.get(synapse)
         name = str(conn) if conn is not None else str(synapse.label)
-        stats = _weight_stats(weights, mag_bits)
-        if stats is None:
-            continue
-        n_weights, w_max, w_min, zeroed, rel_err = stats
-        range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
-        bits_lost = max(0, range_bits - mag_bits)
-        report.connections.append(
-            {
-                "connection": name,
-                "n_weights": n_weights,
-                "max_abs_weight": float(w_max),
-                "min_abs_nonzero_weight": float(w_min),
-                "range_bits": range_bits,
-                "bits_lost": bits_lost,
-                "fraction_rounded_to_zero": zeroed,
-                "relative_rms_error": rel_err,
-            }
-        )
-        if bits_lost > 0:
-            report.add(
-                weight_bits_violation(
-                    name, lim, w_max, range_bits, bits_lost, zeroed, rel_err,
-                    max_weight_bits_lost,
-                )
-            )  # fmt: skip
+        check_connection_weights(name, weights, report, lim, max_weight_bits_lost)
     if model.discretize_warnings:
         report.notes.extend(f"nengo-loihi: {m}" for m in set(model.discretize_warnings))
+
+
+def check_connection_weights(name, weights, report, lim, max_weight_bits_lost):
+    """One connection's row in ``report.connections``, and its lost weight bits.
+
+    ``weights``: an iterable of arrays, iterated twice (`_weight_stats`).
+    Returns the largest ``|w|``, or None if all weights are zero.
+    """
+    mag_bits = lim["weight_magnitude_bits"]
+    stats = _weight_stats(weights, mag_bits)
+    if stats is None:
+        return None
+    n_weights, w_max, w_min, zeroed, rel_err = stats
+    range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
+    bits_lost = max(0, range_bits - mag_bits)
+    report.connections.append(
+        {
+            "connection": name,
+            "n_weights": n_weights,
+            "max_abs_weight": float(w_max),
+            "min_abs_nonzero_weight": float(w_min),
+            "range_bits": range_bits,
+            "bits_lost": bits_lost,
+            "fraction_rounded_to_zero": zeroed,
+            "relative_rms_error": rel_err,
+        }
+    )
+    if bits_lost > 0:
+        report.add(
+            weight_bits_violation(
+                name, lim, w_max, range_bits, bits_lost, zeroed, rel_err,
+                max_weight_bits_lost,
+            )
+        )  # fmt: skip
+    return w_max
 
 
 def weight_bits_violation(

@@ -122,6 +122,12 @@ class Projection:
         piece = uniq % n_pieces
         return (uniq // n_pieces, piece, counts), np.bincount(piece, minlength=n_pieces)
 
+    def n_weights(self):
+        """Weights stored (dense: every axon into every target compartment)."""
+        if self.dense:
+            return self.n_axons * self.targets.size
+        return self.pairs[0].size
+
     def synapse_bits(self, size, n_pieces, weight_bits, word):
         """Synapse memory bits of each ``size``-compartment piece."""
         per, _ = self.per_piece(size, n_pieces)
@@ -210,8 +216,9 @@ def _split(placement, lim):
         return total
 
     n_split = -(-n // lim["compartments_per_core"])
-    # word rounding only grows with more pieces: one piece gives a lower bound
-    n_split = max(n_split, -(-int(piece_bits(n).sum()) // max_bits))
+    # a lower bound: the weights alone, without word rounding or index bits
+    least = sum(proj.n_weights() for proj in placement.incoming) * lim["weight_bits"]
+    n_split = max(n_split, -(-least // max_bits))
     while n_split < n:
         size = -(-n // n_split)
         if np.all(piece_bits(size) <= max_bits):
@@ -452,41 +459,18 @@ def check_payload(placements, report, profile, found, dt):
 
 def check_weights(placements, report, profile, found, dt, max_weight_bits_lost):
     """Weight bits lost per connection; state bits and exponents per ensemble."""
-    from nengo_hybrid.hardware.check import _weight_stats, weight_bits_violation
+    from nengo_hybrid.hardware.check import check_connection_weights
 
     lim = profile.limits
-    mag = lim["weight_magnitude_bits"]
     for ens, pl in placements.items():
         scales = []  # (connection, largest weight in threshold units per count)
         for proj in pl.incoming:
-            stats = _weight_stats(proj.weight_chunks(), mag)
-            if stats is None:
-                continue
-            n_weights, w_max, w_min, zeroed, rel_err = stats
-            range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
-            bits_lost = max(0, range_bits - mag)
             name = str(proj.c.conn)
-            report.connections.append(
-                {
-                    "connection": name,
-                    "n_weights": n_weights,
-                    "max_abs_weight": float(w_max),
-                    "min_abs_nonzero_weight": float(w_min),
-                    "range_bits": range_bits,
-                    "bits_lost": bits_lost,
-                    "fraction_rounded_to_zero": zeroed,
-                    "relative_rms_error": rel_err,
-                }
+            w_max = check_connection_weights(
+                name, proj.weight_chunks(), report, lim, max_weight_bits_lost
             )
-            if bits_lost > 0:
-                report.add(
-                    weight_bits_violation(
-                        name, lim, w_max, range_bits, bits_lost, zeroed, rel_err,
-                        max_weight_bits_lost,
-                    )
-                )  # fmt: skip
             unit = _threshold_units_per_count(proj, ens, dt)
-            if unit is not None:
+            if w_max is not None and unit is not None:
                 scales.append((name, w_max * unit))
         if scales and lim.get("state_bits") and ens in found:
             _check_state(ens, found[ens], scales, report, profile)
