@@ -168,6 +168,8 @@ class Projection:
 
 
 class _Reiterable:
+    """An iterable whose every ``iter()`` calls ``make()`` anew."""
+
     def __init__(self, make):
         self.make = make
 
@@ -186,8 +188,7 @@ class Placement:
         self.n = ens.n_neurons * self.k
         self.incoming = []  # Projection
         self.outgoing = []  # (Projection, target Placement)
-        self.size = self.n
-        self.max_counts = None  # per neuron, or None (not counted)
+        self.size = self.n  # compartments per core (the last core may hold fewer)
 
 
 def _strategy_of(ens, strategy, configured):
