@@ -279,7 +279,9 @@ def write(record):
         "no per-axon header; nengo-loihi adds its Loihi 1 synapse headers and "
         "index bits.\n\n"
         + markdown_table(record["rows"], columns)
-        + "\nn/a: not measured under tracemalloc (it slows that run by many minutes).\n"
+        + "\nn/a: not measured under tracemalloc (it slows that run by many minutes); "
+        "the ratios are given on the graded rows only (graded / baseline, same N, "
+        "same run).\n"
     )
     atomic_write_text(RESULTS / "check_scaling.md", text)
     print(text)
