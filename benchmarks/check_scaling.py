@@ -5,9 +5,12 @@ dense N x N neuron-to-neuron connection (N^2 weights, uniform in +-1e-5;
 seed 0), for N = 1000, 3000, 5000 and 10000. ``check`` runs against the Loihi 1
 profile (the default; its cores take at most 4096 input axons, so from
 N = 4097 on the shapes alone decide that the network does not fit) and
-against Loihi 2 (no input-axon limit: the full build and core plan run) up to
-``--max-loihi2`` (tracemalloc only up to ``--trace-up-to``: it slows the
-largest runs by many minutes).
+against Loihi 2 up to ``--max-loihi2``: graded spikes, planned from the shapes
+(`nengo_hybrid.hardware.graded`). The baseline, in the same run, is the
+Loihi 2 profile checked the old way, through nengo-loihi's Loihi 1 build and
+core split (`check_with_nengo_loihi`), up to ``--baseline-up-to``; the table
+gives the ratio of the two (tracemalloc only up to ``--trace-up-to``: it slows
+the largest runs by many minutes).
 
 Every measurement runs in a fresh Python (``--one``), twice: once timed, with
 the peak resident memory of the process (``resource.getrusage``) and its
@@ -67,11 +70,30 @@ def network(n, seed=0):
     return net
 
 
+def baseline_check(net, profile):
+    """``check`` on ``profile`` through nengo-loihi's build (the old Loihi 2 path)."""
+    import nengo_hybrid.hardware.check  # noqa: F401 (the module, not the function)
+    from nengo_hybrid.hardware.findings import Report
+    from nengo_hybrid.hardware.profiles import load_profile
+    from nengo_hybrid.hardware.strategies import OneBit
+
+    checks = sys.modules["nengo_hybrid.hardware.check"]
+    report = Report(load_profile(profile), OneBit())
+    if checks.pre_build(net, report):
+        checks.check_with_nengo_loihi(net, report, OneBit())
+    return report
+
+
 def measure_one(n, profile, traced):
     """Run ``check`` once in this process; return a dict of results."""
     import tracemalloc
 
     from nengo_hybrid.hardware import check
+
+    method = "graded" if profile == "loihi2" else "nengo-loihi"
+    if profile.endswith("+baseline"):
+        profile, method = profile.split("+")[0], "nengo-loihi (baseline)"
+        check = baseline_check  # noqa: F811
 
     net = network(n)
     import nengo_hybrid.hardware.check  # noqa: F401 (imports nengo-loihi first)
@@ -82,7 +104,7 @@ def measure_one(n, profile, traced):
     tic = time.perf_counter()
     report = check(net, profile=profile)
     seconds = time.perf_counter() - tic
-    out = {"n": n, "profile": profile}
+    out = {"n": n, "profile": profile, "method": method}
     if traced:
         out["tracemalloc_peak_bytes"] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
@@ -125,6 +147,9 @@ def main():
     )
     parser.add_argument("--max-loihi2", type=int, default=10000,
                         help="largest N also checked against loihi2")  # fmt: skip
+    parser.add_argument("--baseline-up-to", type=int, default=10000,
+                        help="largest N checked on loihi2 through nengo-loihi "
+                        "(the old path: minutes and ~9 GB at 10000)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--trace-up-to", type=int, default=5000,
                         help="largest N also measured under tracemalloc (slow)")  # fmt: skip
@@ -150,7 +175,13 @@ def main():
 
     configs = [(n, "loihi1") for n in args.sizes]
     configs += [(n, "loihi2") for n in args.sizes if n <= args.max_loihi2]
+    configs += [
+        (n, "loihi2+baseline")
+        for n in args.sizes
+        if n <= min(args.max_loihi2, args.baseline_up_to)
+    ]
     rows = []
+    load = [os.getloadavg()]
     for n, profile in configs:
         row = run_child(n, profile, False, args.timeout)
         traced = (
@@ -160,16 +191,33 @@ def main():
         )
         row["tracemalloc_peak_bytes"] = traced.get("tracemalloc_peak_bytes")
         rows.append(summarize(row, n))
+        load.append(os.getloadavg())
         print(json.dumps(row), flush=True)
+    ratios(rows)
     record = {
         "benchmark": "check_scaling",
         "date": time.strftime("%Y-%m-%d"),
         "load_average": os.getloadavg(),
+        "load_average_1min_range": [min(x[0] for x in load), max(x[0] for x in load)],
         "machine": environment_info(),
         "network": NETWORK,
         "rows": rows,
     }
     write(record)
+
+
+def ratios(rows):
+    """Graded rows: time and RSS above start as ratios to the baseline's (same N)."""
+    base = {r["n"]: r for r in rows if r.get("method") == "nengo-loihi (baseline)"}
+    for r in rows:
+        b = base.get(r["n"])
+        if r.get("method") != "graded" or b is None or "seconds" not in b:
+            continue
+        if "seconds" in r:
+            r["time_ratio_to_baseline"] = r["seconds"] / b["seconds"]
+            r["rss_added_ratio_to_baseline"] = r["rss_added_gb"] / max(
+                b["rss_added_gb"], 1e-9
+            )
 
 
 def summarize(row, n):
@@ -194,11 +242,14 @@ def write(record):
         ("n", "N per ensemble", ""),
         ("weights", "weights", ".2g"),
         ("profile", "profile", ""),
+        ("method", "mapping", ""),
         ("seconds", "check wall time (s)", ".3g"),
         ("tracemalloc_peak_gb", "peak allocated by check (GB, tracemalloc)", ".2f"),
         ("rss_added_gb", "peak RSS above start (GB)", ".2f"),
         ("rss_peak_gb", "peak RSS of the process (GB)", ".2f"),
         ("n_cores", "cores planned", ""),
+        ("time_ratio_to_baseline", "time / baseline", ".3f"),
+        ("rss_added_ratio_to_baseline", "RSS added / baseline", ".2f"),
         ("result", "result", ""),
         ("violation_kinds", "violations", ""),
         ("build_skipped", "build skipped (shapes decide)", ""),
@@ -207,17 +258,30 @@ def write(record):
         "# `hardware.check` against network size\n\n"
         f"{record['network']}. Each row is a fresh Python; the peak RSS includes "
         "the network itself (N x N float64 weights) and Python with nengo-loihi "
-        "loaded. Load average "
-        f"{record['load_average'][0]:.2f}; {record['machine']['cpu_count']} CPUs, "
+        "loaded. Load average (1 min) at the end "
+        f"{record['load_average'][0]:.2f}, between "
+        f"{record.get('load_average_1min_range', [0, 0])[0]:.2f} and "
+        f"{record.get('load_average_1min_range', [0, 0])[1]:.2f} during the run "
+        "(other work shares the machine); "
+        f"{record['machine']['cpu_count']} CPUs, "
         f"Python {record['machine']['python']}. Script: "
         "`benchmarks/check_scaling.py`.\n\n"
         "On Loihi 1 a core takes at most 4096 input axons: from N = 4097 on, "
         "`check` reports that from the shapes alone, before building any weight. "
-        "Loihi 2 has no input-axon limit in its profile, so the whole build and "
-        "core plan run: nengo-loihi represents every (presynaptic neuron, core) "
-        "pair as a Python object, about 17 million of them at N = 10000.\n\n"
+        "Loihi 2 spikes are graded: each hybrid neuron is one graded-spike neuron, "
+        "and `check` plans its cores from the shapes and weight statistics "
+        "(mapping `graded`, `nengo_hybrid.hardware.graded`). The baseline "
+        "(mapping `nengo-loihi (baseline)`, same run) checks the same profile the "
+        "old way, through nengo-loihi's Loihi 1 build and core split, which "
+        "represents every (presynaptic neuron, core) pair as a Python object "
+        "(about 17 million at N = 10000). The two plan different core counts: "
+        "graded rounds each axon's weights into a core up to 64-bit words with "
+        "no per-axon header; nengo-loihi adds its Loihi 1 synapse headers and "
+        "index bits.\n\n"
         + markdown_table(record["rows"], columns)
-        + "\nn/a: not measured under tracemalloc (it slows that run by many minutes).\n"
+        + "\nn/a: not measured under tracemalloc (it slows that run by many minutes); "
+        "the ratios are given on the graded rows only (graded / baseline, same N, "
+        "same run).\n"
     )
     atomic_write_text(RESULTS / "check_scaling.md", text)
     print(text)

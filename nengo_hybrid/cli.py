@@ -261,10 +261,11 @@ def _add_strategy(p):
         "--strategy",
         metavar="STRATEGY",
         help="override the plan's strategies for every hybrid ensemble on the chip "
-        "(default: the plan's, else auto). How multi-bit neurons map onto 1-bit "
-        "Loihi compartments: auto (from "
-        "the measured spike counts: thermometer:K with K one more than the largest "
-        "count), onebit, expand:K (K compartments per neuron), substeps:K (K chip "
+        "(default: the plan's, else auto). How multi-bit neurons map onto "
+        "compartments: auto (graded on a profile with graded spikes such as loihi2; "
+        "on Loihi 1, from the measured spike counts: thermometer:K with K one more "
+        "than the largest count), onebit, graded (one graded-spike neuron per "
+        "neuron, Loihi 2), expand:K (K compartments per neuron), substeps:K (K chip "
         "steps per model step) or thermometer:K (K memoryless rounding levels per "
         "neuron, exact on Loihi 1)",
     )
@@ -469,7 +470,7 @@ def build_parser():
     p.add_argument(
         "--strategy",
         metavar="STRATEGY",
-        help="onebit, expand:K, substeps:K or thermometer:K (default: the ones "
+        help="onebit, graded, expand:K, substeps:K or thermometer:K (default: the ones "
         "`check` chose)",
     )
     p = parsers["report"]

@@ -9,7 +9,8 @@
   same checks and refuses what `check` refuses (`HardwareCheckError`) unless
   ``allow_violations=True``.
 * strategies for multi-bit neurons: `OneBit`, `Expand`, `Substeps`,
-  `Thermometer`; per ensemble through the network config with `add_params`.
+  `Thermometer` (binary spikes, Loihi 1) and `Graded` (graded spikes, Loihi 2);
+  per ensemble through the network config with `add_params`.
 * `encode_node_inputs` -- send per-step host signals to on-chip neurons as exact
   spike counts of host encoder neurons (not nengo-loihi's filtered encoder).
 * `compare_samples` -- classify independent samples on the emulator (batched
@@ -37,6 +38,7 @@ from nengo_hybrid.hardware.profiles import Profile, available_profiles, load_pro
 from nengo_hybrid.hardware.recipes import apply_recipe, load_recipe
 from nengo_hybrid.hardware.strategies import (
     Expand,
+    Graded,
     OneBit,
     Strategy,
     Substeps,
@@ -63,6 +65,7 @@ __all__ = [
     "EmulatorFallbackWarning",
     "HAS_NXSDK",
     "Expand",
+    "Graded",
     "HardwareCheckError",
     "Model",
     "OneBit",

@@ -10,6 +10,11 @@
 3. `analyze`: every core, the largest spike count per step of every hybrid
    ensemble (a bound on all its inputs, `.bounds`), weights, host placement.
 
+Stages 2 and 3 (`check_with_nengo_loihi`) model Loihi 1's binary spikes. On a
+profile with graded spikes (Loihi 2) `nengo_hybrid.hardware.graded` replaces
+them: one graded-spike neuron per hybrid neuron, cores planned from the
+shapes and weight statistics.
+
 `.Simulator` runs the same stages on its own model (the third between the
 core split and the discretisation) and refuses what `check` refuses. The
 result is a `Report`: ``ok``, ``violations`` (it does not fit or would
@@ -40,7 +45,11 @@ from nengo_hybrid.hardware.loihi import (
     supported_bases,
 )
 from nengo_hybrid.hardware.profiles import load_profile
-from nengo_hybrid.hardware.strategies import Thermometer, coerce_strategy_argument
+from nengo_hybrid.hardware.strategies import (
+    Graded,
+    Thermometer,
+    coerce_strategy_argument,
+)
 from nengo_hybrid.neurons import HybridSpiking
 
 #: neuron types nengo-loihi maps onto compartments (exact classes, read from
@@ -64,6 +73,12 @@ def check(
     reduce), before any weight is built; nengo-loihi's build and the core
     plan (no discretisation, no emulation); Loihi's integer ranges; then
     cores, spike counts per step, weights and host placement.
+
+    On a profile with graded spikes (``"spikes": "graded"``, Loihi 2) a
+    hybrid neuron is one graded-spike neuron, and the cores are planned from
+    the shapes and weight statistics instead of nengo-loihi's Loihi 1 build
+    (`nengo_hybrid.hardware.graded`): per core the payload bits the counts
+    need (sign included), synapse memory, axons; per ensemble the state bits.
 
     Parameters
     ----------
@@ -139,8 +154,35 @@ def check(
     report = Report(profile, strategy)
     if not pre_build(network, report):
         return report
+    if profile.graded:  # one graded-spike neuron per neuron, planned from shapes
+        from nengo_hybrid.hardware.graded import check_graded
 
-    # --- build (no discretisation, no emulation), nengo-loihi's validation off
+        return check_graded(
+            network, report, strategy, counts, sample, dt, max_weight_bits_lost
+        )
+
+    return check_with_nengo_loihi(
+        network, report, strategy, counts, sample, dt, max_weight_bits_lost
+    )
+
+
+def check_with_nengo_loihi(
+    network,
+    report,
+    strategy,
+    counts=None,
+    sample=None,
+    dt=0.001,
+    max_weight_bits_lost=None,
+):
+    """The stages after `pre_build` for binary spikes (Loihi 1), into ``report``.
+
+    nengo-loihi's build and core plan (no discretisation, no emulation), its
+    integer ranges (`check_ranges`), then `analyze`. `check` runs it on
+    binary-spike profiles; graded-spike profiles are planned from the shapes
+    instead (`nengo_hybrid.hardware.graded`). ``benchmarks/check_scaling.py``
+    runs it on ``loihi2`` as the baseline.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -148,7 +190,7 @@ def check(
                 network,
                 dt=dt,
                 strategy=strategy,
-                profile=profile,
+                profile=report.profile,
                 validate=False,
                 discretize=False,
             )
@@ -181,6 +223,9 @@ def pre_build(network, report):
     """
     if not _check_neuron_types(network, report):
         report.notes.append("Build skipped: fix the neuron types first.")
+        return False
+    if not _check_strategies(network, report):
+        report.notes.append("Build skipped: fix the strategies first.")
         return False
     if not _check_shapes(network, report):
         report.notes.append(
@@ -235,7 +280,7 @@ def analyze(
     _check_cores(model, report, lim)
     found = largest_counts(model, network, report, counts or {}, sample, dt)
     _check_hybrid(model, report, profile, found, dt, n_sub)
-    _check_spiking_relu(model, report, found)
+    _check_spiking_relu(set(block_owner(model).values()), report, found)
     _check_weights(model, report, lim, max_weight_bits_lost)
     _host_objects(model, network, report, found)
     _node_inputs(model, network, report)
@@ -294,6 +339,35 @@ def _check_neuron_types(network, report):
                 )
             )
     return supported
+
+
+def _check_strategies(network, report):
+    """`.Graded` needs a profile with graded spikes; returns False if misused."""
+    from nengo_hybrid.hardware.config import config_strategies
+
+    if report.profile.graded:
+        return True
+    given = report.strategy
+    chosen = dict(config_strategies(network))
+    if isinstance(given, dict):
+        chosen.update(given)
+    else:
+        chosen["default"] = given
+    graded = [obj for obj, s in chosen.items() if isinstance(s, Graded)]
+    for obj in graded:
+        report.add(
+            Violation(
+                "strategy",
+                "the default strategy" if obj == "default" else obj,
+                "a strategy for binary spikes",
+                "Graded()",
+                "use auto, Thermometer(K), Expand(K) or OneBit() on this profile, or "
+                'a profile with "spikes": "graded" (loihi2)',
+                detail=f"{report.profile.name} spikes are binary (at most one per "
+                "compartment and step): a graded spike's payload cannot be sent",
+            )
+        )
+    return not graded
 
 
 def _check_shapes(network, report):
@@ -461,11 +535,13 @@ class Count:
         Whether ``max_count`` is a guarantee (a bound on every input).
     """
 
-    def __init__(self, max_count, drive, source, bounded=False):
+    def __init__(self, max_count, drive, source, bounded=False, per_neuron=None):
         self.max_count = int(max_count)
         self.drive = float(drive)
         self.source = source
         self.bounded = bounded
+        #: largest |count| per neuron, where known (else None)
+        self.per_neuron = per_neuron
 
 
 COUNTED_TYPES = (nengo.SpikingRectifiedLinear, nengo.RegularSpiking)
@@ -475,7 +551,9 @@ def _counted(neuron_type):
     return isinstance(neuron_type, HybridSpiking) or type(neuron_type) in COUNTED_TYPES
 
 
-def largest_counts(model, network, report, counts, sample=None, dt=0.001):
+def largest_counts(
+    model, network, report, counts, sample=None, dt=0.001, chip=None, reference=None
+):
     """`Count` per spiking ensemble whose counts the hardware must carry.
 
     On-chip `.HybridSpiking` (and nengo ``SpikingRectifiedLinear``)
@@ -483,8 +561,13 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
     given, else the bound on all inputs (`.bounds.drive_bounds`), else
     measured on ``sample``, else estimated from ``max_rates`` with a
     ``spike_count_unknown`` warning in ``report``.
+
+    ``chip``: the on-chip ensembles (default: those of the nengo-loihi
+    ``model``'s blocks; ``model`` may then be Nengo's reference build).
+    ``reference``: ``network`` already built by Nengo's builder, for the bounds.
     """
-    chip = set(block_owner(model).values())
+    if chip is None:
+        chip = set(block_owner(model).values())
     wanted = [
         ens
         for ens in network.all_ensembles
@@ -495,7 +578,7 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
     missing = [ens for ens in wanted if ens not in found]
     if not missing:
         return found
-    bounds = drive_bounds(network, dt)
+    bounds = drive_bounds(network, dt, model=reference)
     report.notes.extend(bounds.notes)
     unknown = []
     for ens in missing:
@@ -504,11 +587,13 @@ def largest_counts(model, network, report, counts, sample=None, dt=0.001):
             unknown.append(ens)
             continue
         drive = bound.max_drive
+        out = bound.output
         found[ens] = Count(
             bound.max_count,
             bound.max_count if drive is None else drive,
             "bound on all inputs",
             bounded=True,
+            per_neuron=np.maximum(np.abs(out.lo), np.abs(out.hi)),
         )
     if unknown and sample is not None:
         measured, n_steps = measure_counts(network, sample, dt, unknown)
@@ -548,7 +633,10 @@ def _measured(c):
     m = int(np.abs(c).max()) if c.size else 0
     # drive: the largest mean count per step of one neuron
     drive = float(np.abs(c).reshape(-1, c.shape[-1]).mean(0).max()) if c.ndim else m
-    return Count(m, drive, "measured")
+    per_neuron = (
+        np.abs(c).reshape(-1, c.shape[-1]).max(0) if c.ndim and c.size else None
+    )
+    return Count(m, drive, "measured", per_neuron=per_neuron)
 
 
 def _estimate(model, ens, dt):
@@ -730,53 +818,74 @@ def _weight_stats(weights, mag_bits):
 
 
 def _check_weights(model, report, lim, max_weight_bits_lost):
-    mag_bits = lim["weight_magnitude_bits"]
     for synapse, weights in model.float_weights.items():
         conn = model.synapse_conn.get(synapse)
         name = str(conn) if conn is not None else str(synapse.label)
-        stats = _weight_stats(weights, mag_bits)
-        if stats is None:
-            continue
-        n_weights, w_max, w_min, zeroed, rel_err = stats
-        range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
-        bits_lost = max(0, range_bits - mag_bits)
-        report.connections.append(
-            {
-                "connection": name,
-                "n_weights": n_weights,
-                "max_abs_weight": float(w_max),
-                "min_abs_nonzero_weight": float(w_min),
-                "range_bits": range_bits,
-                "bits_lost": bits_lost,
-                "fraction_rounded_to_zero": zeroed,
-                "relative_rms_error": rel_err,
-            }
-        )
-        if bits_lost > 0:
-            severity = (
-                "error"
-                if max_weight_bits_lost is not None and bits_lost > max_weight_bits_lost
-                else "warning"
-            )
-            report.add(
-                Violation(
-                    "weight_bits",
-                    name,
-                    mag_bits + 1,
-                    range_bits + 1,
-                    f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
-                    f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
-                    "regularize the weight range in training, or split the "
-                    "connection by magnitude",
-                    severity=severity,
-                    detail=f"{bits_lost} bits lost: the weights span {range_bits} "
-                    f"magnitude bits but a synapse keeps {mag_bits} (+ sign) with "
-                    f"one shared exponent; {100 * zeroed:.1f}% of nonzero weights "
-                    f"round to zero, relative RMS weight error {rel_err:.3f}",
-                )
-            )
+        check_connection_weights(name, weights, report, lim, max_weight_bits_lost)
     if model.discretize_warnings:
         report.notes.extend(f"nengo-loihi: {m}" for m in set(model.discretize_warnings))
+
+
+def check_connection_weights(name, weights, report, lim, max_weight_bits_lost):
+    """One connection's row in ``report.connections``, and its lost weight bits.
+
+    ``weights``: an iterable of arrays, iterated twice (`_weight_stats`).
+    Returns the largest ``|w|``, or None if all weights are zero.
+    """
+    mag_bits = lim["weight_magnitude_bits"]
+    stats = _weight_stats(weights, mag_bits)
+    if stats is None:
+        return None
+    n_weights, w_max, w_min, zeroed, rel_err = stats
+    range_bits = int(math.ceil(math.log2(w_max / w_min) + 1e-9)) + 1
+    bits_lost = max(0, range_bits - mag_bits)
+    report.connections.append(
+        {
+            "connection": name,
+            "n_weights": n_weights,
+            "max_abs_weight": float(w_max),
+            "min_abs_nonzero_weight": float(w_min),
+            "range_bits": range_bits,
+            "bits_lost": bits_lost,
+            "fraction_rounded_to_zero": zeroed,
+            "relative_rms_error": rel_err,
+        }
+    )
+    if bits_lost > 0:
+        report.add(
+            weight_bits_violation(
+                name, lim, w_max, range_bits, bits_lost, zeroed, rel_err,
+                max_weight_bits_lost,
+            )
+        )  # fmt: skip
+    return w_max
+
+
+def weight_bits_violation(
+    name, lim, w_max, range_bits, bits_lost, zeroed, rel_err, max_weight_bits_lost
+):
+    """The ``weight_bits`` finding of a connection losing ``bits_lost`` bits."""
+    mag_bits = lim["weight_magnitude_bits"]
+    severity = (
+        "error"
+        if max_weight_bits_lost is not None and bits_lost > max_weight_bits_lost
+        else "warning"
+    )
+    return Violation(
+        "weight_bits",
+        name,
+        mag_bits + 1,
+        range_bits + 1,
+        f"weights below {w_max / 2 ** (mag_bits + 1):.3g} (max/"
+        f"{2 ** (mag_bits + 1)}) cannot be represented: prune them, "
+        "regularize the weight range in training, or split the "
+        "connection by magnitude",
+        severity=severity,
+        detail=f"{bits_lost} bits lost: the weights span {range_bits} "
+        f"magnitude bits but a synapse keeps {mag_bits} (+ sign) with "
+        f"one shared exponent; {100 * zeroed:.1f}% of nonzero weights "
+        f"round to zero, relative RMS weight error {rel_err:.3f}",
+    )
 
 
 def _check_host_hybrid(model, ens, report, found):
@@ -807,9 +916,9 @@ def _check_host_hybrid(model, ens, report, found):
         )
 
 
-def _check_spiking_relu(model, report, found):
-    """nengo's SpikingRectifiedLinear on a core: one spike per step at most."""
-    for ens in set(block_owner(model).values()):
+def _check_spiking_relu(chip, report, found):
+    """nengo's SpikingRectifiedLinear on a core (``chip``): one spike per step at most."""
+    for ens in chip:
         if type(ens.neuron_type) not in COUNTED_TYPES or ens not in found:
             continue
         count = found[ens]

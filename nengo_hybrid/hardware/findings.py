@@ -122,6 +122,9 @@ class Report:
         self.host = []
         self.notes = []
         self.allow_violations = False
+        #: how the cores were planned: ``"nengo-loihi"`` (its build and core
+        #: split, binary spikes) or ``"graded"`` (`nengo_hybrid.hardware.graded`)
+        self.mapping = "nengo-loihi"
 
     @property
     def ok(self):
@@ -149,6 +152,7 @@ class Report:
                 ),
                 "n_cores": self.n_cores,
                 "n_chips": n_chips,
+                "mapping": self.mapping,
                 "allow_violations": self.allow_violations,
                 "ran_despite_violations": self.allow_violations and not self.ok,
                 "violations": [v.to_dict() for v in self.violations],
@@ -174,22 +178,25 @@ class Report:
             )
         ]
         if self.cores:
+            payload = any("payload_bits_needed" in row for row in self.cores)
             header = (
                 f"{'core':>4}  {'block':<38} {'compart.':>9} {'in-axons':>9} "
                 f"{'out-axons':>9} {'synapse bits':>13}"
-            )
+            ) + (f" {'payload bits':>12}" if payload else "")
             lines += ["", header, "-" * len(header)]
             for row in self.cores:
                 lines.append(
                     f"{row['core']:>4}  {row['block'][:38]:<38} "
                     f"{row['compartments']:>9} {row['input_axons']:>9} "
                     f"{row['output_axons']:>9} {row['synapse_bits']:>13}"
+                    + (f" {row.get('payload_bits_needed', '-'):>12}" if payload else "")
                 )
             lines.append(
                 f"{'max':>4}  {'':<38} {lim['compartments_per_core']:>9} "
                 f"{str(lim['input_axons_per_core']):>9} "
                 f"{str(lim['output_axons_per_core']):>9} "
                 f"{lim['synapse_bits_per_core']:>13}"
+                + (f" {lim['spike_payload_bits']:>12}" if payload else "")
             )
         if self.ensembles:
             lines += ["", "Hybrid ensembles:"]
@@ -200,6 +207,12 @@ class Report:
                     f"({row['strategy']}); spikes/step needed {row['max_count']} "
                     f"({row['count_source']}), representable {row['max_representable']}"
                     f"; {'exact' if row['exact'] else 'approximate'}"
+                    + (
+                        f"; payload bits needed {row['payload_bits_needed']} of "
+                        f"{row['payload_bits']} (sign included)"
+                        if "payload_bits_needed" in row
+                        else ""
+                    )
                 )
         lossy = [c for c in self.connections if c["bits_lost"] > 0]
         if self.connections:

@@ -23,6 +23,17 @@ EMULATORS = ("nengo_loihi", "loihi2")
 batched one, `nengo_hybrid.hardware.emulator`); ``"loihi2"`` -- graded spikes
 and Lava's fixed-point models (`nengo_hybrid.hardware.loihi2`); ``null``: none."""
 
+SPIKES = ("binary", "graded")
+"""Allowed values of a profile's ``spikes``: how a neuron's spikes travel.
+
+``"binary"``: a compartment emits at most one spike per step (Loihi 1), so a
+multi-bit neuron needs a strategy (`.Expand`, `.Thermometer`, ...) and the check
+runs nengo-loihi's build and core split. ``"graded"``: a spike carries an
+integer payload of ``spike_payload_bits`` (Loihi 2), so a hybrid neuron is one
+graded-spike neuron and the check plans the cores from the shapes
+(`nengo_hybrid.hardware.graded`).
+"""
+
 
 class ProfileError(ValidationError):
     """A hardware profile is missing, unreadable or invalid.
@@ -60,6 +71,7 @@ LIMITS = {
     "bias_max": ("count", True),
     "synapse_accumulator_bits": ("count", True),
     "current_bits": ("count", True),
+    "state_bits": ("count", True),
 }
 
 _EXPECTED = {
@@ -201,6 +213,7 @@ class Profile:
                 )
             self.limits[key] = _check_limit(where, key, entry["value"])
             self.sources[key] = entry["source"]
+        self.spikes = self._spikes(where, data.get("spikes"))
         self._check_consistent(where)
         self.energy = self._energy(where, data.get("energy", {}))
         self.emulator = data.get("emulator")
@@ -209,6 +222,42 @@ class Profile:
                 f'{where}: "emulator" must be one of {list(EMULATORS)} or null, got '
                 f"{self.emulator!r}; name the semantics that emulates this target"
             )
+
+    def _spikes(self, where, entry):
+        """The validated ``spikes`` mode (inferred from the payload bits if absent)."""
+        if entry is None:
+            return "graded" if self.limits["spike_payload_bits"] > 0 else "binary"
+        if not isinstance(entry, dict) or not entry.get("source"):
+            raise ProfileError(
+                f'{where}: "spikes" must be {{"value": "binary" or "graded", '
+                f'"source": ...}}, got {entry!r}; give the value and cite where it '
+                "comes from"
+            )
+        value = entry.get("value")
+        if value not in SPIKES:
+            raise ProfileError(
+                f'{where}: "spikes" must be one of {list(SPIKES)}, got {value!r}; set '
+                'its "value" to "binary" (at most one spike per compartment and step, '
+                'Loihi 1) or "graded" (spikes carry an integer payload, Loihi 2)'
+            )
+        payload = self.limits["spike_payload_bits"]
+        if value == "graded" and payload < 2:
+            raise ProfileError(
+                f'{where}: "spikes" is "graded" but spike_payload_bits is {payload}; '
+                "set spike_payload_bits to the message width (>= 2: a sign and one "
+                'count bit), or "spikes" to "binary"'
+            )
+        if value == "binary" and payload != 0:
+            raise ProfileError(
+                f'{where}: "spikes" is "binary" but spike_payload_bits is {payload}; '
+                'set spike_payload_bits to 0, or "spikes" to "graded"'
+            )
+        return value
+
+    @property
+    def graded(self):
+        """True if spikes carry an integer payload (one neuron per hybrid neuron)."""
+        return self.spikes == "graded"
 
     def _check_consistent(self, where):
         lim = self.limits
@@ -260,7 +309,7 @@ class Profile:
         return self.limits["reset"] in ("subtract", "programmable")
 
     def to_dict(self):
-        return {"name": self.name, "limits": dict(self.limits)}
+        return {"name": self.name, "spikes": self.spikes, "limits": dict(self.limits)}
 
 
 def available_profiles():

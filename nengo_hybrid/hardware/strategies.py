@@ -44,6 +44,13 @@ one needs a strategy:
     quick LMU: Expand lost all accuracy on the emulator, see
     ``benchmarks/results/deploy_fidelity.md``). Cost as for `Expand`.
 
+`Graded`
+    One graded-spike neuron per neuron, for profiles whose spikes carry an
+    integer payload (``"spikes": "graded"``, Loihi 2): the count travels as
+    one message, so no expansion is needed. Its budget is the profile's
+    payload (``spike_payload_bits``, signed), not the strategy; on a binary
+    profile the check refuses it.
+
 This module is pure NumPy (no nengo-loihi): the reference math the emulator
 runs are compared against.
 """
@@ -95,6 +102,22 @@ class Strategy(FrozenObject):
 
 class OneBit(Strategy):
     """One compartment per neuron; requires at most one spike per step."""
+
+
+class Graded(Strategy):
+    """One graded-spike neuron per neuron: the count travels as one payload.
+
+    For profiles with graded spikes (`.Profile.graded`, Loihi 2). The largest
+    count per step is the profile's (a signed ``spike_payload_bits`` message),
+    and the neuron keeps its residual, so the counts are the reference's.
+    """
+
+    @property
+    def max_count(self):
+        return None  # the profile's payload decides
+
+    def exact(self, profile):
+        return profile.graded
 
 
 class _PerStep(Strategy):
@@ -165,16 +188,19 @@ class Thermometer(Expand):
 
 KINDS = {"expand": Expand, "substeps": Substeps, "thermometer": Thermometer}
 
-SPEC_FORMS = "'onebit', 'expand:K', 'substeps:K' or 'thermometer:K' (K an integer >= 1)"
+SPEC_FORMS = (
+    "'onebit', 'graded', 'expand:K', 'substeps:K' or 'thermometer:K' (K an integer "
+    ">= 1)"
+)
 
 
 def _from_spec(spec):
     """Parse the command line's spelling of a strategy (``"expand:4"``)."""
     kind, sep, number = spec.strip().lower().partition(":")
-    if kind == "onebit":
+    if kind in ("onebit", "graded"):
         if not sep:
-            return OneBit()
-        problem = "'onebit' takes no K"
+            return OneBit() if kind == "onebit" else Graded()
+        problem = f"{kind!r} takes no K"
     elif kind not in KINDS:
         problem = f"unknown kind {kind!r}"
     elif not number.strip():

@@ -27,17 +27,24 @@ def load_profile(profile):
         ) from err
 
 
-def auto_strategy(max_count):
+def auto_strategy(max_count, profile=None):
     """The strategy ``auto`` picks for a layer whose largest measured count is given.
 
+    On a profile with graded spikes (`.Profile.graded`, Loihi 2): `Graded`,
+    one graded-spike neuron per neuron whatever the count (the check compares
+    the count with the profile's payload bits).
+
+    Otherwise (binary spikes, Loihi 1; also when ``profile`` is None):
     `Thermometer` with one level more than the largest count (rounding up), not
     `Expand`: Loihi 1 compartments reset to zero and clip negative voltages,
     which destroys the residual a HybridSpiking neuron carries; memoryless
     rounding levels run exactly (``benchmarks/results/deploy_fidelity_lmu.md``).
     `OneBit` when nothing was measured (the check then estimates the counts).
     """
-    from nengo_hybrid.hardware.strategies import OneBit, Thermometer
+    from nengo_hybrid.hardware.strategies import Graded, OneBit, Thermometer
 
+    if profile is not None and profile.graded:
+        return Graded()
     return OneBit() if max_count is None else Thermometer(int(max_count) + 1)
 
 
@@ -56,7 +63,9 @@ def find_plan(model, profile_name, plan=None):
         raise PipelineUsageError(str(err), hint=err.hint) from err
 
 
-def deployable(net, strategy=None, plan=None, max_counts=None, frozen=None):
+def deployable(
+    net, strategy=None, plan=None, max_counts=None, frozen=None, profile=None
+):
     """Place ``net`` for deployment: plan, strategies and host input encoders.
 
     Parameters
@@ -71,6 +80,8 @@ def deployable(net, strategy=None, plan=None, max_counts=None, frozen=None):
     frozen : FrozenNetwork, optional
         Its ``input_scales`` encode ``net.encoded_inputs`` as exact host
         encoder spikes (`nengo_hybrid.hardware.encode_node_inputs`).
+    profile : Profile, optional
+        The target: ``auto`` picks by it (`auto_strategy`); None: Loihi 1's.
 
     Returns
     -------
@@ -90,7 +101,7 @@ def deployable(net, strategy=None, plan=None, max_counts=None, frozen=None):
         }
     max_counts = max_counts or {}
     strategies = {
-        ens: strategy or given or auto_strategy(max_counts.get(str(ens.label)))
+        ens: strategy or given or auto_strategy(max_counts.get(str(ens.label)), profile)
         for ens, given in chosen.items()
     }
     encoding = None
@@ -192,7 +203,9 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
             hint="drop --profile to use the plan's, or give a plan for that profile",
         )
     max_counts = measured_counts(run) if run is not None else None
-    strategies, encoding = deployable(net, strategy, plan, max_counts, frozen)
+    strategies, encoding = deployable(
+        net, strategy, plan, max_counts, frozen, profile=prof
+    )
     counts = {
         ens: max_counts[str(ens.label)]
         for ens in strategies

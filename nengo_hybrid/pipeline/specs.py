@@ -10,8 +10,8 @@ grammar                   objects
 schedule                  ``constant:P``, ``linear|geometric|cosine:START:END``,
                           ``stepwise:P1,P2,...`` or ``stepwise:E=P,...``, a
                           ``.json`` file or dict (``Schedule.to_dict``)
-strategy                  ``auto`` (None), ``onebit``, ``expand:K``,
-                          ``substeps:K``, ``thermometer:K``
+strategy                  ``auto`` (None), ``onebit``, ``graded``,
+                          ``expand:K``, ``substeps:K``, ``thermometer:K``
 data                      ``embedded``, ``mnist`` (the Keras cache) or a path
 ========================  =====================================================
 """
@@ -26,7 +26,7 @@ SCHEDULE_FORMS = (
     "constant:P, linear:START:END, geometric:START:END, cosine:START:END, "
     "stepwise:P1,P2,... or a .json file (see `nengo-hybrid train --help`)"
 )
-STRATEGY_FORMS = "auto, onebit, expand:K, substeps:K or thermometer:K (K >= 1)"
+STRATEGY_FORMS = "auto, onebit, graded, expand:K, substeps:K or thermometer:K (K >= 1)"
 
 
 def parse_schedule(spec):
@@ -110,6 +110,8 @@ def parse_strategy(spec, where="strategy"):
         return None
     if text == "onebit":
         return strategies.OneBit()
+    if text == "graded":
+        return strategies.Graded()
     kind, _, k = text.partition(":")
     kinds = {"expand": strategies.Expand, "substeps": strategies.Substeps,
              "thermometer": strategies.Thermometer}  # fmt: skip
@@ -119,11 +121,13 @@ def parse_strategy(spec, where="strategy"):
 
 
 def strategy_spec(strategy):
-    """The spelling of a strategy: ``"onebit"``, ``"expand:K"``, ... (``"auto"`` for None)."""
+    """The spelling of a strategy: ``"onebit"``, ``"expand:K"``, ... (None: auto)."""
     if strategy is None:
         return "auto"
     k = getattr(strategy, "K", None)
-    return "onebit" if k is None else f"{type(strategy).__name__.lower()}:{k}"
+    if k is None:
+        return type(strategy).__name__.lower()  # onebit, graded
+    return f"{type(strategy).__name__.lower()}:{k}"
 
 
 def parse_data(spec):
