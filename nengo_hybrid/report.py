@@ -355,6 +355,15 @@ def _stage_sections(report):
             f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]
         for label, layer in sorted((deploy.get("layers") or {}).items()):
+            if "payload_bits_needed" in layer:  # graded spikes (Loihi 2)
+                lines.append(
+                    f"- Layer `{label}`: {layer['neurons']} graded-spike neurons; "
+                    f"payload bits needed {layer['payload_bits_needed']} (sign "
+                    f"included, largest payload {layer['max_payload']}) of "
+                    f"{layer['payload_bits_available']} available; "
+                    f"{_fmt(layer.get('events_per_sample'), '{:.0f}')} events per sample"
+                )
+                continue
             lines.append(
                 f"- Layer `{label}`: spikes on the emulator / reference "
                 f"{_fmt(layer.get('total_ratio'), '{:.3f}')} "

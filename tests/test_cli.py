@@ -411,6 +411,43 @@ def test_deploy_batched_equals_nengo_loihi_emulator(trained_run, tmp_path):
     assert batched["layers"]["hidden"]["total_emulator"] > 0
 
 
+def test_deploy_on_loihi2_runs_graded_neurons(trained_run, tmp_path):
+    """On a graded profile the hidden layer is one graded-spike neuron per neuron,
+    run with Loihi 2 semantics; payload bits are measured against the profile's."""
+    import shutil
+
+    from nengo_hybrid.hardware.loihi2_mapping import run_loihi2
+    from nengo_hybrid.pipeline.runs import read_frozen, recipe_of
+
+    run, _ = trained_run
+    copy = tmp_path / "graded"
+    shutil.copytree(run, copy)
+    code = cli.main(["deploy", "--run", str(copy), "--profile", "loihi2",
+                     "--n-samples", "6", "--reference-samples", "3"])  # fmt: skip
+    assert code == 0
+    result = json.loads((copy / "deploy.json").read_text())
+    assert result["profile"] == "loihi2" and result["emulator"] == "loihi2"
+    assert result["strategies"] == {"hidden": "graded"}
+    hidden = result["layers"]["hidden"]
+    frozen, recipe = read_frozen(copy), recipe_of(copy)
+    net = frozen.build(recipe)
+    assert hidden["neurons"] == net.lmu.hidden.n_neurons
+    assert hidden["payload_bits_available"] == 16
+    # the same payloads straight from the Loihi 2 emulator
+    values = net.inputs(recipe.load_data().x_test[:6])
+    padded = {
+        k: np.concatenate([v, np.zeros_like(v[:, :4])], 1) for k, v in values.items()
+    }
+    _, payloads, _ = run_loihi2(
+        net, padded, "loihi2", input_scales=frozen.meta["input_scales"]
+    )
+    peak = int(np.abs(payloads["hidden"]).max())
+    assert hidden["max_payload"] == peak > 0
+    assert hidden["payload_bits_needed"] == peak.bit_length() + 1
+    lo, hi = result["accuracy_interval95"]
+    assert lo <= result["accuracy"] <= hi and len(result["predictions"]) == 6
+
+
 def _test_labels(n):
     from nengo_hybrid.data import psmnist
 
