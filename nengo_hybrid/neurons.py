@@ -331,6 +331,16 @@ class SigmaDelta(RatesToSpikesNeuronType):
         self.threshold = threshold
         self.cum_error = cum_error
 
+    def with_threshold(self, threshold):
+        """A copy of this neuron type with another ``threshold``."""
+        return type(self)(
+            self.base_type,
+            threshold=threshold,
+            cum_error=self.cum_error,
+            amplitude=self.amplitude,
+            initial_state=self.initial_state,
+        )
+
     def send(self, act, activation, residue, error):
         """Lava's delta encoder: update the state, return the sent deltas."""
         delta = act - activation + residue

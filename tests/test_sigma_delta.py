@@ -133,6 +133,34 @@ def test_invalid_parameters_are_rejected(kwargs, match):
         SigmaDelta(**kwargs)
 
 
+def test_metrics_count_events_and_payload_bits():
+    from nengo_hybrid import metrics
+
+    currents = random_currents(seed=3)
+    bias = np.zeros(currents.shape[1])
+    neuron_type = SigmaDelta(threshold=0.5, amplitude=0.25)
+    output = nengo_output(currents, bias, neuron_type)
+    _, sent = lava_output(currents, bias, 0.5, cum_error=False)
+    deltas = metrics.sent_deltas(output, neuron_type)
+    np.testing.assert_allclose(deltas, sent, atol=1e-12)
+    assert metrics.delta_events(deltas) == np.count_nonzero(sent) > 0
+    # control: the rate network (threshold 0) sends more messages
+    exact = SigmaDelta(threshold=0.0, amplitude=0.25)
+    exact_deltas = metrics.sent_deltas(nengo_output(currents, bias, exact), exact)
+    assert metrics.delta_events(exact_deltas) > metrics.delta_events(deltas)
+
+    # widths: sign + bit length of round(|v| / resolution)
+    values = np.array([[0.0, 1.0, -1.0], [3.0, -4.0, 0.26]])
+    assert metrics.message_bits(values).tolist() == [2, 2, 3, 4, 1]
+    assert metrics.message_bits(values, resolution=0.25).tolist() == [4, 4, 5, 6, 2]
+    assert metrics.payload_bits(values) == 4
+    assert metrics.payload_bits(np.zeros((3, 2))) == 0
+    with pytest.raises(ValidationError, match="resolution"):
+        metrics.payload_bits(values, resolution=0)
+    with pytest.raises(ValidationError, match="sent_deltas is for"):
+        metrics.sent_deltas(output, nengo.RectifiedLinear())
+
+
 # ------------------------------------------------------------------ NengoDL
 
 nengo_dl = pytest.importorskip("nengo_dl")
@@ -259,3 +287,88 @@ def test_set_threshold_rejects_invalid_and_other_kinds():
         set_threshold(sim, 0.0)  # exact: allowed
         set_annealed(sim, {ens: 3.0, hybrid: 7.0})
         assert get_annealed(sim) == {ens: 3.0, hybrid: 7.0}
+
+
+def sigma_delta_classifier(seed=0):
+    with nengo.Network(seed=seed) as net:
+        inp = nengo.Node(np.zeros(2))
+        ens = nengo.Ensemble(
+            16,
+            1,
+            neuron_type=SigmaDelta(threshold=0.0),
+            max_rates=nengo.dists.Uniform(50, 100),
+            label="sd",
+        )
+        nengo.Connection(inp, ens.neurons, transform=np.ones((16, 2)) * 0.5)
+        out = nengo.Node(size_in=1)
+        conn = nengo.Connection(ens.neurons, out, transform=np.full((1, 16), 1e-2))
+        probe = nengo.Probe(out)
+    return net, ens, conn, probe
+
+
+def test_fit_anneals_the_threshold_and_freeze_keeps_it():
+    from nengo_hybrid import dl, training
+    from nengo_hybrid.schedules import Linear
+
+    net, ens, conn, probe = sigma_delta_classifier()
+    rng = np.random.RandomState(0)
+    x = rng.rand(8, 5, 2)
+    y = x.sum(axis=-1, keepdims=True)
+    with net:
+        nengo_dl.configure_settings(stateful=False)
+    with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-2), loss="mse")
+        before = sim.data[conn].weights.copy()
+        history = training.fit(
+            sim,
+            {net.all_nodes[0]: x},
+            {probe: y},
+            schedule=Linear(0, 6),
+            epochs=2,
+            progress=False,
+        )
+        after = sim.data[conn].weights
+        thresholds = [r["precision"]["sd"] for r in history.batches]
+        assert dl.get_threshold(sim)[ens] == 6.0
+        training.freeze(sim, net)
+    assert thresholds == [0.0, 2.0, 4.0, 6.0]  # from exact to deployment
+    assert not np.allclose(before, after)  # gradient reached the weights
+    assert isinstance(ens.neuron_type, SigmaDelta)
+    assert ens.neuron_type.threshold == 6.0
+
+
+def test_fit_rejects_a_threshold_schedule_for_hybrid_neurons():
+    from nengo_hybrid import HybridSpiking, training
+    from nengo_hybrid.schedules import Geometric, Linear
+
+    net, ens, _, probe = sigma_delta_classifier()
+    ens.neuron_type = HybridSpiking(nengo.RectifiedLinear())
+    x, y = np.zeros((4, 5, 2)), np.zeros((4, 5, 1))
+    with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.SGD(0.0), loss="mse")
+        with pytest.raises(ValidationError, match="cannot drive HybridSpiking"):
+            training.fit(sim, x, {probe: y}, schedule=Linear(0, 6), progress=False)
+        # control: a precision schedule trains
+        training.fit(sim, x, {probe: y}, schedule=Geometric(8, 2), progress=False)
+
+
+def test_frozen_network_rebuilds_sigma_delta(tmp_path):
+    from nengo_hybrid.frozen import FrozenNetwork
+
+    def build():
+        net, ens, conn, probe = sigma_delta_classifier()
+        with nengo.Simulator(net, progress_bar=False) as sim:  # trained params
+            ens.gain, ens.bias = sim.data[ens].gain, sim.data[ens].bias
+            ens.encoders = sim.data[ens].encoders
+        return net, ens
+
+    net, ens = build()
+    ens.neuron_type = SigmaDelta(threshold=2.5, cum_error=True)
+    FrozenNetwork.from_network(net, {"recipe": {}}).write(tmp_path / "f.npz")
+    loaded = FrozenNetwork.read(tmp_path / "f.npz")
+    assert loaded.thresholds == {"sd": 2.5} and loaded.precisions == {}
+
+    other, other_ens = build()  # the recipe's network, at its own threshold
+    assert other_ens.neuron_type.threshold == 0.0
+    loaded.apply(other)
+    assert other_ens.neuron_type == SigmaDelta(threshold=2.5, cum_error=True)

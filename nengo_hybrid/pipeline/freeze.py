@@ -115,7 +115,7 @@ def _freeze(run, recipe, sim, net, dataset):
         str(e.label): float(np.mean(p)) for e, p in dl.get_precision(sim).items()
     }
     training.freeze(sim, net)
-    final = trained[str(net.layers[0].label)]
+    final = trained.get(str(net.layers[0].label))  # None: not a HybridSpiking layer
     deployed = recipe.task.deploy_precisions(recipe.settings, trained)
     scales = input_scales(net, dataset.x_train)
     meta = {
@@ -140,8 +140,9 @@ def _freeze(run, recipe, sim, net, dataset):
         "seed": meta["seed"],
         "file": FROZEN,
         "final_precision": final,
-        "deploy_precision": deployed[str(net.layers[0].label)],
+        "deploy_precision": deployed.get(str(net.layers[0].label)),
         "precisions": frozen.precisions,
+        "thresholds": frozen.thresholds,
         "input_scales": scales,
         "seconds": time.perf_counter() - tic,
     }
