@@ -1,0 +1,196 @@
+"""netx export: lava-dl's HDF5 layout, read back, and what does not export."""
+
+import pathlib
+
+import h5py
+import nengo
+import numpy as np
+import pytest
+
+from nengo_hybrid import HybridSpiking, SigmaDelta
+from nengo_hybrid.hardware import netx
+
+#: lava-dl's own files (BSD-3, see README.md there); ../shared beside the repo
+REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "shared/reference/netx"
+
+
+def chain(seed=0, recurrent=True, neuron_type=None, synapse=None):
+    rng = np.random.RandomState(seed)
+    with nengo.Network(seed=seed) as net:
+        inp = nengo.Node(np.zeros(6), label="x")
+        a = nengo.Ensemble(
+            8, 1, neuron_type=neuron_type or SigmaDelta(threshold=0.5), label="a"
+        )
+        b = nengo.Ensemble(
+            5,
+            2,
+            neuron_type=SigmaDelta(
+                nengo.RectifiedLinear(amplitude=2), threshold=0.2, amplitude=0.5
+            ),
+            label="b",
+        )
+        out = nengo.Node(size_in=3, label="out")
+        nengo.Connection(inp, a.neurons, transform=rng.randn(8, 6), synapse=synapse)
+        nengo.Connection(a.neurons, b.neurons, transform=rng.randn(5, 8) * 0.01)
+        if recurrent:
+            nengo.Connection(b, b, synapse=netx.STEP_DELAY, transform=0.1)
+        nengo.Connection(b.neurons, out, transform=rng.randn(3, 5), synapse=None)
+    for conn in net.all_connections:
+        if conn.pre_obj is not conn.post_obj:
+            conn.synapse = synapse if conn.pre_obj is inp else None
+    return net
+
+
+def layout(path):
+    """``{layer index: {dataset: (dtype, ndim)}}`` and the attribute count."""
+    found, n_attrs = {}, 0
+    with h5py.File(path, "r") as f:
+
+        def visit(name, obj):
+            nonlocal n_attrs
+            n_attrs += len(obj.attrs)
+            if isinstance(obj, h5py.Dataset):
+                _, index, rest = name.split("/", 2)
+                dtype = obj.dtype.str  # e.g. "<f4", "|S10", "|O" (variable length)
+                found.setdefault(int(index), {})[rest] = (dtype, obj.ndim)
+
+        f.visititems(visit)
+        n_attrs += len(f.attrs)
+    return found, n_attrs
+
+
+def same_layout(ours, reference):
+    """Datasets of ``ours`` missing from or typed unlike ``reference``'s."""
+    return {
+        name: (kind, reference.get(name))
+        for name, kind in ours.items()
+        if reference.get(name) != kind
+    }
+
+
+@pytest.fixture(scope="module")
+def reference():
+    path = REFERENCE / "pilotnet_sdnn.net"
+    if not path.exists():
+        pytest.skip(f"lava-dl reference files not found at {REFERENCE}")
+    found, n_attrs = layout(path)
+    assert n_attrs == 0
+    # input layer, a dense SDNN layer, the sigma output layer
+    return {"input": found[0], "dense": found[6], "output": found[9]}
+
+
+def test_export_has_the_reference_layout(tmp_path, reference):
+    path = tmp_path / "net.net"
+    result = netx.export(chain(recurrent=False), path)
+    ours, n_attrs = layout(path)
+    assert n_attrs == 0
+    assert result.kinds == ["input", "dense", "dense", "output"]
+    assert same_layout(ours[0], reference["input"]) == {}
+    assert same_layout(ours[1], reference["dense"]) == {}
+    assert set(ours[1]) == set(reference["dense"])  # nothing left out
+    assert same_layout(ours[3], reference["output"]) == {}
+    assert "bias" not in ours[3]  # a sigma_output layer has no bias
+    assert not any("messageBits" in name for layer in ours.values() for name in layer)
+
+
+def test_layout_comparison_detects_a_wrong_dtype(tmp_path, reference):
+    """Control: float64 weights or a variable-length layer type are caught."""
+    path = tmp_path / "bad.net"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("layer/0/type", data="dense")
+        f.create_dataset("layer/0/weight", data=np.zeros((2, 2)))
+    ours, _ = layout(path)
+    assert set(same_layout(ours[0], reference["dense"])) == {"type", "weight"}
+
+
+def test_reads_back_the_weights_and_thresholds(tmp_path):
+    net = chain()
+    path = tmp_path / "net.net"
+    result = netx.export(net, path)
+    layers = netx.read(path)
+    float_layers = netx.layers(net)
+    assert [layer["type"] for layer in layers] == [
+        "input",
+        "dense",
+        "dense_rec",
+        "dense",
+    ]
+    assert layers[-1]["neuron"]["sigma_output"]
+    scales, pre_scale, pre_amplitude = result.scales, 1.0, 1.0
+    for i, (read, layer) in enumerate(zip(layers, float_layers)):
+        assert read["shape"].tolist() == [layer.size]
+        if i == 0:
+            continue
+        w = read["weight"]
+        assert w.dtype == np.float32 and np.all(w == np.round(w))
+        assert np.all(w % 2 == 0) and w.min() >= -256 and w.max() <= 254
+        assert np.abs(w).max() >= 252  # the scale fills the 8-bit range
+        # undo the documented scaling: 64 * scale / pre_scale * gain * pre_amplitude
+        factor = 64 * scales[i] / pre_scale * layer.gain * pre_amplitude
+        np.testing.assert_allclose(w / factor, layer.weight, atol=1.0 / factor)
+        if layer.kind != "output":
+            vth = read["neuron"]["vThMant"] / (64 * scales[i])
+            assert vth == pytest.approx(layer.threshold, abs=0.5 / (64 * scales[i]))
+            bias = read["bias"] / (64 * scales[i] * layer.gain)
+            np.testing.assert_allclose(bias, layer.bias, atol=0.5 / (64 * scales[i]))
+        pre_scale, pre_amplitude = scales[i], layer.amplitude
+    rec = layers[2]["weight_rec"] / (64 * 2 * 0.5)  # gain 2, amplitude 0.5
+    np.testing.assert_allclose(rec, float_layers[2].weight_rec, atol=1 / 64)
+    assert np.any(rec != 0)
+
+
+def test_reads_lava_dl_files(reference):
+    """`read` understands lava-dl's own file (so it can check ours the same way)."""
+    layers = netx.read(REFERENCE / "pilotnet_sdnn.net")
+    assert layers[6]["type"] == "dense" and layers[6]["neuron"]["type"] == "SDNN"
+    assert layers[6]["weight"].shape == (100, 2560)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (
+            lambda: chain(neuron_type=HybridSpiking(nengo.RectifiedLinear())),
+            "ensemble <Ensemble 'a'> has HybridSpiking.*no stock Loihi 2",
+        ),
+        (
+            lambda: chain(neuron_type=SigmaDelta(nengo.LIFRate())),
+            "SigmaDelta\\(LIFRate\\).*relu",
+        ),
+        (
+            lambda: chain(neuron_type=SigmaDelta(cum_error=True)),
+            "cum_error=True",
+        ),
+        (lambda: chain(synapse=0.005), "has synapse Lowpass.*no synaptic filter"),
+    ],
+)
+def test_networks_that_do_not_export_give_a_clear_error(tmp_path, make, match):
+    path = tmp_path / "net.net"
+    with pytest.raises(netx.NetxExportError, match=match) as info:
+        netx.export(make(), path)
+    assert info.value.hint
+    assert not path.exists() and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_skip_connection_and_bad_recurrence_are_refused(tmp_path):
+    net = chain(recurrent=False)
+    with net:
+        a, b = net.all_ensembles
+        skip = nengo.Connection(net.all_nodes[0], b.neurons, transform=np.zeros((5, 6)))
+        skip.synapse = None
+    with pytest.raises(netx.NetxExportError, match="feeds only the next"):
+        netx.export(net, tmp_path / "skip.net")
+    with chain(recurrent=False) as net:
+        b = net.all_ensembles[1]
+        nengo.Connection(b, b, synapse=0.1)
+    with pytest.raises(netx.NetxExportError, match="delays its recurrence") as info:
+        netx.export(net, tmp_path / "rec.net")
+    assert "STEP_DELAY" in info.value.hint
+
+
+def test_export_replaces_a_file_atomically(tmp_path):
+    path = tmp_path / "net.net"
+    path.write_text("old")
+    netx.export(chain(), path)
+    assert netx.read(path)[0]["type"] == "input"
+    assert [p.name for p in tmp_path.iterdir()] == ["net.net"]
