@@ -161,9 +161,16 @@ class FrozenNetwork:
 
     def set_precisions(self, precisions):
         """Run `.HybridSpiking` ensembles at ``{label: precision}``."""
+        self._set("precision", precisions)
+
+    def set_thresholds(self, thresholds):
+        """Run `.SigmaDelta` ensembles at ``{label: threshold}``."""
+        self._set("threshold", thresholds)
+
+    def _set(self, key, values):
         for record, _ in self.ensembles:
-            if record["label"] in precisions and "precision" in record:
-                record["precision"] = float(precisions[record["label"]])
+            if record["label"] in values and key in record:
+                record[key] = float(values[record["label"]])
 
     # ------------------------------------------------------------ file
 

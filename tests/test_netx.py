@@ -194,3 +194,90 @@ def test_export_replaces_a_file_atomically(tmp_path):
     netx.export(chain(), path)
     assert netx.read(path)[0]["type"] == "input"
     assert [p.name for p in tmp_path.iterdir()] == ["net.net"]
+
+
+# ------------------------------------------------------------------ CLI
+
+DENSE_RECIPE = '''\
+"""A tiny dense MNIST recipe for the export tests."""
+import nengo  # noqa: F401
+
+RECIPE = dict(
+    task="mnist_static",
+    data=dict(n_train=200, n_val=100),
+    network=dict(n_hidden=[12, 6], presentation_steps=4, score_steps=2),
+    train_precision=1000.0,
+    precision=1.0,
+    input_precision=1.0,
+    epochs=1,
+    minibatch_size=50,
+    learning_rate=1e-3,
+    seed=0,
+    n_samples=5,
+    {extra}
+)
+'''
+
+
+def train_dense(folder, name, extra=""):
+    from nengo_hybrid import cli
+
+    recipe = folder / f"{name}.py"
+    recipe.write_text(DENSE_RECIPE.format(extra=extra))
+    run = folder / name
+    args = ["train", "--model", recipe, "--out", run, "--n-train", 100]
+    assert cli.main([str(a) for a in args]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def sigma_delta_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    extra = 'neuron="sigma_delta", threshold=0.05, input_threshold=0.02,'
+    return train_dense(folder, "sd", extra)
+
+
+def test_cli_exports_a_trained_sigma_delta_run(sigma_delta_run, capsys):
+    import json
+
+    from nengo_hybrid import cli
+    from nengo_hybrid.frozen import FrozenNetwork
+
+    run = sigma_delta_run
+    path = run / "network.net"
+    code = cli.main(["export", "--run", str(run), "--format", "netx", str(path)])
+    assert code == 0
+    assert "wrote" in capsys.readouterr().err
+    layers = netx.read(path)
+    assert [layer["type"] for layer in layers] == ["input"] + ["dense"] * 4
+    assert [layer["shape"][0] for layer in layers] == [784, 784, 12, 6, 10]
+    summary = json.loads((run / "export.json").read_text())
+    scales = [layer["scale"] for layer in summary["layers"]]
+    # the deployment thresholds of the recipe, in the file's fixed point
+    frozen = FrozenNetwork.read(run / "frozen.npz")
+    assert frozen.thresholds == {"input": 0.02, "hidden1": 0.05, "hidden2": 0.05}
+    for layer, scale, vth in zip(layers[1:4], scales[1:4], [0.02, 0.05, 0.05]):
+        assert layer["neuron"]["vThMant"] == round(vth * 64 * scale)
+
+
+def test_cli_export_refuses_a_hybrid_run_clearly(tmp_path, capsys):
+    from nengo_hybrid import cli
+
+    run = train_dense(tmp_path, "hybrid")
+    capsys.readouterr()
+    path = tmp_path / "network.net"
+    code = cli.main(["export", "--run", str(run), str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ensemble <Ensemble 'input'> has HybridSpiking neurons" in err
+    assert "fix:" in err and "SigmaDelta" in err
+    assert not path.exists()
+
+
+def test_connection_without_transform_is_the_identity(tmp_path):
+    with nengo.Network() as net:
+        inp = nengo.Node(np.zeros(3))
+        ens = nengo.Ensemble(3, 1, neuron_type=SigmaDelta(threshold=0.1))
+        nengo.Connection(inp, ens.neurons, synapse=None)  # NoTransform
+    layer = netx.layers(net)[1]
+    np.testing.assert_array_equal(layer.weight, np.eye(3))

@@ -243,7 +243,9 @@ def _chain(network):
 
 def _neuron_weights(model, conn, n_pre):
     """The connection's weights onto the post neurons' current, from pre outputs."""
-    weights = np.asarray(model.params[conn].weights, dtype=np.float64)
+    weights = model.params[conn].weights
+    # no transform (nengo.transforms.NoTransform): the identity
+    weights = np.asarray(1.0 if weights is None else weights, dtype=np.float64)
     if weights.ndim < 2:  # elementwise transform
         weights = np.diag(np.broadcast_to(weights, (n_pre,)))
     if isinstance(conn.post_obj, nengo.Ensemble):  # decoded: through encoders

@@ -114,6 +114,9 @@ def _freeze(run, recipe, sim, net, dataset):
     trained = {
         str(e.label): float(np.mean(p)) for e, p in dl.get_precision(sim).items()
     }
+    trained_thresholds = {
+        str(e.label): float(np.mean(t)) for e, t in dl.get_threshold(sim).items()
+    }
     training.freeze(sim, net)
     final = trained.get(str(net.layers[0].label))  # None: not a HybridSpiking layer
     deployed = recipe.task.deploy_precisions(recipe.settings, trained)
@@ -133,6 +136,9 @@ def _freeze(run, recipe, sim, net, dataset):
     }
     frozen = FrozenNetwork.from_network(net, meta)
     frozen.set_precisions(deployed)
+    frozen.set_thresholds(
+        recipe.task.deploy_thresholds(recipe.settings, trained_thresholds)
+    )
     frozen.write(run / FROZEN)
     result = {
         "model": recipe.name,
