@@ -76,9 +76,8 @@ def test_fallback_warning_is_detectable():
             pass
 
 
-def input_gradient(base, hybrid, n_steps=20, seed=0):
+def input_gradient(neuron_type, n_steps=20, seed=0):
     """Gradient of sum(neuron output) w.r.t. an input driving the neurons."""
-    neuron_type = HybridSpiking(base, precision=2.0) if hybrid else base
     with nengo.Network(seed=seed) as net:
         nengo_dl.configure_settings(dtype="float64")
         stim = nengo.Node(np.zeros(10))
@@ -101,8 +100,8 @@ def input_gradient(base, hybrid, n_steps=20, seed=0):
     "base", [nengo.RectifiedLinear(), nengo.LIFRate(), nengo.Tanh()], ids=repr
 )
 def test_training_gradient_is_base_rate_gradient(base):
-    hybrid_grad, hybrid_out = input_gradient(base, hybrid=True)
-    rate_grad, rate_out = input_gradient(base, hybrid=False)
+    hybrid_grad, hybrid_out = input_gradient(HybridSpiking(base, precision=2.0))
+    rate_grad, rate_out = input_gradient(base)
     # forward pass is quantized (differs from the rate), backward pass is the rate's
     assert not np.allclose(hybrid_out, rate_out)
     assert np.count_nonzero(rate_grad) > 0

@@ -165,21 +165,12 @@ def test_metrics_count_events_and_payload_bits():
 
 nengo_dl = pytest.importorskip("nengo_dl")
 tf = pytest.importorskip("tensorflow")
+from test_dl import hybrid_net, input_gradient  # noqa: E402 (needs NengoDL)
 
 
-def dl_net(neuron_type, seed=0, n_neurons=30):
-    with nengo.Network(seed=seed) as net:
-        nengo_dl.configure_settings(dtype="float64")
-        stim = nengo.Node(lambda t: np.sin(15 * t) * np.ones(2))
-        ens = nengo.Ensemble(
-            n_neurons,
-            2,
-            neuron_type=neuron_type,
-            max_rates=nengo.dists.Uniform(50, 100),
-        )
-        nengo.Connection(stim, ens)
-        probe = nengo.Probe(ens.neurons)
-    return net, ens, probe
+def dl_net(neuron_type):
+    """A 30-neuron ensemble driven by a sine, its neuron probe (from test_dl)."""
+    return hybrid_net(neuron_type)
 
 
 @pytest.mark.parametrize(
@@ -212,25 +203,6 @@ def test_nengo_dl_comparison_detects_another_threshold():
     with nengo_dl.Simulator(other, progress_bar=False) as sim:
         sim.run(0.3)
     assert not np.allclose(sim.data[other_probe], ref.data[probe], atol=1e-3)
-
-
-def input_gradient(neuron_type, n_steps=20, seed=0):
-    with nengo.Network(seed=seed) as net:
-        nengo_dl.configure_settings(dtype="float64")
-        stim = nengo.Node(np.zeros(10))
-        ens = nengo.Ensemble(
-            10, 1, neuron_type=neuron_type, max_rates=nengo.dists.Uniform(50, 100)
-        )
-        nengo.Connection(stim, ens.neurons, synapse=None)
-        nengo.Probe(ens.neurons)
-    x = tf.constant(np.random.RandomState(seed).uniform(-1, 1, (1, n_steps, 10)))
-    with nengo_dl.Simulator(net, progress_bar=False) as sim:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            out = sim.keras_model([x, tf.constant([[n_steps]])], training=True)
-            out = out[0] if isinstance(out, (list, tuple)) else out
-            total = tf.reduce_sum(out)
-        return tape.gradient(total, x).numpy(), out.numpy()
 
 
 def test_training_gradient_is_the_base_rate_gradient():
