@@ -7,7 +7,12 @@ import pytest
 import tensorflow as tf
 
 from nengo_hybrid import HybridSpiking
-from nengo_hybrid.dl import HybridSpikingBuilder, get_precision, set_precision
+from nengo_hybrid.dl import (
+    HybridSpikingBuilder,
+    get_annealed,
+    get_precision,
+    set_precision,
+)
 
 DT = 0.001
 
@@ -110,9 +115,13 @@ def test_training_gradient_is_base_rate_gradient(base):
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
 
 
-def fit_losses(change_precision):
-    """Loss of two identical one-batch epochs (learning rate 0)."""
-    net, ens, probe = hybrid_net(HybridSpiking(nengo.RectifiedLinear(), precision=1.0))
+def fit_losses(neuron_type, change=None):
+    """Loss of two identical one-batch epochs (learning rate 0).
+
+    ``change(sim)`` runs after the first epoch. Returns the losses, the train
+    function's tracing count and the ensemble's annealed value at the end.
+    """
+    net, ens, probe = hybrid_net(neuron_type)
     x = np.zeros((4, 50, 2))  # the stimulus node is a function; x is unused
     with net:
         inp = nengo.Node(np.zeros(2))
@@ -121,8 +130,8 @@ def fit_losses(change_precision):
 
     class Anneal(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if change_precision:
-                set_precision(sim, 40.0)
+            if change is not None:
+                change(sim)
 
     with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.compile(optimizer=tf.optimizers.SGD(0.0), loss=tf.losses.mse)
@@ -130,17 +139,20 @@ def fit_losses(change_precision):
             {inp: x}, {probe: y}, epochs=2, callbacks=[Anneal()], verbose=0
         )
         traces = sim.keras_model.train_function.experimental_get_tracing_count()
-        precision = get_precision(sim)[ens]
-    return history.history["loss"], traces, precision
+        value = get_annealed(sim)[ens]
+    return history.history["loss"], traces, value
 
 
 def test_precision_change_between_fit_batches_without_rebuild():
-    (fixed_1, fixed_2), fixed_traces, fixed_p = fit_losses(change_precision=False)
+    neuron_type = HybridSpiking(nengo.RectifiedLinear(), precision=1.0)
+    (fixed_1, fixed_2), fixed_traces, fixed_p = fit_losses(neuron_type)
     assert (
         fixed_1 == fixed_2 and fixed_p == 1.0
     )  # same batch, same precision, same loss
 
-    (loss_1, loss_2), traces, precision = fit_losses(change_precision=True)
+    (loss_1, loss_2), traces, precision = fit_losses(
+        neuron_type, change=lambda sim: set_precision(sim, 40.0)
+    )
     assert loss_1 == fixed_1
     assert loss_2 != loss_1
     assert precision == 40.0

@@ -165,7 +165,7 @@ def test_metrics_count_events_and_payload_bits():
 
 nengo_dl = pytest.importorskip("nengo_dl")
 tf = pytest.importorskip("tensorflow")
-from test_dl import hybrid_net, input_gradient  # noqa: E402 (needs NengoDL)
+from test_dl import fit_losses, hybrid_net, input_gradient  # noqa: E402
 
 
 def dl_net(neuron_type):
@@ -214,32 +214,14 @@ def test_training_gradient_is_the_base_rate_gradient():
 
 
 def test_threshold_changes_between_fit_batches_without_rebuild():
-    from nengo_hybrid.dl import get_threshold, set_threshold
+    from nengo_hybrid.dl import set_threshold
 
-    def losses(change):
-        net, ens, probe = dl_net(SigmaDelta(threshold=0.0))
-        with net:
-            inp = nengo.Node(np.zeros(2))
-            nengo.Connection(inp, ens)
-        x = np.zeros((4, 50, 2))
-        y = np.ones((4, 50, ens.n_neurons)) * 50
-
-        class Anneal(tf.keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if change:
-                    set_threshold(sim, 30.0)
-
-        with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
-            sim.compile(optimizer=tf.optimizers.SGD(0.0), loss=tf.losses.mse)
-            history = sim.fit(
-                {inp: x}, {probe: y}, epochs=2, callbacks=[Anneal()], verbose=0
-            )
-            traces = sim.keras_model.train_function.experimental_get_tracing_count()
-            return history.history["loss"], traces, get_threshold(sim)[ens]
-
-    (fixed_1, fixed_2), fixed_traces, fixed_vth = losses(change=False)
+    neuron_type = SigmaDelta(threshold=0.0)
+    (fixed_1, fixed_2), fixed_traces, fixed_vth = fit_losses(neuron_type)
     assert fixed_1 == fixed_2 and fixed_vth == 0.0  # control: nothing changes
-    (loss_1, loss_2), traces, vth = losses(change=True)
+    (loss_1, loss_2), traces, vth = fit_losses(
+        neuron_type, change=lambda sim: set_threshold(sim, 30.0)
+    )
     assert loss_1 == fixed_1 and loss_2 != loss_1
     assert vth == 30.0 and traces == fixed_traces
 
