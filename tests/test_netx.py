@@ -18,8 +18,15 @@ def chain(seed=0, recurrent=True, neuron_type=None, synapse=None):
     rng = np.random.RandomState(seed)
     with nengo.Network(seed=seed) as net:
         inp = nengo.Node(np.zeros(6), label="x")
+        # gains near 1 (as a trained dense layer's): netx biases are integers in
+        # the layer's fixed point, coarse for Nengo's default gains of hundreds
         a = nengo.Ensemble(
-            8, 1, neuron_type=neuron_type or SigmaDelta(threshold=0.5), label="a"
+            8,
+            1,
+            neuron_type=neuron_type or SigmaDelta(threshold=0.5),
+            gain=rng.uniform(0.5, 2, 8),
+            bias=rng.uniform(-1, 1, 8),
+            label="a",
         )
         b = nengo.Ensemble(
             5,
@@ -27,6 +34,8 @@ def chain(seed=0, recurrent=True, neuron_type=None, synapse=None):
             neuron_type=SigmaDelta(
                 nengo.RectifiedLinear(amplitude=2), threshold=0.2, amplitude=0.5
             ),
+            gain=rng.uniform(0.5, 2, 5),
+            bias=rng.uniform(-1, 1, 5),
             label="b",
         )
         out = nengo.Node(size_in=3, label="out")
@@ -274,10 +283,83 @@ def test_cli_export_refuses_a_hybrid_run_clearly(tmp_path, capsys):
     assert not path.exists()
 
 
-def test_connection_without_transform_is_the_identity(tmp_path):
+def test_connection_without_transform_is_the_gain(tmp_path):
     with nengo.Network() as net:
         inp = nengo.Node(np.zeros(3))
-        ens = nengo.Ensemble(3, 1, neuron_type=SigmaDelta(threshold=0.1))
+        ens = nengo.Ensemble(
+            3, 1, neuron_type=SigmaDelta(threshold=0.1), gain=[1, 2, 3], bias=[0] * 3
+        )
         nengo.Connection(inp, ens.neurons, synapse=None)  # NoTransform
     layer = netx.layers(net)[1]
-    np.testing.assert_array_equal(layer.weight, np.eye(3))
+    # Nengo applies the ensemble's gain to connections into its neurons
+    np.testing.assert_array_equal(layer.weight, np.diag([1.0, 2, 3]))
+
+
+def run_netx_float(layers, x):
+    """lava-dl netx's float semantics of a file's ``layers`` on inputs ``x``.
+
+    Lava's processes: the input layer is a ``Delta`` encoder of ``x``; each
+    dense layer a ``SigmaDelta`` (sigma += weight @ input, act = relu(sigma +
+    bias), delta encoding with ``vth``); the ``sigma_output`` layer only sums.
+    Every layer receives what the previous one sent on the step before (and a
+    ``dense_rec`` layer its own messages of the step before). Values are the
+    file's divided by 64 (lava-dl's fixed point).
+    """
+    n_steps = x.shape[0]
+    state = [
+        {k: np.zeros(layer["shape"][0]) for k in ("act", "residue", "sigma", "sent")}
+        for layer in layers
+    ]
+    out = []
+    for t in range(n_steps):
+        previous = [s["sent"] for s in state]
+        for i, layer in enumerate(layers):
+            s = state[i]
+            neuron = layer["neuron"]
+            if layer["type"] == "input":
+                act = x[t]
+            else:
+                s["sigma"] = s["sigma"] + layer["weight"] / 64 @ previous[i - 1]
+                if "weight_rec" in layer:
+                    s["sigma"] = s["sigma"] + layer["weight_rec"] / 64 @ previous[i]
+                if neuron.get("sigma_output"):
+                    continue
+                act = np.maximum(s["sigma"] + layer["bias"] / 64, 0)
+            delta = act - s["act"] + s["residue"]
+            sent = np.where(np.abs(delta) >= neuron["vThMant"] / 64, delta, 0)
+            s.update(act=act, residue=delta - sent, sent=sent)
+        out.append(state[-1]["sigma"])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_exported_file_computes_the_nengo_network(tmp_path, recurrent):
+    """The file, run with netx's float semantics, gives Nengo's output.
+
+    At threshold 0 (every change sent) only the 8-bit weights differ, so the
+    outputs agree to within the quantization; Lava's layers add one step each.
+    """
+    net = chain(recurrent=recurrent)
+    for ens in net.all_ensembles:
+        ens.neuron_type = ens.neuron_type.with_threshold(0.0)
+    rng = np.random.RandomState(1)
+    x = np.repeat(rng.rand(8, 6), 5, axis=0)  # 8 inputs held for 5 steps each
+    with net:
+        net.all_nodes[0].output = nengo.processes.PresentInput(x, 0.001)
+        probe = nengo.Probe(net.all_nodes[-1], synapse=None)
+    with nengo.Simulator(net, progress_bar=False) as sim:
+        sim.run_steps(len(x))
+    expected = sim.data[probe]
+    result = netx.export(net, tmp_path / "net.net")
+    layers = netx.read(tmp_path / "net.net")
+    got = run_netx_float(layers, x) / result.scales[-1]
+    delay = len(layers) - 1
+    error = np.abs(got[delay:] - expected[:-delay]).max()
+    # 8-bit weights; recurrent weights (not rescaled) in steps of 1/32
+    assert error < (0.02 if recurrent else 0.005) * np.abs(expected).max()
+
+    # controls: a layer whose scale is off by 10%, or the wrong latency, is seen
+    assert np.abs(got[delay - 1 :] - expected[: 1 - delay]).max() > 5 * error
+    layers[-1]["weight"] = layers[-1]["weight"] * 1.1
+    wrong = run_netx_float(layers, x) / result.scales[-1]
+    assert np.abs(wrong[delay:] - expected[:-delay]).max() > 5 * error

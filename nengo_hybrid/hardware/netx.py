@@ -31,13 +31,20 @@ neuron), synapses, functions on node connections, skip or branching
 connections.
 
 Numbers are lava-dl's fixed-point convention (slayer's ``w_scale = 2**6``):
-a weight, bias or threshold ``v`` is stored as ``64 * v``. Weights use netx's
-8-bit signed mantissa: even integers in ``[-256, 254]`` (lava-dl's
+a weight, bias or threshold ``v`` is stored as ``64 * v``, rounded. Weights
+use netx's 8-bit signed mantissa: even integers in ``[-256, 254]`` (lava-dl's
 ``quantize_8bit``), so each layer's weights are scaled to fill that range and
 rounded to the nearest even integer (an error of at most one step, ``1/64``
-of the scaled weight). The scale is made exact by the ReLU being positively
-homogeneous: a layer whose weights are multiplied by ``s`` has activations,
-bias and threshold multiplied by ``s`` too, and the next layer divides by it.
+of the scaled weight). Biases are integers (netx reads them with
+``astype(int)``) of at most 16 bits (Lava's fixed-point bias); a layer's scale
+is lowered when its bias would not fit. With Nengo's default gains (hundreds)
+the integer bias is coarse; trained dense layers with gains near 1 are not
+affected. Recurrent weights (``weight_rec``) cannot be rescaled (the layer's
+scale is the same on both sides of the loop): they are stored at scale 1, in
+steps of ``1/32``, and must stay within ``[-4, 3.97]``. The scale is made
+exact by the ReLU being positively homogeneous: a layer whose weights are
+multiplied by ``s`` has activations, bias and threshold multiplied by ``s``
+too, and the next layer divides by it.
 `Export.scales` gives each layer's activation scale (the file's activation is
 ``scale`` times Nengo's); the output layer's scale says how the file's output
 relates to the Nengo output node's value. Timing: a Lava layer adds one step
@@ -57,6 +64,8 @@ from nengo_hybrid.neurons import SigmaDelta
 FIXED_POINT_SCALE = 64
 #: netx's 8-bit signed weight mantissa (even integers, lava-dl ``quantize_8bit``)
 WEIGHT_MIN, WEIGHT_MAX, WEIGHT_STEP = -256, 254, 2
+#: largest bias magnitude: Lava's fixed-point SigmaDelta bias has 16 bits, signed
+BIAS_MAX = 2**15 - 1
 
 
 class NetxExportError(UserError):
@@ -250,6 +259,8 @@ def _neuron_weights(model, conn, n_pre):
         weights = np.diag(np.broadcast_to(weights, (n_pre,)))
     if isinstance(conn.post_obj, nengo.Ensemble):  # decoded: through encoders
         weights = model.params[conn.post_obj].scaled_encoders @ weights
+    elif isinstance(conn.post_obj, nengo.ensemble.Neurons):  # Nengo applies the gain
+        weights = model.params[conn.post_obj.ensemble].gain[:, None] * weights
     return weights
 
 
@@ -323,6 +334,10 @@ def quantized(layer_list):
         # the real weight acting on the previous layer's file activations
         real = layer.weight * (layer.gain * pre_amplitude / pre_scale)
         scale = _fill_scale(real)
+        if layer.bias is not None and np.any(layer.bias):
+            # lower the scale (coarser weights) if the bias would not fit
+            peak = np.max(np.abs(layer.bias)) * layer.gain * FIXED_POINT_SCALE
+            scale = min(scale, BIAS_MAX / peak)
         data = {
             "weight": _quantize(real, scale),
             "inFeatures": np.int64(real.shape[1]),
