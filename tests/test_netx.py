@@ -363,3 +363,12 @@ def test_exported_file_computes_the_nengo_network(tmp_path, recurrent):
     layers[-1]["weight"] = layers[-1]["weight"] * 1.1
     wrong = run_netx_float(layers, x) / result.scales[-1]
     assert np.abs(wrong[delay:] - expected[:-delay]).max() > 5 * error
+
+
+def test_evaluate_says_what_to_do_with_a_sigma_delta_run(sigma_delta_run, capsys):
+    from nengo_hybrid import cli
+
+    code = cli.main(["evaluate", "--run", str(sigma_delta_run)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "SigmaDelta layers" in err and "nengo-hybrid export" in err
