@@ -18,7 +18,7 @@ import pathlib
 from nengo_hybrid.io import atomic_write_bytes, atomic_write_json, to_jsonable  # noqa: F401
 
 SCHEMA = "nengo-hybrid-report/1"
-STAGES = ("train", "freeze", "evaluate", "check", "deploy", "export")
+STAGES = ("train", "freeze", "evaluate", "check", "deploy")
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 PLOTS_DIR = "plots"

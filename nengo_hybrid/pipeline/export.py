@@ -13,6 +13,8 @@ from nengo_hybrid.pipeline.runs import read_frozen
 
 #: formats `export` writes
 FORMATS = ("netx",)
+#: what `export` wrote, in the run folder
+EXPORT = "export.json"
 
 
 def export(run, path, format="netx"):
@@ -38,5 +40,6 @@ def export(run, path, format="netx"):
     run = pathlib.Path(run)
     network = read_frozen(run).build()
     result = netx.export(network, path).to_dict()
-    reporting.write_stage(run, "export", result)
+    # not a stage of the report (report.STAGES): a file of its own
+    reporting.write_json(run / EXPORT, result)
     return result
