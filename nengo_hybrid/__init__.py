@@ -1,15 +1,16 @@
 """nengo-hybrid: hybrid-spiking neural networks for the Nengo ecosystem.
 
 ``HybridSpiking`` quantizes any Nengo rate neuron type into multi-bit spikes
-with temporally diffused error; ``SigmaDelta``-style and Loihi integrations
-build on it.
+with temporally diffused error; ``SigmaDelta`` is Lava's sigma-delta neuron
+(the stock Loihi 2 neuron for rate-like networks) as a Nengo neuron type.
 
 Importing this package loads Nengo only. The integrations register themselves
 when they are first used:
 
-* NengoDL: the TensorFlow builder for `HybridSpiking` (`nengo_hybrid.dl`) is
-  registered the first time a `nengo_dl.Simulator` builds a network that has
-  `HybridSpiking` neurons (or when ``nengo_hybrid.dl`` is imported).
+* NengoDL: the TensorFlow builders for `HybridSpiking` and `SigmaDelta`
+  (`nengo_hybrid.dl`) are registered the first time a `nengo_dl.Simulator`
+  builds a network that has such neurons (or when ``nengo_hybrid.dl`` is
+  imported).
 * nengo-loihi: the Loihi builder (`nengo_hybrid.hardware.loihi`) is registered
   when `nengo_hybrid.hardware.Simulator`, `nengo_hybrid.hardware.check` or
   anything else in `nengo_hybrid.hardware` that needs nengo-loihi is first
@@ -22,10 +23,10 @@ when they are first used:
 """
 
 from nengo_hybrid import builder as _builder  # noqa: F401 (registers the Nengo builder)
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 from nengo_hybrid.version import version as __version__
 
-__all__ = ["HybridSpiking", "Simulator", "__version__"]
+__all__ = ["HybridSpiking", "SigmaDelta", "Simulator", "__version__"]
 
 
 def __getattr__(name):

@@ -1,11 +1,11 @@
-"""The Nengo builder for `.HybridSpiking`: the one place integrations hook in.
+"""The Nengo builders for `.HybridSpiking` and `.SigmaDelta`: where integrations hook in.
 
-Nengo's reference simulator builds `.HybridSpiking` like any
+Nengo's reference simulator builds `.HybridSpiking` and `.SigmaDelta` like any
 `~nengo.neurons.RatesToSpikesNeuronType` (a rate operator feeding the
 quantizer). NengoDL builds networks through Nengo's builder registry too, so the
 build function registered here is the first code of ours that runs when a
-`nengo_dl.Simulator` meets a `.HybridSpiking` ensemble: it loads
-`nengo_hybrid.dl`, which registers the TensorFlow builder, before NengoDL looks
+`nengo_dl.Simulator` meets such an ensemble: it loads `nengo_hybrid.dl`, which
+registers the TensorFlow builders, before NengoDL looks
 the operator up. That keeps ``import nengo_hybrid`` free of TensorFlow.
 """
 
@@ -14,7 +14,7 @@ import importlib
 from nengo.builder import Builder
 from nengo.builder.neurons import build_rates_to_spikes
 
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 #: integrations to load when a model of that simulator package builds HybridSpiking
 INTEGRATIONS = {"nengo_dl": "nengo_hybrid.dl"}
@@ -29,7 +29,8 @@ def load_integration(model):
 
 
 @Builder.register(HybridSpiking)
+@Builder.register(SigmaDelta)
 def build_hybrid_spiking(model, neuron_type, neurons):
-    """Build `.HybridSpiking` as Nengo does, after loading any needed integration."""
+    """Build our neuron types as Nengo does, after loading any needed integration."""
     load_integration(model)
     return build_rates_to_spikes(model, neuron_type, neurons)

@@ -1,4 +1,4 @@
-"""The ``nengo-hybrid`` command: train, evaluate, check, deploy, report, run, gui.
+"""The ``nengo-hybrid`` command: train, evaluate, check, deploy, export, report, run, gui.
 
 Every subcommand works on a *run folder* (``--out`` / ``--run``): ``train``
 writes the checkpoint and ``train.json`` there, the later stages read the
@@ -83,6 +83,17 @@ sweep spec (YAML or JSON; every key but one of hybrid/baselines is optional):
   Trials go to OUT/trials/ID; finished ones are skipped when the sweep runs
   again, interrupted ones resume from their checkpoints, failed ones run again.
   Results: OUT/sweep.md, OUT/sweep.json, OUT/plots/ (accuracy vs bits, Pareto).
+"""
+
+
+EXPORT_HELP = """\
+netx (lava-dl's HDF5 network file, read by lava.lib.dl.netx.hdf5.Network on
+Loihi 2 through Lava): networks of SigmaDelta(RectifiedLinear) neurons as a
+chain input -> dense layers -> output node, with synapse=None (a mnist_static
+recipe with neuron="sigma_delta"); a self-connected layer becomes dense_rec.
+Weights are 8-bit (even integers in [-256, 254], each layer scaled to fill the
+range); export.json in the run folder gives each layer's scale. Other networks
+(HybridSpiking neurons, the LMU) are refused with the reason.
 """
 
 
@@ -360,6 +371,14 @@ SUBCOMMANDS = {
             "nengo-hybrid deploy --run runs/a --target chip      # needs NxSDK",
         ),
     ),
+    "export": (
+        "write a run's trained network for another toolchain (lava-dl netx HDF5)",
+        _examples(
+            "nengo-hybrid export --run runs/sd --format netx runs/sd/network.net",
+        )
+        + "\n"
+        + EXPORT_HELP,
+    ),
     "report": (
         "write report.md, report.json and plots/ from a run folder's results",
         _examples("nengo-hybrid report --run runs/a"),
@@ -473,6 +492,16 @@ def build_parser():
         help="onebit, graded, expand:K, substeps:K or thermometer:K (default: the ones "
         "`check` chose)",
     )
+    p = parsers["export"]
+    _add_run(p)
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["netx"],
+        default="netx",
+        help="file format: netx (lava-dl's HDF5 network file)",
+    )
+    p.add_argument("file", metavar="FILE", help="the file to write (e.g. network.net)")
     p = parsers["report"]
     _add_run(p)
     p = parsers["sweep"]
@@ -664,7 +693,8 @@ def cmd_train(args):
     _log(
         f"trained {result['epochs']} epochs: validation accuracy "
         f"{_num(result.get('val_accuracy'))}, final precision "
-        f"{result['final_precision']:g}; wrote {out}/train.json and {out}/frozen.npz"
+        f"{_num(result['final_precision'], '{:g}')}; wrote {out}/train.json and "
+        f"{out}/frozen.npz"
     )
     return EXIT_OK
 
@@ -676,8 +706,8 @@ def cmd_freeze(args):
 
     run = _run_dir(args.run)
     result = freeze(run)
-    _log(f"froze {result['model']} (precision {result['deploy_precision']:g}) into "
-         f"{run}/frozen.npz")  # fmt: skip
+    _log(f"froze {result['model']} (precision "
+         f"{_num(result['deploy_precision'], '{:g}')}) into {run}/frozen.npz")  # fmt: skip
     return EXIT_OK
 
 
@@ -762,6 +792,20 @@ def deploy_summary(result):
     if result.get("accuracy_nengo_dl_same_samples") is not None:
         line += f"; NengoDL on the same: {result['accuracy_nengo_dl_same_samples']:.4f}"
     return line
+
+
+def cmd_export(args):
+    """``nengo-hybrid export``: `pipeline.export` (no TensorFlow)."""
+    from nengo_hybrid.pipeline.export import export
+
+    run = _run_dir(args.run)
+    result = export(run, args.file, format=args.format)
+    _log(
+        f"wrote {result['path']} ({args.format}: "
+        f"{', '.join(layer['type'] for layer in result['layers'])}) and "
+        f"{run}/export.json"
+    )
+    return EXIT_OK
 
 
 def cmd_report(args):
@@ -937,6 +981,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "check": cmd_check,
     "deploy": cmd_deploy,
+    "export": cmd_export,
     "report": cmd_report,
     "run": cmd_run,
     "gui": cmd_gui,

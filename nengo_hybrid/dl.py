@@ -1,12 +1,14 @@
-"""NengoDL integration: the TensorFlow builder for `.HybridSpiking`.
+"""NengoDL integration: the TensorFlow builders for `.HybridSpiking` and `.SigmaDelta`.
 
-Importing this module registers the builder with NengoDL; `nengo_hybrid.builder`
-imports it the first time a `nengo_dl.Simulator` builds `.HybridSpiking`
-neurons. This is the only module that reaches into NengoDL's builder internals.
+Importing this module registers the builders with NengoDL; `nengo_hybrid.builder`
+imports it the first time a `nengo_dl.Simulator` builds such neurons. This is
+the only module that reaches into NengoDL's builder internals.
 
-The precision of every `.HybridSpiking` population lives in a non-trainable
-``tf.Variable`` (one entry per neuron), so it can be changed between batches of
-``sim.fit`` without rebuilding or retracing the graph; see `set_precision`.
+The annealed parameter (`.neurons.annealed_param`) of every population, the
+precision of `.HybridSpiking` and the threshold of `.SigmaDelta`, lives in a
+non-trainable ``tf.Variable`` (one entry per neuron), so it can be changed
+between batches of ``sim.fit`` without rebuilding or retracing the graph; see
+`set_annealed` (and `set_precision`, `set_threshold`).
 """
 
 import sys
@@ -16,7 +18,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 from nengo_dl.neuron_builders import SimNeuronsBuilder, TFNeuronBuilder
 
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta, check_annealed
 
 
 class HybridSpikingBuilder(TFNeuronBuilder):
@@ -90,7 +92,77 @@ class HybridSpikingBuilder(TFNeuronBuilder):
         signals.scatter(self.state_data["voltage"], tf.stop_gradient(voltage))
 
 
+class SigmaDeltaBuilder(TFNeuronBuilder):
+    """Build a group of `.SigmaDelta` neuron operators.
+
+    The forward pass is Lava's delta encoder and the receiver's reconstruction
+    (`.SigmaDelta.step`), with the state carried across steps in training as in
+    inference. The backward pass is straight-through: the gradient is that of
+    ``amplitude * r(J)``, the base rate's. The threshold lives in a
+    non-trainable variable (`set_threshold`).
+    """
+
+    spiking = True
+
+    def __init__(self, ops):
+        super().__init__(ops)
+        self.threshold = None  # created once, reused if the graph is rebuilt
+
+    def build_pre(self, signals, config):
+        super().build_pre(signals, config)
+        sizes = [op.J.shape[0] for op in self.ops]
+        starts = np.cumsum([0] + sizes)
+        self.slices = {
+            op: slice(int(a), int(b)) for op, a, b in zip(self.ops, starts, starts[1:])
+        }
+        dtype = signals.dtype.as_numpy_dtype
+        if self.threshold is None:
+            initial = np.repeat([op.neurons.threshold for op in self.ops], sizes)
+            with tf.init_scope():  # see HybridSpikingBuilder.build_pre
+                self.threshold = tf.Variable(
+                    initial.astype(dtype), trainable=False, name="sigma_delta_threshold"
+                )
+        cum_error = np.repeat([op.neurons.cum_error for op in self.ops], sizes)
+        self.cum_error = tf.constant(cum_error)
+        amplitude = np.repeat([op.neurons.amplitude for op in self.ops], sizes)
+        self.amplitude_vec = tf.constant(amplitude.astype(dtype))
+
+    def step(self, act, activation, residue, error, reconstruction):
+        """Lava's ``delta_dynamics`` on every neuron; returns output and state."""
+        threshold = tf.cast(self.threshold, act.dtype)
+        delta = act - activation + residue
+        accumulated = error + delta
+        decides = tf.where(self.cum_error, accumulated, delta)
+        sent = tf.where(tf.abs(decides) >= threshold, delta, tf.zeros_like(delta))
+        reset = tf.where(sent != 0, tf.zeros_like(accumulated), accumulated)
+        error = tf.where(self.cum_error, reset, error)
+        reconstruction = reconstruction + sent
+        state = (act, delta - sent, error, reconstruction)
+        return reconstruction * self.amplitude_vec, state
+
+    def build_step(self, signals, **step_kwargs):
+        rate = signals.gather(self.J_data)
+        names = ("activation", "residue", "error", "reconstruction")
+        state = [signals.gather(self.state_data[name]) for name in names]
+        output, state = self.step(rate, *state)
+
+        # straight-through estimator: forward = reconstruction, backward = d(rate)/dJ
+        scaled_rate = rate * self.amplitude_vec
+        signals.scatter(
+            self.output_data, scaled_rate + tf.stop_gradient(output - scaled_rate)
+        )
+        for name, value in zip(names, state):
+            signals.scatter(self.state_data[name], tf.stop_gradient(value))
+
+
 SimNeuronsBuilder.TF_NEURON_IMPL[HybridSpiking] = HybridSpikingBuilder
+SimNeuronsBuilder.TF_NEURON_IMPL[SigmaDelta] = SigmaDeltaBuilder
+
+#: the builder of each annealed neuron type, and its variable's attribute
+ANNEALED_BUILDERS = {
+    HybridSpiking: (HybridSpikingBuilder, "precision"),
+    SigmaDelta: (SigmaDeltaBuilder, "threshold"),
+}
 
 # nengo-loihi imported before TensorFlow (by nengo_hybrid.hardware) has its own
 # NengoDL builders switched off; NengoDL is here now, so switch them back on
@@ -98,96 +170,136 @@ if "nengo_hybrid.hardware.loihi" in sys.modules:
     sys.modules["nengo_hybrid.hardware.loihi"].enable_nengo_dl_builders()
 
 
-def _hybrid_builders(sim):
-    for op_build in sim.tensor_graph.op_builder.op_builds.values():
-        built = getattr(op_build, "built_neurons", None)
-        if isinstance(built, HybridSpikingBuilder) and built.precision is not None:
-            yield built
-
-
-def precision_slices(sim):
-    """Map each `.HybridSpiking` ensemble in ``sim`` to its precision storage.
+def annealed_slices(sim, kinds=(HybridSpiking, SigmaDelta)):
+    """Map each ensemble of the ``kinds`` in ``sim`` to its annealed parameter.
 
     Parameters
     ----------
     sim : nengo_dl.Simulator
         A built NengoDL simulator.
+    kinds : tuple of type
+        Neuron types to include (default: `.HybridSpiking` and `.SigmaDelta`).
 
     Returns
     -------
     dict of {nengo.Ensemble: (tf.Variable, slice)}
-        The variable holding the per-neuron precision and the slice of it that
-        belongs to the ensemble.
+        The variable holding the per-neuron value (precision or threshold) and
+        the slice of it that belongs to the ensemble.
     """
+    kinds = tuple(kinds)
     out_to_ensemble = {
         sim.model.sig[ens.neurons]["out"]: ens
         for ens in sim.model.toplevel.all_ensembles
-        if isinstance(ens.neuron_type, HybridSpiking)
+        if isinstance(ens.neuron_type, kinds)
     }
-    return {
-        out_to_ensemble[op.output]: (builder.precision, sl)
-        for builder in _hybrid_builders(sim)
-        for op, sl in builder.slices.items()
-        if op.output in out_to_ensemble
-    }
+    found = {}
+    for op_build in sim.tensor_graph.op_builder.op_builds.values():
+        built = getattr(op_build, "built_neurons", None)
+        for kind in kinds:
+            builder_class, attr = ANNEALED_BUILDERS[kind]
+            variable = getattr(built, attr, None)
+            if isinstance(built, builder_class) and variable is not None:
+                for op, sl in built.slices.items():
+                    if op.output in out_to_ensemble:
+                        found[out_to_ensemble[op.output]] = (variable, sl)
+    return found
 
 
-def get_precision(sim):
-    """Return ``{ensemble: precision}`` as currently used by the simulator."""
+def precision_slices(sim):
+    """`annealed_slices` of the `.HybridSpiking` ensembles (their precision)."""
+    return annealed_slices(sim, (HybridSpiking,))
+
+
+def get_annealed(sim, kinds=(HybridSpiking, SigmaDelta)):
+    """Return ``{ensemble: value}``: the precision or threshold in use.
+
+    A population whose neurons differ gets an array, the others a float.
+    """
     result = {}
-    for ens, (var, sl) in precision_slices(sim).items():
+    for ens, (var, sl) in annealed_slices(sim, kinds).items():
         values = var.numpy()[sl]
         result[ens] = float(values[0]) if np.all(values == values[0]) else values
     return result
 
 
-def set_precision(sim, precision, ensembles=None):
-    """Change the precision of `.HybridSpiking` ensembles without rebuilding.
+def get_precision(sim):
+    """Return ``{ensemble: precision}`` as currently used by the simulator."""
+    return get_annealed(sim, (HybridSpiking,))
 
-    Takes effect on the next call that runs the simulator (the next batch when
-    called from a Keras callback during ``sim.fit``).
+
+def get_threshold(sim):
+    """Return ``{ensemble: threshold}`` of the `.SigmaDelta` ensembles in use."""
+    return get_annealed(sim, (SigmaDelta,))
+
+
+def set_annealed(sim, value, ensembles=None, kinds=(HybridSpiking, SigmaDelta)):
+    """Change the annealed parameter of ensembles without rebuilding.
+
+    The precision of `.HybridSpiking`, the threshold of `.SigmaDelta`. Takes
+    effect on the next call that runs the simulator (the next batch when called
+    from a Keras callback during ``sim.fit``). All values are checked before
+    any is assigned.
 
     Parameters
     ----------
     sim : nengo_dl.Simulator
         A built NengoDL simulator.
-    precision : float or dict of {nengo.Ensemble: float}
-        The new precision (``> 0``, finite), for all ensembles or per ensemble.
+    value : float or dict of {nengo.Ensemble: float}
+        The new value, for all ensembles or per ensemble (precision finite and
+        ``> 0``; threshold finite and ``>= 0``).
     ensembles : iterable of nengo.Ensemble, optional
-        With a scalar ``precision``, restrict the change to these ensembles.
+        With a scalar ``value``, restrict the change to these ensembles.
+    kinds : tuple of type
+        The neuron types whose ensembles may be set.
     """
-    slices = precision_slices(sim)
+    slices = annealed_slices(sim, kinds)
+    names = " or ".join(kind.__name__ for kind in kinds)
     if not slices:
         raise ValidationError(
-            "The simulator has no HybridSpiking ensembles whose precision could be "
-            "set; was the network built with nengo_hybrid.HybridSpiking neurons?",
+            f"The simulator has no {names} ensembles whose "
+            f"{' or '.join(ANNEALED_BUILDERS[k][1] for k in kinds)} could be set; "
+            f"was the network built with nengo_hybrid.{names} neurons?",
             attr="sim",
         )
-    if isinstance(precision, dict):
-        targets = precision
+    if isinstance(value, dict):
+        targets = value
     else:
         chosen = slices if ensembles is None else ensembles
-        targets = {ens: precision for ens in chosen}
+        targets = {ens: value for ens in chosen}
 
     updates = {}
-    for ens, value in targets.items():
-        value = float(value)
-        if not np.isfinite(value) or value <= 0:
-            raise ValidationError(
-                f"precision must be finite and > 0, got {value}", attr="precision"
-            )
+    for ens, new in targets.items():
         if ens not in slices:
             raise ValidationError(
-                f"{ens} is not a HybridSpiking ensemble in this simulator",
+                f"{ens} is not a {names} ensemble in this simulator",
                 attr="ensembles",
             )
+        new = check_annealed(ens.neuron_type, new)
         var, sl = slices[ens]
         if var.ref() not in updates:
             updates[var.ref()] = var.numpy()
-        updates[var.ref()][sl] = value
+        updates[var.ref()][sl] = new
     # one assignment per variable: sliced assigns cost ~ms each in eager mode
     for ref, values in updates.items():
         ref.deref().assign(values)
+
+
+def set_precision(sim, precision, ensembles=None):
+    """Change the precision of `.HybridSpiking` ensembles without rebuilding.
+
+    `set_annealed` for `.HybridSpiking` only; ``precision`` is finite and
+    ``> 0``, for all ensembles or ``{ensemble: precision}``.
+    """
+    set_annealed(sim, precision, ensembles, kinds=(HybridSpiking,))
+
+
+def set_threshold(sim, threshold, ensembles=None):
+    """Change the threshold of `.SigmaDelta` ensembles without rebuilding.
+
+    `set_annealed` for `.SigmaDelta` only; ``threshold`` is finite and
+    ``>= 0``, for all ensembles or ``{ensemble: threshold}``.
+    """
+    set_annealed(sim, threshold, ensembles, kinds=(SigmaDelta,))
 
 
 def configure_classifier(network):

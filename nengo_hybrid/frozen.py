@@ -9,8 +9,10 @@ the network from its recipe with `FrozenNetwork.build`.
 What the file holds, per object of ``network.all_ensembles`` and
 ``network.all_connections`` (matched by position, checked by label and shape):
 
-* ensembles: ``encoders``, ``gain``, ``bias``; for `.HybridSpiking` neurons the
-  final ``precision`` and the initial ``voltage`` of every neuron;
+* ensembles: ``encoders``, ``gain``, ``bias``; the ``neuron`` kind
+  (``"HybridSpiking"`` or ``"SigmaDelta"``; absent for other neurons); for
+  `.HybridSpiking` the final ``precision`` and the initial ``voltage`` of every
+  neuron, for `.SigmaDelta` the final ``threshold`` and ``cum_error``;
 * connections: ``decoders`` (decoded connections, NengoDL's `NoSolver` form) or
   ``transform`` (the weight matrix), or nothing when the connection has no
   weights;
@@ -29,7 +31,7 @@ import numpy as np
 from nengo.solvers import NoSolver
 
 from nengo_hybrid.io import read_npz, write_npz
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 FORMAT = "nengo-hybrid-frozen/1"
 ENSEMBLE_ARRAYS = ("encoders", "gain", "bias")
@@ -61,10 +63,41 @@ def _ensemble_record(ens):
     }
     neuron_type = ens.neuron_type
     if isinstance(neuron_type, HybridSpiking):
+        record["neuron"] = "HybridSpiking"
         record["precision"] = float(neuron_type.precision)
         voltage = neuron_type.initial_state.get("voltage")
         arrays["voltage"] = _array(voltage, f"{ens} initial voltage")
+    elif isinstance(neuron_type, SigmaDelta):
+        record["neuron"] = "SigmaDelta"
+        record["threshold"] = float(neuron_type.threshold)
+        record["cum_error"] = bool(neuron_type.cum_error)
     return record, arrays
+
+
+def _neuron_kind(record):
+    """The record's neuron kind (files from before ``neuron`` was stored: by key)."""
+    return record.get("neuron", "HybridSpiking" if "precision" in record else None)
+
+
+def _rebuilt_neuron_type(old, record, values):
+    """The neuron type an ensemble runs with, from its record and arrays."""
+    kind = _neuron_kind(record)
+    if kind == "HybridSpiking":
+        return HybridSpiking(
+            old.base_type,
+            precision=record["precision"],
+            max_spikes=getattr(old, "max_spikes", None),
+            amplitude=old.amplitude,
+            initial_state={"voltage": values["voltage"]},
+        )
+    if kind == "SigmaDelta":
+        return SigmaDelta(
+            old.base_type,
+            threshold=record["threshold"],
+            cum_error=record["cum_error"],
+            amplitude=old.amplitude,
+        )
+    return old
 
 
 def _connection_record(conn):
@@ -119,11 +152,25 @@ class FrozenNetwork:
             r["label"]: r["precision"] for r, _ in self.ensembles if "precision" in r
         }
 
+    @property
+    def thresholds(self):
+        """``{ensemble label: threshold}`` of the `.SigmaDelta` ensembles."""
+        return {
+            r["label"]: r["threshold"] for r, _ in self.ensembles if "threshold" in r
+        }
+
     def set_precisions(self, precisions):
         """Run `.HybridSpiking` ensembles at ``{label: precision}``."""
+        self._set("precision", precisions)
+
+    def set_thresholds(self, thresholds):
+        """Run `.SigmaDelta` ensembles at ``{label: threshold}``."""
+        self._set("threshold", thresholds)
+
+    def _set(self, key, values):
         for record, _ in self.ensembles:
-            if record["label"] in precisions and "precision" in record:
-                record["precision"] = float(precisions[record["label"]])
+            if record["label"] in values and key in record:
+                record[key] = float(values[record["label"]])
 
     # ------------------------------------------------------------ file
 
@@ -223,8 +270,14 @@ class FrozenNetwork:
                     f"ensemble {_label(ens)} ({ens.n_neurons} neurons) is "
                     f"{record['label']} ({record['n_neurons']}) in the file"
                 )
-            if "precision" in record and not isinstance(ens.neuron_type, HybridSpiking):
-                raise self._mismatch(f"{ens} has no HybridSpiking neurons")
+            kind = _neuron_kind(record)
+            if kind is not None and not isinstance(
+                ens.neuron_type, (HybridSpiking, SigmaDelta)
+            ):
+                raise self._mismatch(
+                    f"{ens} has {type(ens.neuron_type).__name__} neurons, the file "
+                    f"has {kind} (a rate base type is needed to rebuild them)"
+                )
             if values["encoders"].shape != (ens.n_neurons, ens.dimensions):
                 raise self._mismatch(f"{ens} encoders have another shape")
         for conn, (record, values) in zip(connections, self.connections):
@@ -248,15 +301,7 @@ class FrozenNetwork:
             ens.normalize_encoders = False
             ens.gain = values["gain"]
             ens.bias = values["bias"]
-            if "precision" in record:
-                old = ens.neuron_type
-                ens.neuron_type = HybridSpiking(
-                    old.base_type,
-                    precision=record["precision"],
-                    max_spikes=old.max_spikes,
-                    amplitude=old.amplitude,
-                    initial_state={"voltage": values["voltage"]},
-                )
+            ens.neuron_type = _rebuilt_neuron_type(ens.neuron_type, record, values)
         for conn, (record, values) in zip(connections, self.connections):
             if record["kind"] == "decoders":
                 decoders = values["decoders"]

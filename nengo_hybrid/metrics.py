@@ -5,9 +5,13 @@ These definitions are ours. *A Spike in Performance* (arXiv:2002.03553) reports
 formulas, so the numbers below are comparable with each other, not necessarily
 with the paper's.
 
-All functions take integer spike ``counts`` shaped ``(..., n_steps, n_neurons)``:
+Most functions take integer spike ``counts`` shaped ``(..., n_steps, n_neurons)``:
 the number of spikes each neuron emits on each step (signed for signed bases).
 Leading axes (e.g. examples in a batch) are pooled with the steps.
+
+`.SigmaDelta` neurons send real-valued changes instead of counts: `sent_deltas`
+recovers them from the probed output, `delta_events` counts them and
+`payload_bits` gives the message width they need (as it does for counts).
 """
 
 from dataclasses import asdict, dataclass
@@ -16,7 +20,7 @@ import nengo
 import numpy as np
 from nengo.exceptions import ValidationError
 
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 
 def _as_counts(counts):
@@ -184,6 +188,86 @@ def spike_messages(counts):
     On Loihi 2 a count ``n`` travels as one message carrying ``n``.
     """
     return int(np.count_nonzero(_as_counts(counts)))
+
+
+def sent_deltas(output, neuron_type):
+    """The deltas a `.SigmaDelta` population sent, from its probed output.
+
+    The output is ``amplitude`` times the receiver's reconstruction (the running
+    sum of sent deltas, starting at zero), so the deltas are its step-to-step
+    differences. A step without a message gives exactly 0.
+
+    Parameters
+    ----------
+    output : array_like (..., n_steps, n_neurons)
+        Probed ``ensemble.neurons`` output, from the first step on.
+    neuron_type : SigmaDelta
+
+    Returns
+    -------
+    deltas : float64 array, same shape as ``output``
+    """
+    if not isinstance(neuron_type, SigmaDelta):
+        raise ValidationError(
+            f"{type(neuron_type).__name__} does not send deltas; sent_deltas is for "
+            "nengo_hybrid.SigmaDelta neurons (use spike_counts for spiking neurons)",
+            attr="neuron_type",
+        )
+    output = np.asarray(output, dtype=np.float64)
+    if output.ndim < 2:
+        raise ValidationError(
+            f"output must have shape (..., n_steps, n_neurons), got {output.shape}",
+            attr="output",
+        )
+    return np.diff(output / neuron_type.amplitude, axis=-2, prepend=0.0)
+
+
+def delta_events(deltas):
+    """Messages a `.SigmaDelta` population sent: the nonzero deltas."""
+    return int(np.count_nonzero(np.asarray(deltas)))
+
+
+def message_bits(values, resolution=1.0):
+    """Bits each nonzero message needs, including the sign bit.
+
+    A message ``v`` travels as the integer ``round(|v| / resolution)`` plus a
+    sign: ``1 + bit_length`` bits (2 bits for +-1, 3 for +-2 or +-3, ...).
+    Spike counts have ``resolution=1``; a `.SigmaDelta` delta has the
+    resolution of the fixed-point activation it is sent in.
+
+    Parameters
+    ----------
+    values : array_like
+        Spike counts or sent deltas; zeros (no message) are skipped.
+    resolution : float
+        The value of one unit of the integer payload (``> 0``).
+
+    Returns
+    -------
+    int64 array
+        One width per nonzero message (flattened).
+    """
+    resolution = float(resolution)
+    if not np.isfinite(resolution) or resolution <= 0:
+        raise ValidationError(
+            f"resolution must be finite and > 0, got {resolution}", attr="resolution"
+        )
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not np.all(np.isfinite(values)):
+        raise ValidationError("values contain NaN or infinity", attr="values")
+    units = np.round(np.abs(values[values != 0]) / resolution)
+    return 1 + _bit_length(units).astype(np.int64)
+
+
+def payload_bits(values, resolution=1.0):
+    """Bits the widest message needs, including sign (0 with no messages).
+
+    The payload width a graded-spike message must have to carry every count or
+    delta in ``values``; compare it with a profile's message bits. See
+    `message_bits` for ``resolution``.
+    """
+    widths = message_bits(values, resolution)
+    return int(widths.max()) if widths.size else 0
 
 
 def one_bit_spikes(counts):

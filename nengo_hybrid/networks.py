@@ -36,7 +36,7 @@ from nengo.params import BoolParam, IntParam, NumberParam
 from scipy.linalg import expm
 from scipy.special import eval_legendre
 
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 MEMORY_MODES = ("linear", "precomputed")
 
@@ -810,8 +810,18 @@ def scaled_relu(precision, rate_scale):
     )
 
 
+#: the neuron types `DenseClassifier` builds its layers with
+DENSE_NEURONS = ("hybrid", "sigma_delta")
+
+
 class DenseClassifier(nengo.Network):
     """A static image classifier: input layer → hybrid dense layers → scores.
+
+    With ``neuron="sigma_delta"`` the layers are `.SigmaDelta` neurons
+    (Lava's stock Loihi 2 neuron) instead of `.HybridSpiking`: they send
+    changes of their ReLU activation, take no synapse (the receiver's sum of
+    deltas needs no filter) and export to lava-dl netx
+    (`nengo_hybrid.hardware.netx`).
 
     Each image is held for ``presentation_steps`` steps; the class is the
     argmax of the scores averaged over the last ``score_steps`` of it
@@ -832,7 +842,7 @@ class DenseClassifier(nengo.Network):
         Firing rate (Hz) per unit of pixel intensity, and per unit of hidden
         activation (`scaled_relu`).
     synapse : float or None
-        Lowpass time constant on the hidden layers' inputs.
+        Lowpass time constant on the hidden layers' inputs (hybrid neurons).
     presentation_steps, score_steps : int
         Steps per image, and the last steps whose scores count.
     n_inputs, n_classes : int
@@ -840,6 +850,11 @@ class DenseClassifier(nengo.Network):
         Output of the input node (default zeros, fed by the simulator).
     seed : int
         Seed of the network and its initial weights.
+    neuron : {"hybrid", "sigma_delta"}
+        The layers' neuron type (`.HybridSpiking` or `.SigmaDelta`).
+    threshold, input_threshold : float
+        `.SigmaDelta` thresholds of the hidden and input layers (in units of
+        the ReLU activation); ``neuron="sigma_delta"`` only.
     """
 
     def __init__(
@@ -857,8 +872,24 @@ class DenseClassifier(nengo.Network):
         stimulus=None,
         seed=0,
         label="mnist_dense",
+        neuron="hybrid",
+        threshold=0.0,
+        input_threshold=0.0,
     ):
         super().__init__(label=label, seed=seed)
+        if neuron not in DENSE_NEURONS:
+            raise ValidationError(
+                f"neuron must be one of {sorted(DENSE_NEURONS)}, got {neuron!r}",
+                attr="neuron",
+                obj=self,
+            )
+        if neuron == "sigma_delta":
+            hidden_type = SigmaDelta(nengo.RectifiedLinear(), threshold=threshold)
+            input_type = SigmaDelta(nengo.RectifiedLinear(), threshold=input_threshold)
+            synapse = None
+        else:
+            hidden_type = scaled_relu(precision, rate_scale)
+            input_type = scaled_relu(input_precision, input_rate)
         self.presentation_steps = int(presentation_steps)
         self.score_steps = int(score_steps)
         rng = np.random.RandomState(seed)
@@ -866,14 +897,14 @@ class DenseClassifier(nengo.Network):
             output = np.zeros(n_inputs) if stimulus is None else stimulus
             self.inp = nengo.Node(output, size_out=n_inputs, label="image")
             self.input_layer = nengo.Ensemble(
-                n_inputs, 1, neuron_type=scaled_relu(input_precision, input_rate),
+                n_inputs, 1, neuron_type=input_type,
                 gain=np.ones(n_inputs), bias=np.zeros(n_inputs), label="input",
             )  # fmt: skip
             nengo.Connection(self.inp, self.input_layer.neurons, synapse=None)
             pre, self.hidden = self.input_layer, []
             for i, n in enumerate(n_hidden):
                 ens = nengo.Ensemble(
-                    n, 1, neuron_type=scaled_relu(precision, rate_scale),
+                    n, 1, neuron_type=hidden_type,
                     gain=np.ones(n), bias=np.zeros(n), label=f"hidden{i + 1}",
                 )  # fmt: skip
                 w = rng.normal(0, 1 / np.sqrt(pre.n_neurons), (n, pre.n_neurons))

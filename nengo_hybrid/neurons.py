@@ -1,20 +1,28 @@
 """Hybrid-spiking neuron types and their NumPy reference math.
 
-The quantizer implemented here is a first-order sigma-delta modulator applied to
-the output of any Nengo rate neuron type (Voelker, Rasmussen & Eliasmith 2020,
+`HybridSpiking` is a first-order sigma-delta modulator applied to the output of
+any Nengo rate neuron type (Voelker, Rasmussen & Eliasmith 2020,
 arXiv:2002.03553). Each step the neuron emits a small integer number of spikes;
 the rounding error is kept in the ``voltage`` state and carried to the next step,
 so the cumulative error never exceeds one quantum.
+
+`SigmaDelta` is Lava's sigma-delta neuron (``lava.proc.sdn``, the stock Loihi 2
+neuron for rate-like networks): it sends the change of its activation when the
+change reaches a threshold, and its output is what the receiver reconstructs.
+
+Both have one parameter that interpolation training anneals (`annealed_param`):
+``precision`` for `HybridSpiking` (large = close to the rate network),
+``threshold`` for `SigmaDelta` (0 = exactly the rate network).
 """
 
 import math
 
 import nengo
 import numpy as np
-from nengo.dists import Uniform
+from nengo.dists import Choice, Uniform
 from nengo.exceptions import ValidationError
 from nengo.neurons import RatesToSpikesNeuronType
-from nengo.params import IntParam, NumberParam
+from nengo.params import BoolParam, IntParam, NumberParam
 from nengo.utils.numpy import is_array, is_number
 
 
@@ -36,6 +44,62 @@ class FiniteNumberParam(NumberParam):
                 obj=instance,
             )
         return super().coerce(instance, num)
+
+
+def _check_rate_base(base_type, obj):
+    """Raise unless ``base_type`` is a rate (non-spiking, non-Direct) neuron type."""
+    if isinstance(base_type, nengo.Direct):
+        raise ValidationError(
+            "base_type cannot be nengo.Direct: it has no rate to quantize",
+            attr="base_type",
+            obj=obj,
+        )
+    if getattr(base_type, "spiking", False):
+        raise ValidationError(
+            f"base_type must be a rate (non-spiking) neuron type, got "
+            f"{type(base_type).__name__}; use its rate equivalent, e.g. "
+            "nengo.LIFRate() instead of nengo.LIF()",
+            attr="base_type",
+            obj=obj,
+        )
+
+
+def annealed_param(neuron_type):
+    """Name of the parameter interpolation training anneals, or None.
+
+    ``"precision"`` for `HybridSpiking`, ``"threshold"`` for `SigmaDelta`,
+    None for every other neuron type.
+    """
+    return getattr(type(neuron_type), "annealed", None)
+
+
+def check_annealed(neuron_type, value):
+    """``value`` as a valid annealed parameter of ``neuron_type``, as a float.
+
+    Checked against the parameter's bound (precision finite and > 0, threshold
+    finite and >= 0); raises `~nengo.exceptions.ValidationError` naming it.
+    """
+    name = annealed_param(neuron_type)
+    if name is None:
+        raise ValidationError(
+            f"{type(neuron_type).__name__} has no parameter that training anneals; "
+            "use nengo_hybrid.HybridSpiking or nengo_hybrid.SigmaDelta neurons",
+            attr="neuron_type",
+        )
+    param = getattr(type(neuron_type), name)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    too_low = number <= param.low if param.low_open else number < param.low
+    if not math.isfinite(number) or too_low:
+        bound = f"{'>' if param.low_open else '>='} {param.low:g}"
+        raise ValidationError(
+            f"{name} must be finite and {bound}, got {value!r}",
+            attr=name,
+            obj=neuron_type,
+        )
+    return number
 
 
 class HybridSpiking(RatesToSpikesNeuronType):
@@ -114,6 +178,8 @@ class HybridSpiking(RatesToSpikesNeuronType):
     """
 
     precision = FiniteNumberParam("precision", low=0, low_open=True)
+    #: the parameter interpolation training anneals (see `annealed_param`)
+    annealed = "precision"
     # RatesToSpikesNeuronType's amplitude is a plain NumberParam (NaN gives a
     # TypeError there, infinity is accepted); the output must be finite
     amplitude = FiniteNumberParam("amplitude", low=0, low_open=True)
@@ -131,20 +197,7 @@ class HybridSpiking(RatesToSpikesNeuronType):
         amplitude=1.0,
         initial_state=None,
     ):
-        if isinstance(base_type, nengo.Direct):
-            raise ValidationError(
-                "base_type cannot be nengo.Direct: it has no rate to quantize",
-                attr="base_type",
-                obj=self,
-            )
-        if getattr(base_type, "spiking", False):
-            raise ValidationError(
-                f"base_type must be a rate (non-spiking) neuron type, got "
-                f"{type(base_type).__name__}; use its rate equivalent, e.g. "
-                "nengo.LIFRate() instead of nengo.LIF()",
-                attr="base_type",
-                obj=self,
-            )
+        _check_rate_base(base_type, self)
         super().__init__(base_type, amplitude=amplitude, initial_state=initial_state)
         self.precision = precision
         self.max_spikes = max_spikes
@@ -162,3 +215,146 @@ class HybridSpiking(RatesToSpikesNeuronType):
             np.clip(n_spikes, -self.max_spikes, self.max_spikes, out=n_spikes)
         voltage -= n_spikes
         output[...] = (self.amplitude / (self.precision * dt)) * n_spikes
+
+
+class SigmaDelta(RatesToSpikesNeuronType):
+    """Lava's sigma-delta neuron (``lava.proc.sdn.SigmaDelta``) as a Nengo neuron.
+
+    Each step, with the base type's rate ``act = r(J)`` (for
+    `nengo.RectifiedLinear`, Lava's ``relu(sigma + bias)``: Nengo's input
+    current ``J`` is the receiver's sigma plus the bias)::
+
+        delta = act - act_prev + residue
+        sent = delta if |delta| >= threshold else 0
+        residue = delta - sent
+        act_prev = act
+        reconstruction += sent
+        output = amplitude * reconstruction
+
+    With ``cum_error=True`` (Lava's error accumulator), the decision looks at
+    the error accumulated since the last message instead of ``delta``::
+
+        error += delta
+        sent = delta if |error| >= threshold else 0
+        error = 0 where sent != 0
+
+    This is Lava 0.10.0's float model (``PySigmaDeltaModelFloat``) step for
+    step, all state starting at zero as there. The neuron sends only changes:
+    constant activity costs no messages. ``threshold=0`` sends every change, so
+    the output is exactly the rate network's ``amplitude * r(J)``; a larger
+    threshold sends fewer, larger messages. Interpolation training anneals the
+    threshold from 0 up to the deployment value.
+
+    Nengo's output is what the receiving side reconstructs, the running sum of
+    the sent deltas (Lava's sigma decoder). Synapses and weights are linear, so
+    everything downstream sees exactly what it would see in Lava.
+
+    Parameters
+    ----------
+    base_type : NeuronType
+        A rate neuron type; its rate is the activation. Lava's stock neuron is
+        `nengo.RectifiedLinear` (``act_mode=RELU``); others run in Nengo,
+        NengoDL and the metrics but have no stock Loihi 2 model.
+    threshold : float
+        ``vth``: the smallest change (or accumulated error) that is sent, in
+        the units of the base type's rate (Hz for `nengo.LIFRate`). Finite and
+        ``>= 0``.
+    cum_error : bool
+        Lava's ``cum_error`` (error accumulator) variant.
+    amplitude : float
+        Scaling on the output, as for `nengo.RegularSpiking`.
+    initial_state : {str: Distribution or array_like}
+        Overrides the initial ``activation``, ``residue``, ``error`` or
+        ``reconstruction`` (all zero by default, as in Lava).
+
+    Notes
+    -----
+    Unlike `HybridSpiking`, the output does not depend on ``dt``: a message
+    carries a change of rate, not spikes per step. ``rates``, ``gain_bias``
+    and ``max_rates_intercepts`` are those of the base type.
+
+    Examples
+    --------
+    A neuron whose rate ramps by 0.4 per step, with threshold 1: it sends a
+    message once the change it owes reaches 1, and the receiver's
+    reconstruction catches up in one step.
+
+    >>> import nengo
+    >>> import numpy as np
+    >>> from nengo_hybrid import SigmaDelta
+    >>> with nengo.Network() as net:
+    ...     ramp = nengo.Node(lambda t: 400 * t)
+    ...     ens = nengo.Ensemble(
+    ...         1, 1, gain=[1.0], bias=[0.0], encoders=[[1]],
+    ...         neuron_type=SigmaDelta(nengo.RectifiedLinear(), threshold=1.0),
+    ...     )
+    ...     _ = nengo.Connection(ramp, ens.neurons, synapse=None)
+    ...     probe = nengo.Probe(ens.neurons)
+    >>> with nengo.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run_steps(6)
+    >>> sim.data[probe][:, 0].round(6).tolist()
+    [0.0, 0.0, 1.2, 1.2, 1.2, 2.4]
+
+    With ``threshold=0`` every change is sent: the output is the rate itself.
+
+    >>> ens.neuron_type = SigmaDelta(nengo.RectifiedLinear(), threshold=0)
+    >>> with nengo.Simulator(net, progress_bar=False) as sim:
+    ...     sim.run_steps(3)
+    >>> sim.data[probe][:, 0].round(6).tolist()
+    [0.4, 0.8, 1.2]
+    """
+
+    threshold = FiniteNumberParam("threshold", low=0)
+    cum_error = BoolParam("cum_error")
+    amplitude = FiniteNumberParam("amplitude", low=0, low_open=True)
+    #: the parameter interpolation training anneals (see `annealed_param`)
+    annealed = "threshold"
+
+    state = {
+        "activation": Choice([0.0]),
+        "residue": Choice([0.0]),
+        "error": Choice([0.0]),
+        "reconstruction": Choice([0.0]),
+    }
+
+    def __init__(
+        self,
+        base_type=None,
+        threshold=0.0,
+        cum_error=False,
+        amplitude=1.0,
+        initial_state=None,
+    ):
+        base_type = nengo.RectifiedLinear() if base_type is None else base_type
+        _check_rate_base(base_type, self)
+        super().__init__(base_type, amplitude=amplitude, initial_state=initial_state)
+        self.threshold = threshold
+        self.cum_error = cum_error
+
+    def with_threshold(self, threshold):
+        """A copy of this neuron type with another ``threshold``."""
+        return type(self)(
+            self.base_type,
+            threshold=threshold,
+            cum_error=self.cum_error,
+            amplitude=self.amplitude,
+            initial_state=self.initial_state,
+        )
+
+    def send(self, act, activation, residue, error):
+        """Lava's delta encoder: update the state, return the sent deltas."""
+        delta = act - activation + residue
+        if self.cum_error:
+            error += delta
+            sent = np.where(np.abs(error) >= self.threshold, delta, 0)
+            error *= 1 - (np.abs(sent) > 0)
+        else:
+            sent = np.where(np.abs(delta) >= self.threshold, delta, 0)
+        residue[...] = delta - sent
+        activation[...] = act
+        return sent
+
+    def step(self, dt, J, output, activation, residue, error, reconstruction):
+        # Note: J is the base type's rate (see nengo.builder.neurons)
+        reconstruction += self.send(J, activation, residue, error)
+        output[...] = self.amplitude * reconstruction

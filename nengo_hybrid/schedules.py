@@ -1,8 +1,16 @@
-"""Precision schedules for interpolation training.
+"""Schedules for interpolation training: the annealed parameter per batch.
 
-A schedule says which precision `.HybridSpiking` neurons use on each training
-batch: start high (output close to the rate network) and anneal to the
-precision the network will be deployed with. Schedules are small frozen
+A schedule gives the value of each ensemble's annealed parameter
+(`.neurons.annealed_param`) on each training batch, starting close to the rate
+network and ending at the value the network will be deployed with:
+
+* `.HybridSpiking`: the ``precision``, from high (many quanta per spike, close
+  to the rate network) down to the deployment precision, e.g. ``Geometric(64, 2)``;
+* `.SigmaDelta`: the ``threshold``, from 0 (every change sent: exactly the rate
+  network) up to the deployment threshold, e.g. ``Linear(0, 5)``.
+
+The schedules are the same for both; the values are checked against the neuron
+type they drive when training starts (`check_values`). Schedules are small frozen
 objects, like Nengo distributions: they compare equal by value, have a clear
 ``repr``, and round-trip through `Schedule.to_dict` / `Schedule.from_dict`
 (checkpoints store them this way).
@@ -15,11 +23,11 @@ from collections.abc import Mapping
 from nengo.exceptions import ValidationError
 from nengo.params import FrozenObject, NumberParam, Parameter
 
-from nengo_hybrid.neurons import FiniteNumberParam
+from nengo_hybrid.neurons import FiniteNumberParam, annealed_param, check_annealed
 
 
 class Schedule(FrozenObject):
-    """Base class: the precision as a function of training progress.
+    """Base class: the annealed value (precision or threshold) over training.
 
     Every public subclass is added to `registry` (by class name), which
     `from_dict` builds from. Abstract helpers whose names start with an
@@ -34,19 +42,41 @@ class Schedule(FrozenObject):
             Schedule.registry[cls.__name__] = cls
 
     def at(self, progress):
-        """Precision at ``progress`` in [0, 1] (0 = first batch, 1 = last)."""
+        """Value at ``progress`` in [0, 1] (0 = first batch, 1 = last)."""
         raise NotImplementedError
 
     def value(self, epoch, batch=0, steps_per_epoch=1, epochs=1):
-        """Precision for ``batch`` of ``epoch`` (both zero-based)."""
+        """Value for ``batch`` of ``epoch`` (both zero-based)."""
         total = epochs * steps_per_epoch
         step = epoch * steps_per_epoch + batch
         return self.at(min(step / max(total - 1, 1), 1.0))
 
     @property
     def final(self):
-        """The precision at the end of training (the deployment precision)."""
+        """The value at the end of training (the deployment value)."""
         return self.at(1.0)
+
+    @property
+    def extremes(self):
+        """The values the schedule's range is bounded by (it never leaves them)."""
+        raise NotImplementedError
+
+    def check_values(self, neuron_type):
+        """Raise unless every value is valid for ``neuron_type``'s annealed parameter.
+
+        E.g. a threshold may be 0 but a precision must be > 0. Raises a
+        `~nengo.exceptions.ValidationError` naming the schedule and the parameter.
+        """
+        for value in self.extremes:
+            try:
+                check_annealed(neuron_type, value)
+            except ValidationError as err:
+                raise ValidationError(
+                    f"{self!r} cannot drive {type(neuron_type).__name__} neurons: "
+                    f"{err}",
+                    attr=annealed_param(neuron_type),
+                    obj=self,
+                ) from err
 
     def to_dict(self):
         """JSON-serialisable description; inverse of `from_dict`."""
@@ -87,14 +117,19 @@ class Schedule(FrozenObject):
             ) from err
 
 
-def _precision_param(name):
-    return FiniteNumberParam(name, low=0, low_open=True, readonly=True)
+def _value_param(name):
+    # >= 0: a threshold of 0 is valid; check_values applies each neuron's bound
+    return FiniteNumberParam(name, low=0, readonly=True)
 
 
 class Constant(Schedule):
-    """The same precision throughout (training directly at the final precision)."""
+    """The same value throughout (training directly at the final value).
 
-    precision = _precision_param("precision")
+    The argument is called ``precision`` for compatibility; it is the annealed
+    value of whichever neuron type it drives (a threshold for `.SigmaDelta`).
+    """
+
+    precision = _value_param("precision")
 
     def __init__(self, precision):
         super().__init__()
@@ -103,6 +138,10 @@ class Constant(Schedule):
     def at(self, progress):
         return float(self.precision)
 
+    @property
+    def extremes(self):
+        return (float(self.precision),)
+
 
 class _Interpolated(Schedule):
     """Interpolates from ``start`` to ``end`` over the first ``1 - hold`` of training.
@@ -110,16 +149,17 @@ class _Interpolated(Schedule):
     Parameters
     ----------
     start : float
-        Precision on the first batch (large: close to the rate network).
+        Value on the first batch (close to the rate network: a large precision,
+        or threshold 0).
     end : float
-        Final (deployment) precision.
+        Final (deployment) value.
     hold : float
         Fraction of training, at the end, spent at ``end`` (fine-tuning at the
         deployment precision). ``0 <= hold < 1``.
     """
 
-    start = _precision_param("start")
-    end = _precision_param("end")
+    start = _value_param("start")
+    end = _value_param("end")
     hold = NumberParam("hold", low=0, high=1, high_open=True, readonly=True)
 
     def __init__(self, start, end, hold=0.0):
@@ -131,13 +171,17 @@ class _Interpolated(Schedule):
     def at(self, progress):
         return self.interpolate(min(progress / (1.0 - self.hold), 1.0))
 
+    @property
+    def extremes(self):
+        return (float(self.start), float(self.end))
+
     def interpolate(self, t):
-        """Precision at ``t`` in [0, 1] of the annealing phase."""
+        """Value at ``t`` in [0, 1] of the annealing phase."""
         raise NotImplementedError
 
 
 class Linear(_Interpolated):
-    """Linear interpolation from ``start`` to ``end`` precision."""
+    """Linear interpolation from ``start`` to ``end``."""
 
     def interpolate(self, t):
         return self.start + (self.end - self.start) * t
@@ -147,7 +191,18 @@ class Geometric(_Interpolated):
     """Exponential interpolation: equal ratios per step, ``start * (end/start)**t``.
 
     Spends equal training time per decade of precision, i.e. per bit removed.
+    Both ends must be > 0 (a geometric path cannot start at threshold 0).
     """
+
+    def __init__(self, start, end, hold=0.0):
+        super().__init__(start, end, hold)
+        if self.start == 0 or self.end == 0:
+            raise ValidationError(
+                f"Geometric needs start and end > 0, got {self.start} and "
+                f"{self.end}; use Linear or Cosine to start from threshold 0",
+                attr="start",
+                obj=self,
+            )
 
     def interpolate(self, t):
         return self.start * (self.end / self.start) ** t
@@ -161,7 +216,7 @@ class Cosine(_Interpolated):
 
 
 class _FrozenSteps(Mapping):
-    """An immutable, hashable ``{first_epoch: precision}`` mapping (sorted by epoch).
+    """An immutable, hashable ``{first_epoch: value}`` mapping (sorted by epoch).
 
     Compares equal to a dict with the same items and has a dict's ``repr``, so
     `Stepwise` keeps its ``repr`` and equality while its state cannot change.
@@ -214,12 +269,12 @@ class _StepsParam(Parameter):
 
 
 class Stepwise(Schedule):
-    """Piecewise-constant precision by epoch.
+    """Piecewise-constant value (precision or threshold) by epoch.
 
     Parameters
     ----------
     values : dict of {int: float}
-        ``{first_epoch: precision}``; must contain epoch 0. Each precision holds
+        ``{first_epoch: value}``; must contain epoch 0. Each value holds
         from its epoch until the next key. Stored as an immutable mapping
         (sorted by epoch), so a schedule cannot change after construction.
     """
@@ -250,11 +305,11 @@ class Stepwise(Schedule):
                 attr="values",
                 obj=self,
             )
-        for epoch, precision in converted.items():
-            if epoch < 0 or not math.isfinite(precision) or precision <= 0:
+        for epoch, value in converted.items():
+            if epoch < 0 or not math.isfinite(value) or value < 0:
                 raise ValidationError(
-                    f"epochs must be >= 0 and precisions finite and > 0, got "
-                    f"{epoch}: {precision}; fix that entry",
+                    f"epochs must be >= 0 and values finite and >= 0, got "
+                    f"{epoch}: {value}; fix that entry",
                     attr="values",
                     obj=self,
                 )
@@ -266,6 +321,10 @@ class Stepwise(Schedule):
             for start, precision in self.values.items()
             if start <= epoch
         )[1]
+
+    @property
+    def extremes(self):
+        return tuple(self.values.values())
 
     def at(self, progress):
         # progress is ambiguous without the epoch count; only the end is defined

@@ -105,6 +105,13 @@ class Task:
         """The precision schedule (a ``Schedule.to_dict`` dict)."""
         return settings["schedule"]
 
+    def deploy_thresholds(self, settings, trained):
+        """``{layer label: threshold}`` the `.SigmaDelta` layers deploy at.
+
+        ``trained``: ``{label: threshold}`` where training ended. Default: that.
+        """
+        return dict(trained)
+
     def deploy_precisions(self, settings, trained):
         """``{layer label: precision}`` the frozen network runs at.
 
@@ -191,7 +198,10 @@ class StaticClassification(Task):
     at deployment), ``train_precision`` (rate-like precision while training,
     one step per image, no synapse), ``input_precision`` and ``precision``
     (deployment precisions of the input and hidden layers), ``epochs``,
-    ``minibatch_size``, ``learning_rate``, ``seed``; optionally ``n_samples``.
+    ``minibatch_size``, ``learning_rate``, ``seed``; optionally ``n_samples``,
+    and ``neuron="sigma_delta"`` with ``threshold`` and ``input_threshold``
+    (deployment thresholds; trained at threshold 0, the rate network) for
+    `.SigmaDelta` layers, which export to lava-dl netx.
     """
 
     name = "mnist_static"
@@ -205,8 +215,28 @@ class StaticClassification(Task):
         "minibatch_size",
         "learning_rate",
     )
-    optional = ("n_samples",)
+    optional = ("n_samples", "neuron", "threshold", "input_threshold")
     precisions = ("train_precision", "input_precision", "precision")
+    thresholds = ("threshold", "input_threshold")
+
+    def validate(self, settings, path):
+        from nengo_hybrid.networks import DENSE_NEURONS
+
+        settings = super().validate(settings, path)
+        neuron = settings.get("neuron", "hybrid")
+        if neuron not in DENSE_NEURONS:
+            raise RecipeError(
+                f"{path}: RECIPE neuron={neuron!r} is not a neuron kind",
+                hint=f"set neuron to one of {', '.join(DENSE_NEURONS)}",
+            )
+        for key in self.thresholds:
+            if key in settings:
+                check_threshold(settings[key], key, path)
+        return settings
+
+    def sigma_delta(self, settings):
+        """Whether the recipe's layers are `.SigmaDelta` neurons."""
+        return settings.get("neuron", "hybrid") == "sigma_delta"
 
     def load_data(self, settings, source="embedded", path=None):
         from nengo_hybrid import data
@@ -221,6 +251,13 @@ class StaticClassification(Task):
         if mode == "gui":
             return self.build_gui(settings)
         network = dict(settings["network"], seed=settings["seed"])
+        if self.sigma_delta(settings):
+            exact = mode == "train"  # threshold 0: the rate network
+            network.update(
+                neuron="sigma_delta",
+                threshold=0.0 if exact else settings.get("threshold", 0.0),
+                input_threshold=0.0 if exact else settings.get("input_threshold", 0.0),
+            )
         if mode == "train":
             p = settings["train_precision"]
             network.update(
@@ -243,28 +280,50 @@ class StaticClassification(Task):
         return net
 
     def schedule(self, settings):
-        return {"type": "Constant", "precision": settings["train_precision"]}
+        value = 0.0 if self.sigma_delta(settings) else settings["train_precision"]
+        return {"type": "Constant", "precision": value}
 
     def deploy_precisions(self, settings, trained):
         precisions = {label: float(settings["precision"]) for label in trained}
         precisions["input"] = float(settings["input_precision"])
         return precisions
 
+    def deploy_thresholds(self, settings, trained):
+        if not self.sigma_delta(settings):
+            return {}
+        thresholds = {label: float(settings.get("threshold", 0.0)) for label in trained}
+        thresholds["input"] = float(settings.get("input_threshold", 0.0))
+        return thresholds
 
-def check_precision(value, key, path):
-    """A neuron precision setting: a finite real number > 0 (a `RecipeError`)."""
-    ok = (
+
+def _is_number(value, low, low_open):
+    """Whether ``value`` is a finite real number above ``low`` (or at it)."""
+    return (
         isinstance(value, numbers.Real)
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value > 0
+        and (value > low if low_open else value >= low)
     )
-    if not ok:
+
+
+def check_precision(value, key, path):
+    """A neuron precision setting: a finite real number > 0 (a `RecipeError`)."""
+    if not _is_number(value, 0, low_open=True):
         raise RecipeError(
             f"{path}: RECIPE {key}={value!r} is not a valid neuron precision: it must "
             "be a finite number > 0",
             hint=f"set {key} to a number > 0 (e.g. {key}=2.0; 1 gives 1-bit spikes "
             "at up to 1 kHz, larger values more bits per step)",
+        )
+
+
+def check_threshold(value, key, path):
+    """A `.SigmaDelta` threshold setting: a finite real number >= 0 (a `RecipeError`)."""
+    if not _is_number(value, 0, low_open=False):
+        raise RecipeError(
+            f"{path}: RECIPE {key}={value!r} is not a valid sigma-delta threshold: it "
+            "must be a finite number >= 0",
+            hint=f"set {key} to a number >= 0 (0 sends every change: the rate network)",
         )
 
 

@@ -1,7 +1,8 @@
 """Interpolation training in NengoDL: anneal from rate to spikes.
 
 `fit` wraps ``nengo_dl.Simulator.fit``. Before every batch it sets the
-precision of each `.HybridSpiking` ensemble from a `.schedules.Schedule`, so
+annealed parameter of each ensemble from a `.schedules.Schedule` (the precision
+of `.HybridSpiking`, the threshold of `.SigmaDelta`), so
 training starts close to the rate network and ends with the quantization the
 network will be deployed with (the method of arXiv:2002.03553). After every
 epoch it measures the activity bits on validation data and writes a checkpoint
@@ -25,7 +26,12 @@ from nengo_dl.config import get_setting
 
 from nengo_hybrid import dl, metrics
 from nengo_hybrid.io import read_npz, write_npz
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import (
+    HybridSpiking,
+    SigmaDelta,
+    annealed_param,
+    check_annealed,
+)
 from nengo_hybrid.schedules import Schedule
 
 CHECKPOINT_FORMAT = "nengo-hybrid-checkpoint-1"
@@ -61,13 +67,13 @@ class History:
 
 
 def hybrid_ensembles(network):
-    """``{label: ensemble}`` for every `.HybridSpiking` ensemble, in build order.
+    """``{label: ensemble}`` for every annealed ensemble, in build order.
 
-    Unlabelled ensembles are called ``hybrid_0``, ``hybrid_1``, ...
+    Annealed ensembles have `.HybridSpiking` or `.SigmaDelta` neurons
+    (`.neurons.annealed_param`). Unlabelled ensembles are called ``hybrid_0``,
+    ``hybrid_1``, ...
     """
-    found = [
-        e for e in network.all_ensembles if isinstance(e.neuron_type, HybridSpiking)
-    ]
+    found = [e for e in network.all_ensembles if annealed_param(e.neuron_type)]
     labels = {}
     for i, ens in enumerate(found):
         label = ens.label or f"hybrid_{i}"
@@ -88,7 +94,7 @@ def activity_probes(network):
 
 
 class AnnealPrecision(tf.keras.callbacks.Callback):
-    """Keras callback that sets the precision from a schedule before each batch.
+    """Keras callback that sets precisions/thresholds from schedules before each batch.
 
     Usable directly with ``sim.fit`` (one call with ``epochs=N``), or driven
     epoch by epoch as `fit` does (set `epoch_offset` before each call).
@@ -125,7 +131,7 @@ class AnnealPrecision(tf.keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         values = self.precisions(self.current_epoch, batch)
-        dl.set_precision(self.sim, values)
+        dl.set_annealed(self.sim, values)
         self.batch_records.append(
             {
                 "epoch": self.current_epoch,
@@ -136,15 +142,15 @@ class AnnealPrecision(tf.keras.callbacks.Callback):
 
 
 def _labels(sim):
-    """``{ensemble: label}`` for the HybridSpiking ensembles of ``sim``."""
+    """``{ensemble: label}`` for the annealed ensembles of ``sim``."""
     return {ens: label for label, ens in hybrid_ensembles(sim.model.toplevel).items()}
 
 
 def _uniform_precisions(sim, labels):
-    """``{label: precision}`` for ensembles whose neurons share one precision."""
+    """``{label: value}`` for ensembles whose neurons share one precision/threshold."""
     return {
         labels[e]: v
-        for e, v in dl.get_precision(sim).items()
+        for e, v in dl.get_annealed(sim).items()
         if not isinstance(v, np.ndarray)
     }
 
@@ -153,24 +159,31 @@ def _resolve_schedules(sim, schedule):
     ensembles = hybrid_ensembles(sim.model.toplevel)
     if not ensembles:
         raise ValidationError(
-            "the network has no HybridSpiking ensembles to anneal; build it with "
-            "nengo_hybrid.HybridSpiking neurons",
+            "the network has no HybridSpiking or SigmaDelta ensembles to anneal; "
+            "build it with nengo_hybrid.HybridSpiking or nengo_hybrid.SigmaDelta "
+            "neurons",
             attr="sim",
         )
     if isinstance(schedule, Schedule):
-        return {ens: schedule for ens in ensembles.values()}
-    if isinstance(schedule, dict):
+        schedules = {ens: schedule for ens in ensembles.values()}
+    elif isinstance(schedule, dict):
         unknown = [e for e in schedule if e not in ensembles.values()]
         if unknown:
             raise ValidationError(
-                f"schedule given for {unknown}, which are not HybridSpiking "
-                "ensembles of this simulator's network",
+                f"schedule given for {unknown}, which are not HybridSpiking or "
+                "SigmaDelta ensembles of this simulator's network",
                 attr="schedule",
             )
         bad = [s for s in schedule.values() if not isinstance(s, Schedule)]
         if bad:
             raise ValidationError(f"not a Schedule: {bad[0]!r}", attr="schedule")
-        return dict(schedule)
+        schedules = dict(schedule)
+    else:
+        schedules = None
+    if schedules is not None:
+        for ens, each in schedules.items():
+            each.check_values(ens.neuron_type)
+        return schedules
     raise ValidationError(
         f"schedule must be a Schedule or {{ensemble: Schedule}}, got {schedule!r}",
         attr="schedule",
@@ -331,7 +344,10 @@ def fit(
     progress=True,
     callbacks=(),
 ):
-    """Train ``sim`` while annealing `.HybridSpiking` precision by ``schedule``.
+    """Train ``sim`` while annealing precisions or thresholds by ``schedule``.
+
+    The precision of `.HybridSpiking` ensembles, the threshold of `.SigmaDelta`
+    ensembles (`.neurons.annealed_param`): one kind of schedule for both.
 
     Parameters
     ----------
@@ -344,8 +360,11 @@ def fit(
         with ``keep_history=False``), or ``(n_examples, steps, 1)`` class labels
         (integers in ``[0, probe size)``). Checked before training starts.
     schedule : Schedule or dict of {nengo.Ensemble: Schedule}
-        One schedule for every HybridSpiking ensemble, or one per ensemble
-        (ensembles without an entry keep their current precision).
+        One schedule for every annealed ensemble, or one per ensemble
+        (ensembles without an entry keep their current value). Its values
+        are checked against the neurons they drive before training starts
+        (e.g. ``Linear(0, 5)`` is a valid threshold schedule, not a precision
+        schedule).
     epochs : int
         Total number of epochs (including those already done in a checkpoint).
     validation_data : tuple (x_val, y_val), optional
@@ -548,8 +567,9 @@ def save_checkpoint(sim, path, epochs_done, history, run_info):
         "format": CHECKPOINT_FORMAT,
         "epochs_done": int(epochs_done),
         "run": run_info,
+        # "precision" holds each ensemble's annealed value (threshold for SigmaDelta)
         "precision": {
-            label: np.atleast_1d(dl.get_precision(sim)[e]).tolist()
+            label: np.atleast_1d(dl.get_annealed(sim)[e]).tolist()
             for e, label in _labels(sim).items()
         },
         "history": history.to_dict(),
@@ -700,32 +720,36 @@ def _checked_precision(sim, path, saved, fix):
             "written, or pass another checkpoint path (or delete this one) to "
             "start afresh"
         )
-    slices = dl.precision_slices(sim)
+    slices = dl.annealed_slices(sim)
     out = []
     for label, values in saved.items():
-        var, sl = slices[ensembles[label]]
+        ens = ensembles[label]
+        var, sl = slices[ens]
         n = sl.stop - sl.start
         values = np.asarray(values, dtype=var.dtype.as_numpy_dtype)
-        if (
-            values.ndim != 1
-            or values.size not in (1, n)
-            or not np.all(np.isfinite(values))
-            or np.any(values <= 0)
-        ):
+        try:
+            if values.ndim != 1 or values.size not in (1, n):
+                raise ValidationError(f"got shape {values.shape}", attr="values")
+            for value in values:
+                check_annealed(ens.neuron_type, value)
+        except ValidationError:
+            name = annealed_param(ens.neuron_type)
+            bound = "> 0" if name == "precision" else ">= 0"
             raise CheckpointError(
-                f"checkpoint {path}: the precision of {label!r} must be one or {n} "
-                f"finite values > 0, got {values.tolist()!r}; {fix}"
-            )
+                f"checkpoint {path}: the {name} of {label!r} must be one or {n} "
+                f"finite values {bound}, got {values.tolist()!r}; {fix}"
+            ) from None
         out.append(((var, sl), values * np.ones(n, dtype=values.dtype)))
     return out
 
 
 def freeze(sim, network):
-    """Write trained parameters and final precisions into ``network``.
+    """Write trained parameters and final precisions/thresholds into ``network``.
 
-    Calls ``sim.freeze_params(network)`` and gives every `.HybridSpiking`
-    ensemble its own neuron type with the precision the simulator ended with
-    and the simulator's initial voltages (freezing gains and biases changes
+    Calls ``sim.freeze_params(network)`` and gives every `.SigmaDelta` ensemble
+    its own neuron type with the threshold the simulator ended with, and every
+    `.HybridSpiking` ensemble one with the final precision and the simulator's
+    initial voltages (freezing gains and biases changes
     which random numbers Nengo draws, so the voltages are pinned explicitly).
     The result runs in the reference simulator, Nengo GUI and nengo-loihi and
     gives the same spikes as NengoDL inference at the same dtype.
@@ -736,19 +760,24 @@ def freeze(sim, network):
         The same object, modified in place.
     """
     sim.freeze_params(network)
-    precision = dl.get_precision(sim)
+    annealed = dl.get_annealed(sim)
     for ens in hybrid_ensembles(network).values():
-        p = precision[ens]
-        if isinstance(p, np.ndarray):
+        value = annealed[ens]
+        name = annealed_param(ens.neuron_type)
+        if isinstance(value, np.ndarray):
             raise ValidationError(
-                f"{ens} has different precisions per neuron; freeze needs one per ensemble",
-                attr="precision",
+                f"{ens} has different {name}s per neuron; freeze needs one per "
+                "ensemble",
+                attr=name,
             )
+        if isinstance(ens.neuron_type, SigmaDelta):
+            ens.neuron_type = ens.neuron_type.with_threshold(value)
+            continue
         old = ens.neuron_type
         voltage = np.array(sim.model.sig[ens.neurons]["voltage"].initial_value)
         ens.neuron_type = HybridSpiking(
             old.base_type,
-            precision=p,
+            precision=value,
             max_spikes=old.max_spikes,
             amplitude=old.amplitude,
             initial_state={"voltage": voltage},

@@ -220,7 +220,7 @@ def test_malformed_data(capsys, recipe, tmp_path):
 
 @pytest.mark.parametrize(
     "spec",
-    ["geometric:100", "linear:a:b", "exponential:10:1", "constant:0", "stepwise:"],
+    ["geometric:100", "linear:a:b", "exponential:10:1", "constant:-1", "stepwise:"],
 )
 def test_bad_schedule(capsys, recipe, tmp_path, spec):
     code, _, err = run_cli(
@@ -229,6 +229,18 @@ def test_bad_schedule(capsys, recipe, tmp_path, spec):
     assert code == 2
     assert f"bad schedule {spec!r}" in err
     assert "fix: use constant:P" in err
+
+
+def test_threshold_schedule_for_hybrid_model(capsys, recipe, tmp_path):
+    """``constant:0`` is a valid threshold schedule, but not a precision one."""
+    code, _, err = run_cli(
+        capsys, "train", "--model", recipe, "--schedule", "constant:0", "--out",
+        tmp_path / "r",
+    )  # fmt: skip
+    assert code == 2
+    assert "bad schedule for this model" in err and "cannot drive HybridSpiking" in err
+    assert "fix: use constant:P" in err
+    assert not (tmp_path / "r" / "checkpoint.npz").exists()
 
 
 def test_missing_run_folder(capsys, tmp_path):

@@ -7,7 +7,12 @@ import pytest
 import tensorflow as tf
 
 from nengo_hybrid import HybridSpiking
-from nengo_hybrid.dl import HybridSpikingBuilder, get_precision, set_precision
+from nengo_hybrid.dl import (
+    HybridSpikingBuilder,
+    get_annealed,
+    get_precision,
+    set_precision,
+)
 
 DT = 0.001
 
@@ -76,9 +81,8 @@ def test_fallback_warning_is_detectable():
             pass
 
 
-def input_gradient(base, hybrid, n_steps=20, seed=0):
+def input_gradient(neuron_type, n_steps=20, seed=0):
     """Gradient of sum(neuron output) w.r.t. an input driving the neurons."""
-    neuron_type = HybridSpiking(base, precision=2.0) if hybrid else base
     with nengo.Network(seed=seed) as net:
         nengo_dl.configure_settings(dtype="float64")
         stim = nengo.Node(np.zeros(10))
@@ -101,8 +105,8 @@ def input_gradient(base, hybrid, n_steps=20, seed=0):
     "base", [nengo.RectifiedLinear(), nengo.LIFRate(), nengo.Tanh()], ids=repr
 )
 def test_training_gradient_is_base_rate_gradient(base):
-    hybrid_grad, hybrid_out = input_gradient(base, hybrid=True)
-    rate_grad, rate_out = input_gradient(base, hybrid=False)
+    hybrid_grad, hybrid_out = input_gradient(HybridSpiking(base, precision=2.0))
+    rate_grad, rate_out = input_gradient(base)
     # forward pass is quantized (differs from the rate), backward pass is the rate's
     assert not np.allclose(hybrid_out, rate_out)
     assert np.count_nonzero(rate_grad) > 0
@@ -111,9 +115,13 @@ def test_training_gradient_is_base_rate_gradient(base):
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
 
 
-def fit_losses(change_precision):
-    """Loss of two identical one-batch epochs (learning rate 0)."""
-    net, ens, probe = hybrid_net(HybridSpiking(nengo.RectifiedLinear(), precision=1.0))
+def fit_losses(neuron_type, change=None):
+    """Loss of two identical one-batch epochs (learning rate 0).
+
+    ``change(sim)`` runs after the first epoch. Returns the losses, the train
+    function's tracing count and the ensemble's annealed value at the end.
+    """
+    net, ens, probe = hybrid_net(neuron_type)
     x = np.zeros((4, 50, 2))  # the stimulus node is a function; x is unused
     with net:
         inp = nengo.Node(np.zeros(2))
@@ -122,8 +130,8 @@ def fit_losses(change_precision):
 
     class Anneal(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if change_precision:
-                set_precision(sim, 40.0)
+            if change is not None:
+                change(sim)
 
     with nengo_dl.Simulator(net, minibatch_size=4, progress_bar=False) as sim:
         sim.compile(optimizer=tf.optimizers.SGD(0.0), loss=tf.losses.mse)
@@ -131,17 +139,20 @@ def fit_losses(change_precision):
             {inp: x}, {probe: y}, epochs=2, callbacks=[Anneal()], verbose=0
         )
         traces = sim.keras_model.train_function.experimental_get_tracing_count()
-        precision = get_precision(sim)[ens]
-    return history.history["loss"], traces, precision
+        value = get_annealed(sim)[ens]
+    return history.history["loss"], traces, value
 
 
 def test_precision_change_between_fit_batches_without_rebuild():
-    (fixed_1, fixed_2), fixed_traces, fixed_p = fit_losses(change_precision=False)
+    neuron_type = HybridSpiking(nengo.RectifiedLinear(), precision=1.0)
+    (fixed_1, fixed_2), fixed_traces, fixed_p = fit_losses(neuron_type)
     assert (
         fixed_1 == fixed_2 and fixed_p == 1.0
     )  # same batch, same precision, same loss
 
-    (loss_1, loss_2), traces, precision = fit_losses(change_precision=True)
+    (loss_1, loss_2), traces, precision = fit_losses(
+        neuron_type, change=lambda sim: set_precision(sim, 40.0)
+    )
     assert loss_1 == fixed_1
     assert loss_2 != loss_1
     assert precision == 40.0

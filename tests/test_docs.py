@@ -9,7 +9,7 @@ import doctest
 import pytest
 
 import nengo_hybrid
-from nengo_hybrid import HybridSpiking, hardware, training
+from nengo_hybrid import HybridSpiking, SigmaDelta, hardware, training
 
 
 def run_examples(obj, name, globs=None):
@@ -27,6 +27,7 @@ def run_examples(obj, name, globs=None):
     "obj, name",
     [
         (HybridSpiking, "HybridSpiking"),
+        (SigmaDelta, "SigmaDelta"),
         (training.fit, "training.fit"),
         (hardware.check, "hardware.check"),
         (hardware.Simulator, "hardware.Simulator"),

@@ -64,14 +64,15 @@ def test_final_is_deployment_precision():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: Constant(0), "greater than 0"),
-        (lambda: Linear(-1, 2), "greater than 0"),
+        (lambda: Constant(-1), "greater than or equal to 0"),
+        (lambda: Linear(-1, 2), "greater than or equal to 0"),
+        (lambda: Geometric(0, 2), "Geometric needs start and end > 0"),
         (lambda: Geometric(100, float("nan")), "finite"),
         (lambda: Cosine(float("inf"), 1), "finite"),
         (lambda: Stepwise({1: 10}), "epoch 0"),
         (lambda: Geometric(100, 1, hold=1.0), "hold"),
         (lambda: Linear(100, 1, hold=-0.1), "hold"),
-        (lambda: Stepwise({0: 10, 2: -1}), "finite and > 0"),
+        (lambda: Stepwise({0: 10, 2: -1}), "finite and >= 0"),
         (
             lambda: Schedule.from_dict({"type": "Exponentialish", "start": 1}),
             "unknown schedule",
@@ -131,3 +132,19 @@ def test_stepwise_is_immutable():
     assert schedule == Stepwise({3: 10, 0: 100}) != Stepwise({0: 100, 3: 9})
     assert repr(schedule) == "Stepwise(values={0: 100.0, 3: 10.0})"
     assert dict(schedule.values) == {0: 100.0, 3: 10.0}
+
+
+def test_one_schedule_concept_for_precision_and_threshold():
+    """A schedule from 0 drives thresholds; the same values fail for precision."""
+    import nengo
+
+    from nengo_hybrid import HybridSpiking, SigmaDelta
+
+    anneal = Linear(0, 4)
+    assert [anneal.value(e, epochs=5) for e in range(5)] == [0, 1, 2, 3, 4]
+    anneal.check_values(SigmaDelta())  # threshold 0 is exact: valid
+    with pytest.raises(ValidationError, match="cannot drive HybridSpiking.*> 0"):
+        anneal.check_values(HybridSpiking(nengo.RectifiedLinear()))
+    Geometric(64, 2).check_values(HybridSpiking(nengo.RectifiedLinear()))
+    with pytest.raises(ValidationError, match="cannot drive HybridSpiking"):
+        Stepwise({0: 8, 2: 0}).check_values(HybridSpiking(nengo.LIFRate()))

@@ -12,7 +12,13 @@ import pathlib
 import numpy as np
 
 from nengo_hybrid import report as reporting
-from nengo_hybrid.pipeline.runs import RASTER, read_frozen, recipe_of, train_config
+from nengo_hybrid.pipeline.runs import (
+    RASTER,
+    PipelineUsageError,
+    read_frozen,
+    recipe_of,
+    train_config,
+)
 
 
 def predict(sim, inputs, progress):
@@ -59,6 +65,14 @@ def evaluate(run, n_test=None, progress=True):
     config = train_config(run)
     recipe = recipe_of(run)
     frozen = read_frozen(run)
+    if frozen.thresholds:
+        raise PipelineUsageError(
+            f"{run} has SigmaDelta layers {sorted(frozen.thresholds)}; evaluate "
+            "measures the spike counts of HybridSpiking layers",
+            hint="export a SigmaDelta run to Loihi 2 with `nengo-hybrid export --run "
+            f"{run} --format netx FILE`; its events are counted by "
+            "nengo_hybrid.metrics.sent_deltas and delta_events",
+        )
     dataset = dataset_of(run, recipe)
     x, y = subset(dataset.x_test, dataset.y_test, n_test, config["batch_size"], "test")
     net = frozen.build(recipe)

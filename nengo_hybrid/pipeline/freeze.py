@@ -114,8 +114,11 @@ def _freeze(run, recipe, sim, net, dataset):
     trained = {
         str(e.label): float(np.mean(p)) for e, p in dl.get_precision(sim).items()
     }
+    trained_thresholds = {
+        str(e.label): float(np.mean(t)) for e, t in dl.get_threshold(sim).items()
+    }
     training.freeze(sim, net)
-    final = trained[str(net.layers[0].label)]
+    final = trained.get(str(net.layers[0].label))  # None: not a HybridSpiking layer
     deployed = recipe.task.deploy_precisions(recipe.settings, trained)
     scales = input_scales(net, dataset.x_train)
     meta = {
@@ -133,6 +136,9 @@ def _freeze(run, recipe, sim, net, dataset):
     }
     frozen = FrozenNetwork.from_network(net, meta)
     frozen.set_precisions(deployed)
+    frozen.set_thresholds(
+        recipe.task.deploy_thresholds(recipe.settings, trained_thresholds)
+    )
     frozen.write(run / FROZEN)
     result = {
         "model": recipe.name,
@@ -140,8 +146,9 @@ def _freeze(run, recipe, sim, net, dataset):
         "seed": meta["seed"],
         "file": FROZEN,
         "final_precision": final,
-        "deploy_precision": deployed[str(net.layers[0].label)],
+        "deploy_precision": deployed.get(str(net.layers[0].label)),
         "precisions": frozen.precisions,
+        "thresholds": frozen.thresholds,
         "input_scales": scales,
         "seconds": time.perf_counter() - tic,
     }

@@ -70,6 +70,28 @@ def _last_accuracy(history):
     return record.get(key) if key else None
 
 
+def check_schedule(schedule, net):
+    """A usage error unless ``schedule`` can drive every annealed ensemble of ``net``.
+
+    E.g. ``constant:0`` is a valid threshold schedule for `.SigmaDelta` layers,
+    but no precision for `.HybridSpiking` ones.
+    """
+    from nengo.exceptions import ValidationError
+
+    from nengo_hybrid import training
+    from nengo_hybrid.pipeline.specs import SCHEDULE_FORMS
+
+    for ens in training.hybrid_ensembles(net).values():
+        try:
+            schedule.check_values(ens.neuron_type)
+        except ValidationError as err:
+            raise PipelineUsageError(
+                f"bad schedule for this model: {err}",
+                hint=f"use {SCHEDULE_FORMS}, with precisions > 0 for HybridSpiking "
+                "and thresholds >= 0 for SigmaDelta layers",
+            ) from None
+
+
 def train(
     recipe,
     data="embedded",
@@ -122,6 +144,7 @@ def train(
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     net = recipe.build(mode="train")
+    check_schedule(sched, net)
     tic = time.perf_counter()
     with simulator(net, batch_size, seed) as sim:
         compile_classifier(sim, net, learning_rate)
