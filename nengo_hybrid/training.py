@@ -330,6 +330,7 @@ def fit(
     bits_samples=None,
     progress=True,
     callbacks=(),
+    jit_compile="auto",
 ):
     """Train ``sim`` while annealing `.HybridSpiking` precision by ``schedule``.
 
@@ -363,6 +364,10 @@ def fit(
         Show a progress bar over batches.
     callbacks : list of tf.keras.callbacks.Callback
         Extra callbacks, run after the precision has been set for the batch.
+    jit_compile : "auto" or bool
+        Compile the training and prediction steps with XLA
+        (`nengo_hybrid.dl.use_xla`; ``"auto"``: whenever every operator of
+        the network compiles). Stays set on ``sim.keras_model`` afterwards.
 
     Returns
     -------
@@ -421,6 +426,7 @@ def fit(
             attr="x",
         )
     schedules = _resolve_schedules(sim, schedule)
+    dl.use_xla(sim, jit_compile)
     steps_per_epoch = n_samples // sim.minibatch_size
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
