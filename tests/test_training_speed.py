@@ -5,10 +5,10 @@ Each comparison trains the same small hybrid LMU from the same seed through
 NengoDL's own loop without XLA, built in the same test.
 """
 
+import nengo_dl
 import numpy as np
 import pytest
 import tensorflow as tf
-import nengo_dl
 
 from nengo_hybrid import dl, training
 from nengo_hybrid.networks import LMUClassifier, hybrid_relu
