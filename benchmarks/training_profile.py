@@ -275,6 +275,7 @@ def markdown(record):
             f"| {name} | {r['cpu_seconds']:.2f} | {base / r['cpu_seconds']:.2f} | "
             f"{r['wall_seconds']:.2f} | {r['warmup_seconds']:.0f} |"
         )
+    lines += ["", break_even(record), ""]
     lines += [
         "",
         "## Epoch breakdown (wall s, epoch of least CPU time)",
@@ -304,6 +305,23 @@ def markdown(record):
             f"| {k} | {v:.2f} |" for k, v in prof["kernel_ms_by_category"].items()
         ]
     return "\n".join(lines) + "\n"
+
+
+def break_even(record):
+    """Minibatch steps after which XLA's compile time is repaid (CPU time)."""
+    variants, cfg = record["variants"], record["config"]
+    plain, xla = variants["fixed_loop"], variants["fixed_loop_xla"]
+    batch_steps = cfg["n_train"] // 100 * 49
+    saved = (plain["cpu_seconds"] - xla["cpu_seconds"]) / batch_steps
+    extra = xla["warmup_seconds"] - plain["warmup_seconds"]
+    if saved <= 0:
+        return "XLA saved no CPU time per step in this run."
+    return (
+        f"XLA saves {1e3 * saved:.2f} ms of CPU time per minibatch step (batch 100) "
+        f"and its warm-up took {extra:.1f} s longer (wall, compiling): it pays off "
+        f"after about {max(extra, 0) / saved:.0f} minibatch steps "
+        "(`nengo_hybrid.dl.XLA_MIN_BATCH_STEPS` is where `training.fit` turns it on)."
+    )
 
 
 PARTS = (

@@ -408,7 +408,13 @@ def xla_blockers(sim):
     )
 
 
-def use_xla(sim, jit_compile="auto"):
+#: ``"auto"`` turns XLA on for runs of at least this many simulated steps of
+#: minibatches (epochs x batches per epoch x steps per sequence): below it,
+#: compiling costs more than it saves
+XLA_MIN_BATCH_STEPS = 5000
+
+
+def use_xla(sim, jit_compile="auto", batch_steps=None):
     """Compile ``sim``'s training, evaluation and prediction steps with XLA.
 
     Parameters
@@ -416,8 +422,12 @@ def use_xla(sim, jit_compile="auto"):
     sim : nengo_dl.Simulator
         A compiled simulator.
     jit_compile : "auto" or bool
-        ``"auto"``: XLA when every operator compiles (`xla_blockers` is
-        empty); ``True`` forces it, ``False`` turns it off.
+        ``"auto"``: XLA when every operator compiles (`xla_blockers` is empty)
+        and the run is long enough to repay compiling (``batch_steps`` at
+        least `XLA_MIN_BATCH_STEPS`, or not given); ``True`` forces it,
+        ``False`` turns it off.
+    batch_steps : int, optional
+        Minibatch steps the run will simulate (epochs x batches x steps).
 
     Returns
     -------
@@ -425,6 +435,7 @@ def use_xla(sim, jit_compile="auto"):
         Whether XLA is on.
     """
     if jit_compile == "auto":
-        jit_compile = not xla_blockers(sim)
+        long_enough = batch_steps is None or batch_steps >= XLA_MIN_BATCH_STEPS
+        jit_compile = long_enough and not xla_blockers(sim)
     sim.keras_model.jit_compile = bool(jit_compile)
     return bool(sim.keras_model.jit_compile)

@@ -312,6 +312,15 @@ def _check_validation_data(sim, validation_data):
     _check_shapes(sim, x_val, y_val, names=("validation x", "validation y"))
 
 
+def _n_steps(x):
+    """Steps per sequence of the inputs ``x``."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    elif isinstance(x, (list, tuple)):
+        x = x[0]
+    return np.shape(x)[1]
+
+
 def _take(data, index):
     if isinstance(data, dict):
         return {k: np.asarray(v)[index] for k, v in data.items()}
@@ -366,8 +375,11 @@ def fit(
         Extra callbacks, run after the precision has been set for the batch.
     jit_compile : "auto" or bool
         Compile the training and prediction steps with XLA
-        (`nengo_hybrid.dl.use_xla`; ``"auto"``: whenever every operator of
-        the network compiles). Stays set on ``sim.keras_model`` afterwards.
+        (`nengo_hybrid.dl.use_xla`). ``"auto"``: when every operator of the
+        network compiles and the run simulates at least
+        `nengo_hybrid.dl.XLA_MIN_BATCH_STEPS` minibatch steps (epochs x
+        batches x steps), below which compiling costs more than it saves.
+        Stays set on ``sim.keras_model`` afterwards.
 
     Returns
     -------
@@ -426,8 +438,8 @@ def fit(
             attr="x",
         )
     schedules = _resolve_schedules(sim, schedule)
-    dl.use_xla(sim, jit_compile)
     steps_per_epoch = n_samples // sim.minibatch_size
+    dl.use_xla(sim, jit_compile, epochs * steps_per_epoch * _n_steps(x))
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
     run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)
