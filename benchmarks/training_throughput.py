@@ -86,14 +86,16 @@ def nengo_dl_model(size, batch, x, y, spiking=True, fast=True):
         optimizer=tf.optimizers.Adam(1e-3),
         loss={net.probe: tf.losses.SparseCategoricalCrossentropy(from_logits=True)},
     )
-    dl.use_xla(sim, "auto" if fast else False)
+    # XLA as `training.fit` chooses it for a full training run (the timed
+    # epochs alone are below dl.XLA_MIN_BATCH_STEPS)
+    xla = dl.use_xla(sim, "auto" if fast else False)
     targets = {net.probe: net.targets(y)}
 
     def train_epoch():
         inputs = net.inputs(x)  # the FFT memory counts as training time
         if spiking:
             training.fit(sim, inputs, targets, Geometric(64, 2), progress=False,
-                         jit_compile="auto" if fast else False)  # fmt: skip
+                         jit_compile=xla)  # fmt: skip
         else:
             sim.fit(inputs, targets, epochs=1, verbose=0)
 
