@@ -4,6 +4,10 @@ Importing this module registers the builders with NengoDL; `nengo_hybrid.builder
 imports it the first time a `nengo_dl.Simulator` builds such neurons. This is
 the only module that reaches into NengoDL's builder internals.
 
+It also builds NengoDL's simulation loop with fixed-size probe buffers
+(`fixed_size_loop`), which lets TensorFlow compile a whole training step with
+XLA (`use_xla`): the same arithmetic, with far fewer kernel launches per step.
+
 The annealed parameter (`.neurons.annealed_param`) of every population, the
 precision of `.HybridSpiking` and the threshold of `.SigmaDelta`, lives in a
 non-trainable ``tf.Variable`` (one entry per neuron), so it can be changed
@@ -11,12 +15,24 @@ between batches of ``sim.fit`` without rebuilding or retracing the graph; see
 `set_annealed` (and `set_precision`, `set_threshold`).
 """
 
+import contextlib
 import sys
 
 import numpy as np
 import tensorflow as tf
 from nengo.exceptions import ValidationError
-from nengo_dl.neuron_builders import SimNeuronsBuilder, TFNeuronBuilder
+from nengo_dl import config as nengo_dl_config
+from nengo_dl.neuron_builders import (
+    GenericNeuronBuilder,
+    PoissonSpikingBuilder,
+    SimNeuronsBuilder,
+    StochasticSpikingBuilder,
+    TFNeuronBuilder,
+)
+from nengo_dl.op_builders import SimPyFuncBuilder, SparseDotIncBuilder
+from nengo_dl.process_builders import GenericProcessBuilder, SimProcessBuilder
+from nengo_dl.tensor_graph import TensorGraph
+from nengo_dl.tensor_node import SimTensorNodeBuilder
 
 from nengo_hybrid.neurons import HybridSpiking, SigmaDelta, check_annealed
 
@@ -335,3 +351,215 @@ def configure_settings(network):
     for obj in network.fixed:
         network.config[obj].trainable = False
     return network
+
+
+# -- the simulation loop -----------------------------------------------------
+
+_settings = {"fixed_size_loop": True}
+_nengo_dl_build_loop = TensorGraph._build_loop
+
+
+@contextlib.contextmanager
+def fixed_size_loop(enabled=True):
+    """Build simulators inside this context with or without the fixed-size loop.
+
+    The fixed-size loop is the default once this module is loaded; building
+    with ``enabled=False`` gives NengoDL's own loop, for comparisons.
+    """
+    previous = _settings["fixed_size_loop"]
+    _settings["fixed_size_loop"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _settings["fixed_size_loop"] = previous
+
+
+def _loop_length(graph):
+    """Steps the loop can run: the input sequences' length, rounded up to a chunk.
+
+    A tensor known when the graph is compiled (the shape of a node input), so
+    XLA sees fixed-size buffers; without node inputs, the ``n_steps`` input.
+    """
+    inputs = list(graph.node_inputs.values())
+    if not inputs:
+        return graph.steps_to_run
+    n_steps = tf.shape(inputs[0])[1]
+    return -(-n_steps // graph.unroll) * graph.unroll
+
+
+def _keeps_history(graph, probe):
+    return nengo_dl_config.get_setting(
+        graph.model, "keep_history", default=True, obj=probe
+    )
+
+
+def _initial_probe_buffer(graph, probe, length):
+    """A TensorArray of ``length`` steps, or the last value (no history)."""
+    if _keeps_history(graph, probe):
+        return tf.TensorArray(graph.dtype, size=length, clear_after_read=True)
+    shape = graph.signals[graph.model.sig[probe]["in"]].full_shape
+    return tf.zeros(shape, dtype=graph.dtype)
+
+
+def _stacked_probe(graph, probe, buffer):
+    """Probe data ``(batch, steps, d)`` from a loop buffer, as NengoDL returns it."""
+    x = buffer.stack() if isinstance(buffer, tf.TensorArray) else buffer[None]
+    if graph.model.sig[probe]["in"].minibatched:
+        perm = np.arange(x.shape.ndims)
+        perm[[0, 1]] = perm[[1, 0]]
+        return tf.transpose(x, perm=perm)  # (steps, batch, d) -> (batch, steps, d)
+    return x[None]
+
+
+def _build_fixed_size_loop(graph, progress):
+    """NengoDL's ``TensorGraph._build_loop`` with buffers of a size XLA can see.
+
+    Same steps, same operators, same outputs as NengoDL 3.6's loop, with two
+    changes: the probe buffers have the input sequences' length instead of
+    growing step by step (and the ``tf.while_loop`` has that bound as
+    ``maximum_iterations``), and a probe with ``keep_history=False`` carries
+    its last value as a loop variable instead of a one-element buffer written
+    under a ``tf.cond`` each step.
+    """
+    length = _loop_length(graph)
+    probes = graph.model.probes
+
+    def loop_condition(loop_i, n_steps, *_):
+        return loop_i < n_steps
+
+    def loop_body(loop_i, n_steps, buffers, saved_state, base_params):
+        graph._fill_bases(
+            dict(zip(graph.saved_state, saved_state)),
+            dict(zip(graph.base_params, base_params)),
+        )
+        buffers = list(buffers)
+
+        def update_probes(probe_tensors, step):
+            for i, value in enumerate(probe_tensors):
+                if isinstance(buffers[i], tf.TensorArray):
+                    buffers[i] = buffers[i].write(step, value)
+                else:
+                    buffers[i] = value
+
+        loop_i = graph._build_inner_loop(loop_i, update_probes, progress)
+        state = tuple(graph.signals.bases[key] for key in graph.saved_state)
+        params = tuple(graph.signals.bases[key] for key in graph.base_params)
+        return loop_i, n_steps, buffers, state, params
+
+    loop_vars = tf.while_loop(
+        cond=loop_condition,
+        body=loop_body,
+        loop_vars=(
+            tf.constant(0),
+            graph.steps_to_run,
+            [_initial_probe_buffer(graph, p, length) for p in probes],
+            tuple(graph.saved_state.values()),
+            tuple(graph.base_params.values()),
+        ),
+        parallel_iterations=1,
+        maximum_iterations=length // graph.unroll,
+    )
+    steps_run = tf.tile(loop_vars[0][None], (graph.minibatch_size,))
+    probe_arrays = {
+        p: _stacked_probe(graph, p, buffer) for p, buffer in zip(probes, loop_vars[2])
+    }
+    return steps_run, probe_arrays, loop_vars[3], loop_vars[4]
+
+
+def _build_loop(graph, progress):
+    graph.fixed_size_loop = _settings["fixed_size_loop"]
+    if graph.fixed_size_loop:
+        return _build_fixed_size_loop(graph, progress)
+    return _nengo_dl_build_loop(graph, progress)
+
+
+TensorGraph._build_loop = _build_loop
+
+
+# -- XLA ---------------------------------------------------------------------
+
+#: builders whose operators XLA cannot compile (Python functions run through
+#: ``tf.numpy_function``, Keras layers of unknown content) or would draw
+#: other random numbers than TensorFlow's kernels do
+NOT_XLA = (
+    GenericNeuronBuilder,
+    GenericProcessBuilder,
+    PoissonSpikingBuilder,
+    SimPyFuncBuilder,
+    SimTensorNodeBuilder,
+    SparseDotIncBuilder,
+    StochasticSpikingBuilder,
+)
+
+
+def _built(op_build):
+    """The builder doing the work (NengoDL wraps neurons and processes)."""
+    if isinstance(op_build, SimNeuronsBuilder):
+        return op_build.built_neurons
+    if isinstance(op_build, SimProcessBuilder):
+        return op_build.built_process
+    return op_build
+
+
+def xla_blockers(sim):
+    """Names of the operator builders in ``sim`` that XLA cannot compile.
+
+    Empty when the whole simulation step compiles: `use_xla` then turns XLA on.
+    """
+    graph = sim.tensor_graph
+    if not graph.use_loop or not getattr(graph, "fixed_size_loop", False):
+        return ["NengoDL's own simulation loop (probe buffers of dynamic size)"]
+    if not graph.node_inputs:
+        return ["no input nodes (the number of steps is known only when run)"]
+    return sorted(
+        {
+            type(_built(b)).__name__
+            for b in sim.tensor_graph.op_builder.op_builds.values()
+            if isinstance(_built(b), NOT_XLA)
+        }
+    )
+
+
+#: ``"auto"`` turns XLA on for runs of at least this many simulated steps of
+#: minibatches (epochs x batches per epoch x steps per sequence): below it,
+#: compiling costs more than it saves
+XLA_MIN_BATCH_STEPS = 5000
+
+
+#: "auto" leaves XLA off for longer sequences: measured, XLA cut the CPU time
+#: per sequence 2.7x at 49 steps (quick LMU) and halved throughput at 784 (the
+#: paper size; benchmarks/results/training_throughput_paper_xla.md); lengths in
+#: between are not measured, so they keep NengoDL's own execution
+XLA_MAX_SEQUENCE_STEPS = 100
+
+
+def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
+    """Compile ``sim``'s training, evaluation and prediction steps with XLA.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+        A compiled simulator.
+    jit_compile : "auto" or bool
+        ``"auto"``: XLA when every operator compiles (`xla_blockers` is empty)
+        and the run is long enough to repay compiling (``batch_steps`` at
+        least `XLA_MIN_BATCH_STEPS`, or not given); ``True`` forces it,
+        ``False`` turns it off.
+    batch_steps : int, optional
+        Minibatch steps the run will simulate (epochs x batches x steps).
+    sequence_steps : int, optional
+        Steps per sequence: ``"auto"`` needs at most `XLA_MAX_SEQUENCE_STEPS`.
+
+    Returns
+    -------
+    bool
+        Whether XLA is on.
+    """
+    if jit_compile == "auto":
+        long_enough = batch_steps is None or batch_steps >= XLA_MIN_BATCH_STEPS
+        short_sequences = (
+            sequence_steps is None or sequence_steps <= XLA_MAX_SEQUENCE_STEPS
+        )
+        jit_compile = long_enough and short_sequences and not xla_blockers(sim)
+    sim.keras_model.jit_compile = bool(jit_compile)
+    return bool(sim.keras_model.jit_compile)

@@ -325,6 +325,15 @@ def _check_validation_data(sim, validation_data):
     _check_shapes(sim, x_val, y_val, names=("validation x", "validation y"))
 
 
+def _n_steps(x):
+    """Steps per sequence of the inputs ``x``."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()))
+    elif isinstance(x, (list, tuple)):
+        x = x[0]
+    return np.shape(x)[1]
+
+
 def _take(data, index):
     if isinstance(data, dict):
         return {k: np.asarray(v)[index] for k, v in data.items()}
@@ -343,6 +352,7 @@ def fit(
     bits_samples=None,
     progress=True,
     callbacks=(),
+    jit_compile="auto",
 ):
     """Train ``sim`` while annealing precisions or thresholds by ``schedule``.
 
@@ -382,6 +392,15 @@ def fit(
         Show a progress bar over batches.
     callbacks : list of tf.keras.callbacks.Callback
         Extra callbacks, run after the precision has been set for the batch.
+    jit_compile : "auto" or bool
+        Compile the training and prediction steps with XLA
+        (`nengo_hybrid.dl.use_xla`). ``"auto"``: when every operator of the
+        network compiles and the run simulates at least
+        `nengo_hybrid.dl.XLA_MIN_BATCH_STEPS` minibatch steps (epochs x
+        batches x steps), below which compiling costs more than it saves, of
+        sequences of at most `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS` steps
+        (XLA was slower at the paper size's 784).
+        Stays set on ``sim.keras_model`` afterwards.
 
     Returns
     -------
@@ -441,6 +460,12 @@ def fit(
         )
     schedules = _resolve_schedules(sim, schedule)
     steps_per_epoch = n_samples // sim.minibatch_size
+    dl.use_xla(
+        sim,
+        jit_compile,
+        epochs * steps_per_epoch * _n_steps(x),
+        sequence_steps=_n_steps(x),
+    )
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
     run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)
