@@ -223,3 +223,29 @@ def configure_settings(network):
     for obj in network.fixed:
         network.config[obj].trainable = False
     return network
+
+
+def minibatch(sim, x, y=None):
+    """One minibatch as ``sim.fit`` would feed it, for a generator or `Sequence`.
+
+    NengoDL completes array inputs itself (names, values of input nodes that
+    are not fed, the ``n_steps`` entry) but passes generators through as they
+    are; this does the same completion for one minibatch.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+    x : dict of {nengo.Node or str: array} or array
+        Inputs ``(minibatch_size, n_steps, node.size_out)``.
+    y : dict of {nengo.Probe or str: array} or array, optional
+        Targets.
+
+    Returns
+    -------
+    x : dict of {str: array}
+    y : dict of {str: array} (only if ``y`` is given)
+    """
+    inputs = sim._generate_inputs(x)
+    if y is None:
+        return inputs
+    return inputs, sim._standardize_data(y, sim.model.probes)
