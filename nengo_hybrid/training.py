@@ -659,15 +659,14 @@ def _keep(sim, history, best, keep, final):
         }
     info, weights = best
     sim.keras_model.set_weights(weights)
-    candidates = [r["epoch"] for r in history.epochs if _at_precision(r, final)]
+    candidates = [r["epoch"] + 1 for r in history.epochs if _at_precision(r, final)]
     finals = ", ".join(f"{label} {value:g}" for label, value in final.items())
     better = "lowest" if info["metric"] == "val_loss" else "highest"
     return {
         **info,
         "keep": keep,
-        "reason": f"{better} {info['metric']} ({info['value']:.4g}) of the "
-        f"{len(candidates)} epochs (from epoch {min(candidates) + 1}) that ended at "
-        f"the final precision ({finals})",
+        "reason": f"{better} {info['metric']} of the epochs that ended at the final "
+        f"precision ({finals}): {', '.join(map(str, candidates))}",
     }
 
 
@@ -728,10 +727,12 @@ class _progress_bar:
                 )
                 loss = (logs or {}).get("loss", float("nan"))
                 bar.set_postfix(
-                    epoch=f"{epoch + 1}/{progress.epochs}",
-                    loss=f"{loss:.4g}",
-                    precision=f"{precision:.4g}",
-                    **progress.summary,
+                    {
+                        "epoch": f"{epoch + 1}/{progress.epochs}",
+                        "loss": f"{loss:.4g}",
+                        "precision": f"{precision:.4g}",
+                        **progress.summary,  # of the last finished epoch
+                    }
                 )
 
         return Update()
@@ -740,9 +741,10 @@ class _progress_bar:
         """Show the results of the epoch of ``record``."""
         if self.bar.disable:
             return
-        self.summary = epoch_summary(record)
+        shown = epoch_results(record)
+        self.summary = {short: text for _, short, text in shown}
         parts = [f"loss {record.get('loss', float('nan')):.4g}"]
-        parts += [f"{key} {value}" for key, value in self.summary.items()]
+        parts += [f"{name} {text}" for name, _, text in shown]
         precision = record.get("precision") or {}
         if precision:
             parts.append(
@@ -760,16 +762,24 @@ class _progress_bar:
         self.bar.close()
 
 
-def epoch_summary(record):
-    """``{"val_acc": ..., "bits": ...}``: what the progress display shows of an epoch."""
-    summary = {}
+def epoch_results(record):
+    """``[(name, short name, text)]``: the validation results shown of an epoch.
+
+    The validation score (`validation_score`) and the mean activity bits, for
+    the line printed after the epoch (names) and next to the progress bar
+    until the next epoch ends (short names).
+    """
+    shown = []
     score = validation_score(record)
     if score is not None:
         key, value, _ = score
-        summary["val_acc" if key != "val_loss" else "val_loss"] = f"{value:.4g}"
+        if key == "val_loss":
+            shown.append(("validation loss", "val_loss", f"{value:.4g}"))
+        else:
+            shown.append(("validation accuracy", "val_acc", f"{value:.4f}"))
     if record.get("activity_bits_mean") is not None:
-        summary["bits"] = f"{record['activity_bits_mean']:.3g}"
-    return summary
+        shown.append(("activity bits", "bits", f"{record['activity_bits_mean']:.3f}"))
+    return shown
 
 
 def _run_info(sim, schedules, epochs, steps_per_epoch, seed):
