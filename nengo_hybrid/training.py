@@ -9,7 +9,7 @@ that holds the parameters, the optimizer state *and* the schedule state
 (NengoDL's ``save_params`` does not save the precision); `fit` resumes from it
 and then produces exactly what an uninterrupted run would have.
 
-Minibatches are made when NengoDL asks for them (a Keras `Sequence`), from
+Minibatches are made when NengoDL asks for them (`Minibatches`), from
 arrays or, with ``inputs=``, from raw examples such as pixel sequences: the
 simulator's inputs (the LMU's precomputed memory, say) then exist for one
 minibatch at a time, so memory grows with the minibatch, not the dataset.
@@ -353,16 +353,16 @@ def _sample_inputs(sim, x, inputs):
     return _inputs_of(x, inputs, slice(0, sim.minibatch_size))
 
 
-class Minibatches(tf.keras.utils.Sequence):
+class Minibatches:
     """Minibatches of ``(x, y)`` in a given order, made when NengoDL asks.
 
-    A Keras `Sequence` for ``sim.fit``, ``sim.evaluate`` or ``validation_data``:
-    minibatch ``i`` holds examples ``order[i * b : (i + 1) * b]`` (``b`` the
+    Minibatch ``i`` holds examples ``order[i * b : (i + 1) * b]`` (``b`` the
     simulator's minibatch size; a last partial minibatch is left out, as NengoDL
     does with arrays). Only the examples of that minibatch are copied, and
     ``inputs`` turns them into simulator inputs then, so whatever it derives
     from them (e.g. the LMU's precomputed memory) is never held for the whole
-    dataset.
+    dataset. `dataset` feeds them to ``sim.fit``, ``sim.evaluate`` or
+    ``validation_data``.
 
     Parameters
     ----------
@@ -380,7 +380,6 @@ class Minibatches(tf.keras.utils.Sequence):
     """
 
     def __init__(self, sim, x, y, order=None, inputs=None):
-        super().__init__()
         self.sim, self.x, self.y, self.inputs = sim, x, y, inputs
         n = _n_samples(x, "x")
         self.order = np.arange(n) if order is None else np.asarray(order)
@@ -389,12 +388,41 @@ class Minibatches(tf.keras.utils.Sequence):
         return len(self.order) // self.sim.minibatch_size
 
     def __getitem__(self, i):
+        """``(x, y)`` of minibatch ``i``: dicts keyed by NengoDL's names."""
         if not 0 <= i < len(self):
             raise IndexError(f"minibatch {i} of {len(self)}")
         size = self.sim.minibatch_size
         index = self.order[i * size : (i + 1) * size]
-        return dl.minibatch(
+        batch = dl.minibatch(
             self.sim, _inputs_of(self.x, self.inputs, index), _take(self.y, index)
+        )
+        # floating-point data in Keras' dtype, as Keras converts arrays
+        floatx = tf.keras.backend.floatx()
+        return tf.nest.map_structure(
+            lambda a: (
+                a.astype(floatx, copy=False)
+                if np.issubdtype(a.dtype, np.floating)
+                else a
+            ),
+            batch,
+        )
+
+    def dataset(self):
+        """The minibatches as a ``tf.data.Dataset`` with their full shapes.
+
+        Keras sees the same shapes and dtypes as with arrays (it chooses, say,
+        the accuracy metric named ``"accuracy"`` from them) and knows the
+        number of minibatches; the next minibatch is made while the current
+        one runs.
+        """
+        signature = tf.nest.map_structure(
+            lambda a: tf.TensorSpec(a.shape, a.dtype), self[0]
+        )
+        data = tf.data.Dataset.from_generator(
+            lambda: (self[i] for i in range(len(self))), output_signature=signature
+        )
+        return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(
+            1
         )
 
 
@@ -516,7 +544,7 @@ def fit(
 
     validation = None
     if validation_data is not None:
-        validation = Minibatches(sim, *validation_data, inputs=inputs)
+        validation = Minibatches(sim, *validation_data, inputs=inputs).dataset()
     bar = _progress_bar(epochs, steps_per_epoch, start_epoch, progress)
     probes = activity_probes(sim.model.toplevel)
     for epoch in range(start_epoch, epochs):
@@ -525,7 +553,7 @@ def fit(
         anneal.epoch_offset = epoch
         anneal.batch_records = []
         result = sim.fit(
-            Minibatches(sim, x, y, order, inputs),
+            Minibatches(sim, x, y, order, inputs).dataset(),
             epochs=1,
             shuffle=False,
             verbose=0,
@@ -755,7 +783,8 @@ class _progress_bar:
             )
         parts.append(f"{record['seconds']:.1f} s")
         self.bar.write(
-            f"epoch {record['epoch'] + 1}/{self.epochs}: " + ", ".join(parts)
+            f"epoch {record['epoch'] + 1}/{self.epochs}: " + ", ".join(parts),
+            file=self.bar.fp,  # where the bar is (tqdm's default: stdout)
         )
 
     def close(self):
