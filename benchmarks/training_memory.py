@@ -8,10 +8,11 @@ on the 10,000 after the first 50,000), for ``--epochs`` epochs. Its peak
 resident set size is the kernel's ``ru_maxrss`` of that process (``os.wait4``).
 
 Two versions of the code run, interleaved per size so that both see the same
-machine load: *before*, the tree of an earlier commit (``--before``, default
-the merge base with ``main``, unpacked with ``git archive``), and *after*, this
-working tree. Each runs from its own tree (``PYTHONPATH`` and working folder),
-so each trains its own recipe. One epoch is enough for the memory curve: the
+machine load: *before*, an earlier commit (``--before``, default the merge base
+with ``main``), and *after* (``--after``, default ``HEAD``), each unpacked with
+``git archive`` and run from its own tree (``PYTHONPATH`` and working folder),
+so each trains its own recipe and editing the working tree meanwhile changes
+nothing. One epoch is enough for the memory curve: the
 whole-dataset arrays of the old code are made before the first batch, and
 every later epoch repeats the same allocations. The time per epoch is reported
 too. ``--embedded`` adds one run of the after version with the recipe's own
@@ -141,6 +142,7 @@ def main():
     parser.add_argument(
         "--before", default=None, help="commit to compare with (default: merge base)"
     )
+    parser.add_argument("--after", default="HEAD", help="commit measured as after")
     parser.add_argument(
         "--embedded",
         action="store_true",
@@ -153,10 +155,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="training_memory_") as tmp:
         tmp = pathlib.Path(tmp)
         data = write_idx(tmp / "idx")
-        trees = {"before": tmp / "before", "after": ROOT}
+        trees = {"before": tmp / "before", "after": tmp / "after"}
         revs = {
             "before": unpack(before_rev, trees["before"]),
-            "after": _git("rev-parse", "HEAD"),
+            "after": unpack(args.after, trees["after"]),
         }
         for n in args.sizes:
             for version, tree in trees.items():
@@ -167,7 +169,7 @@ def main():
                 print(_line(row), flush=True)
         embedded = None
         if args.embedded:
-            embedded = train_once(ROOT, tmp / "embedded", args, "embedded")
+            embedded = train_once(trees["after"], tmp / "embedded", args, "embedded")
             print("embedded:", _line(embedded), flush=True)
     ratios = _ratios(rows)
     record = {
@@ -177,7 +179,6 @@ def main():
         "epochs": args.epochs,
         "sizes": args.sizes,
         "revisions": revs,
-        "dirty_after": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "seed": "the recipe's (lmu_quick: 0); synthetic IDX files: seed 0",
         "data": "synthetic MNIST IDX (60k/10k): the 5,000 embedded digits, random "
         "+-2 pixel shifts; psMNIST 50k/10k/10k protocol, first N training images",
@@ -263,8 +264,7 @@ def render(record):
         f"--epochs {record['epochs']}`, each in a fresh process; peak RSS is the "
         "process's `ru_maxrss`. Data: "
         f"{record['data']}. Seeds: {record['seed']}. Before: `{revs['before'][:10]}`; "
-        f"after: `{revs['after'][:10]}`"
-        f"{' plus uncommitted changes' if record['dirty_after'] else ''}. "
+        f"after: `{revs['after'][:10]}`. "
         f"{record['machine']['cpu_count']} CPUs, Python {record['machine']['python']}, "
         f"TensorFlow {record['machine']['packages'].get('tensorflow')}, NengoDL "
         f"{record['machine']['packages'].get('nengo-dl')}; run {record['date']}. "
