@@ -12,23 +12,27 @@ machine load: *before*, an earlier commit (``--before``, default the merge base
 with ``main``), and *after* (``--after``, default ``HEAD``), each unpacked with
 ``git archive`` and run from its own tree (``PYTHONPATH`` and working folder),
 so each trains its own recipe and editing the working tree meanwhile changes
-nothing. One epoch is enough for the memory curve: the
-whole-dataset arrays of the old code are made before the first batch, and
-every later epoch repeats the same allocations. The time per epoch is reported
-too. ``--embedded`` adds one run of the after version with the recipe's own
-epochs on the embedded digits (the default ``nengo-hybrid train``).
+nothing. One epoch, or its first ``--max-batches`` batches (the process is
+then stopped), is enough for the memory curve: the old code makes its
+whole-dataset arrays before the first batch (but for the validation tensors
+Keras makes at the end of the epoch, which this leaves out of the old peak),
+and every later batch repeats the same allocations. The time per batch, read
+from the progress bar after the second batch, is reported too. ``--embedded``
+adds one run of the after version on the embedded digits with the recipe's
+epochs (the default ``nengo-hybrid train``), also stopped by ``--max-batches``.
 
 Writes ``results/training_memory.{json,md}``.
 
 Example::
 
-    python benchmarks/training_memory.py --sizes 4000 20000 50000 --embedded
+    python benchmarks/training_memory.py --sizes 4000 20000 50000 --max-batches 20
 """
 
 import argparse
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -91,10 +95,12 @@ def _git(*args):
     ).stdout.strip()
 
 
-def train_once(tree, out, args, data, n_train=None, epochs=None):
+def train_once(tree, out, args, data, n_train=None, epochs=None, max_batches=None):
     """Run ``nengo-hybrid train`` from ``tree`` in a fresh process; its numbers.
 
-    ``n_train``, ``epochs``: default the recipe's.
+    ``n_train``, ``epochs``: default the recipe's. With ``max_batches`` the
+    process is stopped (SIGTERM) once its progress bar shows that many
+    training batches done.
     """
     command = [
         sys.executable, "-m", "nengo_hybrid.cli", "train", "--model", args.model,
@@ -112,26 +118,69 @@ def train_once(tree, out, args, data, n_train=None, epochs=None):
         proc = subprocess.Popen(
             command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=stderr
         )
-        _, status, usage = os.wait4(proc.pid, 0)
+        status, usage, stopped = _wait(proc, log, max_batches)
     wall = time.perf_counter() - tic
-    if os.waitstatus_to_exitcode(status) != 0:
+    if not stopped and os.waitstatus_to_exitcode(status) != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(command)} failed in {tree}:\n{tail}")
-    train = json.loads((out / "train.json").read_text())
-    epochs = train["history"]["epochs"]
-    return {
+    progress = _progress(log)
+    row = {
         "peak_rss_bytes": usage.ru_maxrss * 1024,  # Linux: kilobytes
         "wall_s": wall,
-        "train_s": train["seconds"],
-        "epoch_s": [e["seconds"] for e in epochs],
-        "val_accuracy": train.get("val_accuracy"),
-        "n_train": train["n_train"],
-        "n_validation": train["n_validation"],
-        "epochs": len(epochs),
-        "data": train["data"],
+        "stopped_after_batches": progress[-1][0] if stopped else None,
+        "s_per_batch": _steady_rate(progress),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
+    if not stopped:
+        train = json.loads((out / "train.json").read_text())
+        row.update(
+            train_s=train["seconds"],
+            epoch_s=[e["seconds"] for e in train["history"]["epochs"]],
+            val_accuracy=train.get("val_accuracy"),
+            n_train=train["n_train"],
+            epochs=len(train["history"]["epochs"]),
+            data=train["data"],
+        )
+    return row
+
+
+def _wait(proc, log, max_batches):
+    """``(status, rusage, stopped)`` of ``proc``, stopped after ``max_batches``."""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage, False
+        progress = _progress(log) if max_batches else []
+        if progress and progress[-1][0] >= max_batches:
+            proc.terminate()
+            _, status, usage = os.wait4(proc.pid, 0)
+            return status, usage, True
+        time.sleep(0.5)
+
+
+#: a tqdm progress line: ``training:  12%|...| 60/500 [01:23<...``
+_BAR = re.compile(r"training:.*?\| *(\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)[<\]]")
+
+
+def _progress(log):
+    """``[(batches done, seconds elapsed)]`` read from the progress bar's log."""
+    text = log.read_text(errors="replace").replace("\r", "\n")
+    seen = {}
+    for match in _BAR.finditer(text):
+        done, _, hours, minutes, seconds = match.groups()
+        elapsed = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
+        seen.setdefault(int(done), elapsed)
+    return sorted(seen.items())
+
+
+def _steady_rate(progress):
+    """Seconds per batch after the first two (graph building), from the bar."""
+    later = [(n, t) for n, t in progress if n >= 2]
+    if len(later) < 2 or later[-1][0] == later[0][0]:
+        return None
+    (n0, t0), (n1, t1) = later[0], later[-1]
+    return (t1 - t0) / (n1 - n0)
 
 
 def main():
@@ -143,6 +192,12 @@ def main():
         "--before", default=None, help="commit to compare with (default: merge base)"
     )
     parser.add_argument("--after", default="HEAD", help="commit measured as after")
+    parser.add_argument(
+        "--max-batches",
+        type=int,
+        default=None,
+        help="stop each run after this many training batches (default: run it all)",
+    )
     parser.add_argument(
         "--embedded",
         action="store_true",
@@ -163,13 +218,19 @@ def main():
         for n in args.sizes:
             for version, tree in trees.items():
                 out = tmp / f"{version}-{n}"
-                row = train_once(tree, out, args, data, n_train=n, epochs=args.epochs)
+                row = train_once(
+                    tree, out, args, data, n_train=n, epochs=args.epochs,
+                    max_batches=args.max_batches,
+                )  # fmt: skip
                 row.update(version=version, rev=revs[version], sequences=n)
                 rows.append(row)
                 print(_line(row), flush=True)
         embedded = None
         if args.embedded:
-            embedded = train_once(trees["after"], tmp / "embedded", args, "embedded")
+            embedded = train_once(
+                trees["after"], tmp / "embedded", args, "embedded",
+                max_batches=args.max_batches,
+            )  # fmt: skip
             print("embedded:", _line(embedded), flush=True)
     ratios = _ratios(rows)
     record = {
@@ -177,6 +238,7 @@ def main():
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "model": args.model,
         "epochs": args.epochs,
+        "max_batches": args.max_batches,
         "sizes": args.sizes,
         "revisions": revs,
         "seed": "the recipe's (lmu_quick: 0); synthetic IDX files: seed 0",
@@ -196,10 +258,13 @@ def main():
 
 
 def _line(row):
+    rate = row["s_per_batch"]
     return (
-        f"{row.get('version', '')} {row['n_train']} sequences: peak RSS "
-        f"{row['peak_rss_bytes'] / 1024**3:.2f} GB, {row['wall_s']:.0f} s wall, "
-        f"{row['epoch_s'][0]:.0f} s first epoch"
+        f"{row.get('version', '')} {row.get('sequences', row.get('n_train'))} "
+        f"sequences: peak RSS {row['peak_rss_bytes'] / 1024**3:.2f} GB, "
+        f"{row['wall_s']:.0f} s wall, "
+        + ("n/a" if rate is None else f"{rate:.2f}")
+        + " s per batch"
     )
 
 
@@ -209,11 +274,12 @@ def _ratios(rows):
     for n in sorted({r["sequences"] for r in rows}):
         before, after = by.get(("before", n)), by.get(("after", n))
         if before and after:
+            rates = before["s_per_batch"], after["s_per_batch"]
             out.append(
                 {
                     "sequences": n,
                     "peak_rss": after["peak_rss_bytes"] / before["peak_rss_bytes"],
-                    "first_epoch_time": after["epoch_s"][0] / before["epoch_s"][0],
+                    "time_per_batch": None if None in rates else rates[1] / rates[0],
                 }
             )
     return out
@@ -225,10 +291,11 @@ def render(record):
             "version": r["version"],
             "sequences": r["sequences"],
             "rss": r["peak_rss_bytes"] / 1024**3,
-            "epoch": r["epoch_s"][0],
+            "batches": r["stopped_after_batches"] or "all",
+            "rate": r["s_per_batch"],
             "wall": r["wall_s"],
-            "acc": r["val_accuracy"],
-            "load": f"{r['load_average_before'][0]:.1f} / {r['load_average_after'][0]:.1f}",
+            "load": f"{r['load_average_before'][0]:.1f} / "
+            f"{r['load_average_after'][0]:.1f}",
         }
         for r in record["rows"]
     ]
@@ -236,15 +303,15 @@ def render(record):
         ("version", "version", ""),
         ("sequences", "training sequences", ""),
         ("rss", "peak RSS (GB)", ".2f"),
-        ("epoch", "epoch 1 (s)", ".0f"),
+        ("batches", "stopped after batches", ""),
+        ("rate", "s per batch (after the 2nd)", ".2f"),
         ("wall", "process wall time (s)", ".0f"),
-        ("acc", "val. accuracy after 1 epoch", ".3f"),
         ("load", "load avg before / after", ""),
     ]
     ratio_columns = [
         ("sequences", "training sequences", ""),
         ("peak_rss", "peak RSS after / before", ".2f"),
-        ("first_epoch_time", "epoch time after / before", ".2f"),
+        ("time_per_batch", "time per batch after / before", ".2f"),
     ]
     after_50k = [
         r for r in record["rows"] if r["version"] == "after" and r["sequences"] == 50000
@@ -258,17 +325,26 @@ def render(record):
             f"{'met' if peak <= record['goal_bytes_at_50k'] else 'NOT met'}.\n\n"
         )
     revs = record["revisions"]
+    stop = record.get("max_batches")
     text = (
         "# Peak memory of `nengo-hybrid train` against the training set size\n\n"
         f"`nengo-hybrid train --model {record['model']} --data IDX --n-train N "
-        f"--epochs {record['epochs']}`, each in a fresh process; peak RSS is the "
-        "process's `ru_maxrss`. Data: "
+        f"--epochs {record['epochs']}`, each in a fresh process"
+        + (
+            f", stopped after {stop} training batches (the old code makes its "
+            "whole-dataset arrays before the first batch; later batches repeat "
+            "the same allocations)"
+            if stop
+            else ""
+        )
+        + "; peak RSS is the process's `ru_maxrss`. Data: "
         f"{record['data']}. Seeds: {record['seed']}. Before: `{revs['before'][:10]}`; "
         f"after: `{revs['after'][:10]}`. "
         f"{record['machine']['cpu_count']} CPUs, Python {record['machine']['python']}, "
         f"TensorFlow {record['machine']['packages'].get('tensorflow')}, NengoDL "
         f"{record['machine']['packages'].get('nengo-dl')}; run {record['date']}. "
-        "Script: `benchmarks/training_memory.py`.\n\n"
+        "Times are from the progress bar, on a shared machine (see the load "
+        "averages). Script: `benchmarks/training_memory.py`.\n\n"
         + goal
         + markdown_table(table_rows, columns)
         + "\nRatios (after / before, same run):\n\n"
@@ -277,12 +353,16 @@ def render(record):
     embedded = record.get("embedded")
     if embedded:
         text += (
-            f"\nThe default `nengo-hybrid train` (after; {embedded['data']}; "
-            f"{embedded['epochs']} epochs): peak RSS "
-            f"{embedded['peak_rss_bytes'] / 1024**3:.2f} GB, training "
-            f"{embedded['train_s']:.0f} s ({embedded['wall_s']:.0f} s for the "
-            f"process), validation accuracy {embedded['val_accuracy']:.3f}; load "
-            f"average {embedded['load_average_before'][0]:.1f} before, "
+            "\nThe default `nengo-hybrid train` (after; the embedded digits, "
+            "4,000 training sequences, the recipe's epochs"
+            + (
+                f", stopped after {embedded['stopped_after_batches']} batches"
+                if embedded["stopped_after_batches"]
+                else f": {embedded['train_s']:.0f} s of training"
+            )
+            + f"): peak RSS {embedded['peak_rss_bytes'] / 1024**3:.2f} GB, "
+            f"{embedded['s_per_batch']:.2f} s per batch; load average "
+            f"{embedded['load_average_before'][0]:.1f} before, "
             f"{embedded['load_average_after'][0]:.1f} after.\n"
         )
     return text
