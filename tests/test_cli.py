@@ -222,7 +222,15 @@ def test_malformed_data(capsys, recipe, tmp_path):
 
 @pytest.mark.parametrize(
     "spec",
-    ["geometric:100", "linear:a:b", "exponential:10:1", "constant:0", "stepwise:"],
+    [
+        "geometric:100",
+        "linear:a:b",
+        "exponential:10:1",
+        "constant:0",
+        "stepwise:",
+        "geometric:64:2:1",
+        "cosine:64:2:0.1:3",
+    ],
 )
 def test_bad_schedule(capsys, recipe, tmp_path, spec):
     code, _, err = run_cli(
@@ -231,6 +239,14 @@ def test_bad_schedule(capsys, recipe, tmp_path, spec):
     assert code == 2
     assert f"bad schedule {spec!r}" in err
     assert "fix: use constant:P" in err
+
+
+def test_schedule_with_hold():
+    from nengo_hybrid.pipeline.specs import parse_schedule
+
+    assert parse_schedule("geometric:64:2:0.3") == Geometric(64.0, 2.0, hold=0.3)
+    # control: without the hold fraction, none
+    assert parse_schedule("geometric:64:2") != Geometric(64.0, 2.0, hold=0.3)
 
 
 def test_missing_run_folder(capsys, tmp_path):
