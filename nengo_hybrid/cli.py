@@ -55,10 +55,13 @@ precision schedules (--schedule KIND[:START[:END]] or a JSON file):
   linear:START:END     linear from START to END over all training steps
   geometric:START:END  geometric (exponential) from START to END
   cosine:START:END     cosine annealing from START to END
+  KIND:START:END:HOLD  as above, then the last fraction HOLD (0 <= HOLD < 1) of
+                       training at END (e.g. geometric:64:2:0.3)
   stepwise:P1,P2,...   precision P1 in epoch 1, P2 in epoch 2, ... (last repeats)
   FILE.json            a schedule saved by nengo-hybrid (Schedule.to_dict)
   START near rate (e.g. 100), END the deployment precision (e.g. 1).
-  Default: the model recipe's schedule.
+  Default: the model recipe's schedule. --keep best chooses among the epochs
+  that end at END (the hold phase, or stepwise epochs at the last precision).
 """
 
 SWEEP_HELP = """\
@@ -248,6 +251,14 @@ def _add_train_opts(p):
         type=_positive_int,
         metavar="N",
         help="use only the first N training examples (default: all)",
+    )
+    p.add_argument(
+        "--keep",
+        choices=("last", "best"),
+        default="last",
+        help="weights to freeze: the last epoch's, or the best validation accuracy "
+        "among the epochs at the final precision (e.g. the schedule's hold phase); "
+        "train.json and the report name the epoch kept",
     )
 
 
@@ -681,6 +692,7 @@ def _train(args, out):
         schedule=_schedule(args.schedule),
         batch_size=args.batch_size,
         n_train=args.n_train,
+        keep=args.keep,
     )
 
 
@@ -691,12 +703,19 @@ def cmd_train(args):
     _log(f"training {args.model} on {args.data} data into {out}")
     result = _train(args, out)
     _log(
-        f"trained {result['epochs']} epochs: validation accuracy "
-        f"{_num(result.get('val_accuracy'))}, final precision "
-        f"{_num(result['final_precision'], '{:g}')}; wrote {out}/train.json and "
-        f"{out}/frozen.npz"
+        f"trained {result['epochs']} epochs, kept {_kept(result)}: validation "
+        f"accuracy {_num(result.get('val_accuracy'))}, final precision "
+        f"{_num(result['final_precision'], '{:g}')}; wrote {out}/train.json and {out}/frozen.npz"
     )
     return EXIT_OK
+
+
+def _kept(result):
+    """Which epoch training kept, in words (``train.json``'s ``kept``)."""
+    kept = result.get("kept") or {}
+    if "epoch" not in kept:
+        return "the last epoch"
+    return f"epoch {kept['epoch'] + 1} ({kept.get('reason', 'the last epoch')})"
 
 
 def cmd_freeze(args):

@@ -563,3 +563,29 @@ def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
         jit_compile = long_enough and short_sequences and not xla_blockers(sim)
     sim.keras_model.jit_compile = bool(jit_compile)
     return bool(sim.keras_model.jit_compile)
+
+
+def minibatch(sim, x, y=None):
+    """One minibatch as ``sim.fit`` would feed it, for a generator or `Sequence`.
+
+    NengoDL completes array inputs itself (names, values of input nodes that
+    are not fed, the ``n_steps`` entry) but passes generators through as they
+    are; this does the same completion for one minibatch.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+    x : dict of {nengo.Node or str: array} or array
+        Inputs ``(minibatch_size, n_steps, node.size_out)``.
+    y : dict of {nengo.Probe or str: array} or array, optional
+        Targets.
+
+    Returns
+    -------
+    x : dict of {str: array}
+    y : dict of {str: array} (only if ``y`` is given)
+    """
+    inputs = sim._generate_inputs(x)
+    if y is None:
+        return inputs
+    return inputs, sim._standardize_data(y, sim.model.probes)

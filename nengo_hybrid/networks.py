@@ -27,10 +27,12 @@ The memory can be
   put the memory on a neuromorphic chip.
 """
 
+import functools
 import sys
 
 import nengo
 import numpy as np
+import scipy.fft
 from nengo.exceptions import ValidationError
 from nengo.params import BoolParam, IntParam, NumberParam
 from scipy.linalg import expm
@@ -90,11 +92,22 @@ def impulse_response(order, theta, n_steps):
     return H
 
 
+#: largest convolution matrix (``n_steps**2 * order`` float64 values, 64 MB) for
+#: which `memory_response` multiplies by it instead of using FFTs
+TOEPLITZ_MAX = 2**23
+
+#: sequences convolved at once by `memory_response` (bounds its temporaries)
+MEMORY_CHUNK = 256
+
+
 def memory_response(u, order, theta):
     """Compute the linear LMU memory for whole sequences at once.
 
-    A causal convolution of each input dimension with `impulse_response` (via FFT),
-    equal to running ``m[t] = Ad m[t-1] + Bd u[t]`` from ``m[-1] = 0``.
+    A causal convolution of each input dimension with `impulse_response`, equal
+    to running ``m[t] = Ad m[t-1] + Bd u[t]`` from ``m[-1] = 0``. Short
+    sequences are multiplied by the convolution (Toeplitz) matrix, long ones
+    convolved by FFT; either way in float64, `MEMORY_CHUNK` sequences at a
+    time, so the temporaries stay small whatever the number of sequences.
 
     Parameters
     ----------
@@ -106,17 +119,51 @@ def memory_response(u, order, theta):
     m : (batch, n_steps, input_d * order) float32 array
         Ordered input dimension major (all orders of input 0, then input 1, ...).
     """
-    u = np.asarray(u, dtype=np.float64)
+    u = np.asarray(u)
     if u.ndim != 3:
         raise ValueError(f"u must have shape (batch, n_steps, input_d), got {u.shape}")
+    n, n_steps, input_d = u.shape
+    convolve = (
+        _toeplitz_convolution
+        if n_steps * n_steps * order <= TOEPLITZ_MAX
+        else _fft_convolution
+    )
+    kernel = _memory_kernel(order, float(theta), n_steps, convolve)
+    m = np.empty((n, n_steps, input_d * order), dtype=np.float32)
+    for i in range(0, n, MEMORY_CHUNK):
+        chunk = np.asarray(u[i : i + MEMORY_CHUNK], dtype=np.float64)
+        m[i : i + MEMORY_CHUNK] = convolve(chunk, kernel).reshape(
+            len(chunk), n_steps, -1
+        )
+    return m
+
+
+@functools.lru_cache(maxsize=8)
+def _memory_kernel(order, theta, n_steps, convolve):
+    """The impulse response in the form ``convolve`` takes (cached)."""
+    H = impulse_response(order, theta, n_steps)  # (n_steps, order)
+    if convolve is _fft_convolution:
+        return scipy.fft.rfft(H.T, n=2 * n_steps, axis=-1)  # (order, freqs)
+    # T[s, t, k] = H[t - s, k] for t >= s: m[:, t] = sum_s u[:, s] T[s, t]
+    T = np.zeros((n_steps, n_steps, order))
+    for s in range(n_steps):
+        T[s, s:] = H[: n_steps - s]
+    return T.reshape(n_steps, n_steps * order)
+
+
+def _toeplitz_convolution(u, kernel):
+    """``(batch, n_steps, input_d, order)`` memory by one matrix product."""
+    n, n_steps, input_d = u.shape
+    m = u.transpose(0, 2, 1).reshape(n * input_d, n_steps) @ kernel  # one GEMM
+    return m.reshape(n, input_d, n_steps, -1).transpose(0, 2, 1, 3)
+
+
+def _fft_convolution(u, kernel):
+    """``(batch, n_steps, input_d, order)`` memory by FFT convolution."""
     n_steps = u.shape[1]
-    H = impulse_response(order, theta, n_steps)
-    n_fft = 2 * n_steps
-    U = np.fft.rfft(u, n=n_fft, axis=1)  # (batch, f, input_d)
-    Hf = np.fft.rfft(H, n=n_fft, axis=0)  # (f, order)
-    m = np.fft.irfft(U[..., :, None] * Hf[None, :, None, :], n=n_fft, axis=1)
-    m = m[:, :n_steps]  # (batch, n_steps, input_d, order)
-    return m.reshape(u.shape[0], n_steps, -1).astype(np.float32)
+    U = scipy.fft.rfft(u.transpose(0, 2, 1), n=2 * n_steps, axis=-1)
+    m = scipy.fft.irfft(U[:, :, None, :] * kernel, n=2 * n_steps, axis=-1)
+    return m[..., :n_steps].transpose(0, 3, 1, 2)  # (batch, steps, input_d, order)
 
 
 def hybrid_relu(precision=1.0, dt=0.001, max_spikes=None):

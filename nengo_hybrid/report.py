@@ -298,6 +298,17 @@ def _stage_sections(report):
             f"{_fmt(train.get('n_validation'))}; wall time: "
             f"{_fmt(train.get('seconds'), '{:.1f}')} s",
         ]
+        kept = train.get("kept")
+        if kept and "epoch" in kept:
+            lines.append(
+                f"- Kept: epoch {kept['epoch'] + 1} of {_fmt(train.get('epochs'))} "
+                f"(`--keep {kept.get('keep', 'last')}`: {kept.get('reason', '?')})"
+                + (
+                    ""
+                    if kept.get("value") is None
+                    else f"; its {kept.get('metric')}: {_fmt(kept['value'])}"
+                )
+            )
     evaluate = _ok(report.get("evaluate"))
     if evaluate:
         lines += ["", "## Evaluation (NengoDL)", ""]

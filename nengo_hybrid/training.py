@@ -10,6 +10,13 @@ that holds the parameters, the optimizer state *and* the schedule state
 (NengoDL's ``save_params`` does not save the precision); `fit` resumes from it
 and then produces exactly what an uninterrupted run would have.
 
+Minibatches are made when NengoDL asks for them (`Minibatches`), from
+arrays or, with ``inputs=``, from raw examples such as pixel sequences: the
+simulator's inputs (the LMU's precomputed memory, say) then exist for one
+minibatch at a time, so memory grows with the minibatch, not the dataset.
+The checkpoint also holds the weights of the best epoch at the final
+precision, which ``keep="best"`` restores at the end.
+
 `freeze` turns the trained simulator back into a plain Nengo network that runs
 in the reference simulator (and Nengo GUI, nengo-loihi) with the final precision.
 """
@@ -49,17 +56,26 @@ class History:
     validation data was given), ``precision`` and ``activity_bits`` per
     ensemble label, ``activity_bits_mean``, ``significant_bits_mean`` and
     ``seconds``. Batch records have ``epoch``, ``batch``, ``precision``.
+    Epochs are counted from 0. ``kept`` says which epoch's weights the
+    simulator holds at the end of `fit` and why (`fit`'s ``keep``): ``epoch``,
+    ``keep``, ``metric`` and ``value`` (the validation score it was chosen by,
+    ``None`` without validation data), ``reason``.
     """
 
     epochs: list = field(default_factory=list)
     batches: list = field(default_factory=list)
+    kept: dict = None
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data):
-        return cls(epochs=list(data["epochs"]), batches=list(data["batches"]))
+        return cls(
+            epochs=list(data["epochs"]),
+            batches=list(data["batches"]),
+            kept=data.get("kept"),
+        )
 
     def series(self, key):
         """One value per epoch, e.g. ``history.series("val_loss")``."""
@@ -302,7 +318,7 @@ def _check_shapes(sim, x, y, names=("x", "y")):
                 )
 
 
-def _check_validation_data(sim, validation_data):
+def _check_validation_data(sim, validation_data, inputs=None):
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
         raise ValidationError(
             "validation_data must be a tuple (x_val, y_val), got "
@@ -322,7 +338,13 @@ def _check_validation_data(sim, validation_data):
             f"{sim.minibatch_size}; give at least one minibatch",
             attr="validation_data",
         )
-    _check_shapes(sim, x_val, y_val, names=("validation x", "validation y"))
+    _check_shapes(
+        sim,
+        _sample_inputs(sim, x_val, inputs),
+        y_val,
+        names=("validation x", "validation y"),
+    )
+    return n_val
 
 
 def _n_steps(x):
@@ -340,6 +362,95 @@ def _take(data, index):
     return np.asarray(data)[index]
 
 
+def _inputs_of(x, inputs, index):
+    """The simulator inputs of examples ``index`` of ``x`` (made by ``inputs``)."""
+    x = _take(x, index)
+    return x if inputs is None else inputs(x)
+
+
+def _sample_inputs(sim, x, inputs):
+    """Simulator inputs whose shapes to check: ``x``, or ``inputs`` of a minibatch."""
+    if inputs is None:
+        return x
+    return _inputs_of(x, inputs, slice(0, sim.minibatch_size))
+
+
+class Minibatches:
+    """Minibatches of ``(x, y)`` in a given order, made when NengoDL asks.
+
+    Minibatch ``i`` holds examples ``order[i * b : (i + 1) * b]`` (``b`` the
+    simulator's minibatch size; a last partial minibatch is left out, as NengoDL
+    does with arrays). Only the examples of that minibatch are copied, and
+    ``inputs`` turns them into simulator inputs then, so whatever it derives
+    from them (e.g. the LMU's precomputed memory) is never held for the whole
+    dataset. `dataset` feeds them to ``sim.fit``, ``sim.evaluate`` or
+    ``validation_data``.
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+    x : array or dict
+        Examples: simulator inputs as for ``sim.fit``, or whatever ``inputs``
+        takes.
+    y : array or dict
+        Targets, as for ``sim.fit``.
+    order : array of int, optional
+        Example order (default: as stored).
+    inputs : callable, optional
+        Makes the simulator inputs (a dict ``{node: array}``) from a minibatch
+        of ``x``, e.g. ``network.inputs``.
+    """
+
+    def __init__(self, sim, x, y, order=None, inputs=None):
+        self.sim, self.x, self.y, self.inputs = sim, x, y, inputs
+        n = _n_samples(x, "x")
+        self.order = np.arange(n) if order is None else np.asarray(order)
+
+    def __len__(self):
+        return len(self.order) // self.sim.minibatch_size
+
+    def __getitem__(self, i):
+        """``(x, y)`` of minibatch ``i``: dicts keyed by NengoDL's names."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"minibatch {i} of {len(self)}")
+        size = self.sim.minibatch_size
+        index = self.order[i * size : (i + 1) * size]
+        batch = dl.minibatch(
+            self.sim, _inputs_of(self.x, self.inputs, index), _take(self.y, index)
+        )
+        # floating-point data in Keras' dtype, as Keras converts arrays
+        floatx = tf.keras.backend.floatx()
+        return tf.nest.map_structure(
+            lambda a: (
+                a.astype(floatx, copy=False)
+                if np.issubdtype(a.dtype, np.floating)
+                else a
+            ),
+            batch,
+        )
+
+    def dataset(self):
+        """The minibatches as a ``tf.data.Dataset`` with their full shapes.
+
+        Keras sees the same shapes and dtypes as with arrays (it chooses, say,
+        the accuracy metric named ``"accuracy"`` from them) and knows the
+        number of minibatches; the next minibatch is made while the current
+        one runs.
+        """
+        signature = tf.nest.map_structure(
+            lambda a: tf.TensorSpec(a.shape, a.dtype), self[0]
+        )
+        data = tf.data.Dataset.from_generator(
+            lambda: (self[i] for i in range(len(self))), output_signature=signature
+        )
+        return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(
+            1
+        )
+
+
+KEEP = ("last", "best")
+
+
 def fit(
     sim,
     x,
@@ -353,6 +464,8 @@ def fit(
     progress=True,
     callbacks=(),
     jit_compile="auto",
+    inputs=None,
+    keep="last",
 ):
     """Train ``sim`` while annealing precisions or thresholds by ``schedule``.
 
@@ -368,7 +481,8 @@ def fit(
         ``(n_examples, n_steps, node.size_out)``; targets ``(n_examples, steps,
         probe size)`` with ``steps`` what the probe records (``n_steps``, or 1
         with ``keep_history=False``), or ``(n_examples, steps, 1)`` class labels
-        (integers in ``[0, probe size)``). Checked before training starts.
+        (integers in ``[0, probe size)``). Checked before training starts. With
+        ``inputs``, ``x`` holds the examples ``inputs`` takes instead.
     schedule : Schedule or dict of {nengo.Ensemble: Schedule}
         One schedule for every annealed ensemble, or one per ensemble
         (ensembles without an entry keep their current value). Its values
@@ -389,7 +503,9 @@ def fit(
     bits_samples : int, optional
         Validation examples used for the bit metrics (default: one minibatch).
     progress : bool
-        Show a progress bar over batches.
+        Show a progress bar over the batches of the whole run (its remaining
+        time counts validation too), and a line per epoch with the loss, the
+        validation accuracy and the activity bits.
     callbacks : list of tf.keras.callbacks.Callback
         Extra callbacks, run after the precision has been set for the batch.
     jit_compile : "auto" or bool
@@ -401,6 +517,21 @@ def fit(
         sequences of at most `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS` steps
         (XLA was slower at the paper size's 784).
         Stays set on ``sim.keras_model`` afterwards.
+    inputs : callable, optional
+        Makes the simulator inputs (``{node: array}``) from a minibatch of
+        examples of ``x`` (and of ``x_val``), e.g. ``network.inputs``. Inputs
+        derived from the examples then exist for one minibatch at a time.
+        Default: ``x`` are the simulator inputs. Either way minibatches are
+        copied out of ``x`` and ``y`` one at a time (`Minibatches`).
+    keep : {"last", "best"}
+        Which weights the simulator holds at the end: the last epoch's, or
+        those of the epoch with the best validation score (accuracy if a
+        metric is named ``*accuracy``, else the lowest loss) among the epochs
+        that ended at the final precision (the schedule's ``hold`` phase, or
+        all epochs of a schedule that reaches it early); epochs at a higher
+        precision are left out. ``"best"`` needs ``validation_data``. The
+        checkpoint holds both, so a finished run can be resumed with the
+        other choice. ``History.kept`` records which epoch was kept and why.
 
     Returns
     -------
@@ -435,29 +566,7 @@ def fit(
     >>> len(history.epochs), round(final, 6)
     (2, 2.0)
     """
-    if (
-        sim.keras_model.optimizer is None
-        or getattr(sim.keras_model, "loss", None) is None
-    ):
-        raise ValidationError(
-            "call sim.compile(optimizer=..., loss=...) before training", attr="sim"
-        )
-    if int(epochs) != epochs or epochs < 1:
-        raise ValidationError(
-            f"epochs must be a positive integer, got {epochs}", attr="epochs"
-        )
-    n_samples = _n_samples(x, "x")
-    if _n_samples(y, "y") != n_samples:
-        raise ValidationError("x and y must have the same number of examples", attr="y")
-    _check_shapes(sim, x, y)
-    if validation_data is not None:
-        _check_validation_data(sim, validation_data)
-    if n_samples % sim.minibatch_size:
-        raise ValidationError(
-            f"{n_samples} training examples is not a multiple of the minibatch size "
-            f"{sim.minibatch_size}; drop or pad examples",
-            attr="x",
-        )
+    n_samples = _check_fit_arguments(sim, x, y, epochs, validation_data, inputs, keep)
     schedules = _resolve_schedules(sim, schedule)
     steps_per_epoch = n_samples // sim.minibatch_size
     dl.use_xla(
@@ -469,14 +578,18 @@ def fit(
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
     run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)
+    final = _final_precisions(anneal, epochs)
 
-    start_epoch = 0
+    start_epoch, best = 0, None
     if checkpoint is not None and Path(checkpoint).exists():
-        start_epoch, history = load_checkpoint(sim, checkpoint, expect=run_info)
+        start_epoch, history, best = _restore(sim, checkpoint, expect=run_info)
+        if best is None and history.epochs:  # written before best epochs were kept
+            best = _better(None, history.epochs[-1], final, sim)
 
-    bar = _progress_bar(
-        epochs * steps_per_epoch, start_epoch * steps_per_epoch, progress
-    )
+    validation = None
+    if validation_data is not None:
+        validation = Minibatches(sim, *validation_data, inputs=inputs).dataset()
+    bar = _progress_bar(epochs, steps_per_epoch, start_epoch, progress)
     probes = activity_probes(sim.model.toplevel)
     for epoch in range(start_epoch, epochs):
         tic = time.perf_counter()
@@ -484,12 +597,11 @@ def fit(
         anneal.epoch_offset = epoch
         anneal.batch_records = []
         result = sim.fit(
-            _take(x, order),
-            _take(y, order),
+            Minibatches(sim, x, y, order, inputs).dataset(),
             epochs=1,
             shuffle=False,
             verbose=0,
-            validation_data=validation_data,
+            validation_data=validation,
             callbacks=[anneal, bar.callback(epoch, anneal), *callbacks],
         )
         record = {"epoch": epoch}
@@ -497,28 +609,150 @@ def fit(
         record["precision"] = _uniform_precisions(sim, anneal.labels)
         if validation_data is not None and probes:
             record.update(
-                _bits(sim, validation_data[0], probes, bits_samples, anneal.labels)
+                _bits(sim, validation_data[0], inputs, probes, bits_samples, anneal)
             )
         record["seconds"] = time.perf_counter() - tic
         history.epochs.append(record)
         history.batches.extend(anneal.batch_records)
+        best = _better(best, record, final, sim)
         if checkpoint is not None:
-            save_checkpoint(sim, checkpoint, epoch + 1, history, run_info)
+            save_checkpoint(sim, checkpoint, epoch + 1, history, run_info, best=best)
+        bar.epoch_end(record)
     bar.close()
+    history.kept = _keep(sim, history, best, keep, final)
     return history
 
 
-def _bits(sim, x_val, probes, bits_samples, labels):
+def _check_fit_arguments(sim, x, y, epochs, validation_data, inputs, keep):
+    """Check everything `fit` is given before anything changes; the example count."""
+    if (
+        sim.keras_model.optimizer is None
+        or getattr(sim.keras_model, "loss", None) is None
+    ):
+        raise ValidationError(
+            "call sim.compile(optimizer=..., loss=...) before training", attr="sim"
+        )
+    if int(epochs) != epochs or epochs < 1:
+        raise ValidationError(
+            f"epochs must be a positive integer, got {epochs}", attr="epochs"
+        )
+    if keep not in KEEP:
+        raise ValidationError(f"keep must be one of {KEEP}, got {keep!r}", attr="keep")
+    if keep == "best" and validation_data is None:
+        raise ValidationError(
+            "keep='best' chooses the epoch by its validation score: give "
+            "validation_data, or keep='last'",
+            attr="keep",
+        )
+    if inputs is not None and not callable(inputs):
+        raise ValidationError(
+            f"inputs must be a function making simulator inputs from examples "
+            f"(e.g. network.inputs), got {inputs!r}",
+            attr="inputs",
+        )
+    n_samples = _n_samples(x, "x")
+    if _n_samples(y, "y") != n_samples:
+        raise ValidationError("x and y must have the same number of examples", attr="y")
+    if n_samples % sim.minibatch_size:
+        raise ValidationError(
+            f"{n_samples} training examples is not a multiple of the minibatch size "
+            f"{sim.minibatch_size}; drop or pad examples",
+            attr="x",
+        )
+    _check_shapes(sim, _sample_inputs(sim, x, inputs), y)
+    if validation_data is not None:
+        _check_validation_data(sim, validation_data, inputs)
+    return n_samples
+
+
+def _final_precisions(anneal, epochs):
+    """``{label: precision}`` on the last batch of the run."""
+    values = anneal.precisions(epochs - 1, anneal.steps_per_epoch - 1)
+    return {anneal.labels[e]: float(v) for e, v in values.items()}
+
+
+def validation_score(record):
+    """``(key, value, higher_is_better)`` that picks the best epoch of a record.
+
+    The validation accuracy (a ``val_*accuracy`` entry) if there is one, else
+    the validation loss; ``None`` for a record without validation results.
+    """
+    keys = sorted(k for k in record if k.startswith("val_") and k.endswith("accuracy"))
+    if keys:
+        return keys[0], record[keys[0]], True
+    if "val_loss" in record:
+        return "val_loss", record["val_loss"], False
+    return None
+
+
+def _at_precision(record, precision):
+    """Whether the epoch of ``record`` ended at ``precision`` (float32 read-back)."""
+    ended = record.get("precision") or {}
+    return all(
+        label in ended and np.isclose(ended[label], value, rtol=1e-5, atol=0)
+        for label, value in precision.items()
+    )
+
+
+def _better(best, record, final, sim):
+    """The new best ``(info, weights)`` if ``record``'s epoch beats ``best``.
+
+    Only epochs that ended at the ``final`` precision and have a validation
+    score compete; on a tie the earlier epoch stays.
+    """
+    score = validation_score(record)
+    if score is None or not _at_precision(record, final):
+        return best
+    key, value, higher = score
+    if best is not None:
+        old = best[0]["value"]
+        if not (value > old if higher else value < old):
+            return best
+    info = {"epoch": int(record["epoch"]), "metric": key, "value": float(value)}
+    return info, [w.numpy() for w in sim.keras_model.weights]
+
+
+def _keep(sim, history, best, keep, final):
+    """Give ``sim`` the weights ``keep`` chooses; the `History.kept` record."""
+    last = history.epochs[-1] if history.epochs else {"epoch": -1}
+    score = validation_score(last)
+    if keep == "last" or best is None:
+        reason = "the last epoch" + (
+            ""
+            if keep == "last"
+            else "; no epoch at the final precision has a validation score"
+        )
+        return {
+            "epoch": int(last["epoch"]),
+            "keep": keep,
+            "metric": score and score[0],
+            "value": score and score[1],
+            "reason": reason,
+        }
+    info, weights = best
+    sim.keras_model.set_weights(weights)
+    candidates = [r["epoch"] + 1 for r in history.epochs if _at_precision(r, final)]
+    finals = ", ".join(f"{label} {value:g}" for label, value in final.items())
+    better = "lowest" if info["metric"] == "val_loss" else "highest"
+    return {
+        **info,
+        "keep": keep,
+        "reason": f"{better} {info['metric']} of the epochs that ended at the final "
+        f"precision ({finals}): {', '.join(map(str, candidates))}",
+    }
+
+
+def _bits(sim, x_val, inputs, probes, bits_samples, anneal):
     n = sim.minibatch_size if bits_samples is None else bits_samples
     n = max(sim.minibatch_size, n - n % sim.minibatch_size)
-    out = sim.predict(_take(x_val, slice(0, n)), verbose=0)
+    out = sim.predict(_inputs_of(x_val, inputs, slice(0, n)), verbose=0)
     precision = dl.get_precision(sim)
     bits, significant = {}, []
     for ens, probe in probes.items():
         p = precision[ens]
         p = float(np.mean(p)) if isinstance(p, np.ndarray) else p
         counts = metrics.spike_counts(out[probe], ens.neuron_type, sim.dt, precision=p)
-        bits[labels[ens]] = metrics.activity_bits(counts)
+        bits[anneal.labels[ens]] = metrics.activity_bits(counts)
         significant.append(metrics.significant_bits(counts))
     return {
         "activity_bits": bits,
@@ -528,24 +762,35 @@ def _bits(sim, x_val, probes, bits_samples, labels):
 
 
 class _progress_bar:
-    """A tqdm bar over all batches of the run, updated from a Keras callback."""
+    """A tqdm bar over all batches of the run, updated from a Keras callback.
 
-    def __init__(self, total, initial, enabled):
+    Its remaining time is the run's average time per batch so far (validation
+    and bit measurements included) times the batches left, so it does not
+    jump at epoch boundaries. After each epoch it prints one line with the
+    loss, the validation accuracy and the activity bits, and shows the last
+    of these next to the bar.
+    """
+
+    def __init__(self, epochs, steps_per_epoch, start_epoch, enabled):
         from tqdm.auto import tqdm
 
+        self.epochs = epochs
+        self.summary = {}
         self.bar = tqdm(
-            total=total,
-            initial=initial,
+            total=epochs * steps_per_epoch,
+            initial=start_epoch * steps_per_epoch,
             disable=not enabled,
             unit="batch",
             desc="training",
+            smoothing=0,
         )
 
     def callback(self, epoch, anneal):
-        bar = self.bar
+        progress = self
 
         class Update(tf.keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
+                bar = progress.bar
                 bar.update(1)
                 if bar.disable:
                     return
@@ -554,13 +799,60 @@ class _progress_bar:
                 )
                 loss = (logs or {}).get("loss", float("nan"))
                 bar.set_postfix(
-                    epoch=epoch + 1, loss=f"{loss:.4g}", precision=f"{precision:.4g}"
+                    {
+                        "epoch": f"{epoch + 1}/{progress.epochs}",
+                        "loss": f"{loss:.4g}",
+                        "precision": f"{precision:.4g}",
+                        **progress.summary,  # of the last finished epoch
+                    }
                 )
 
         return Update()
 
+    def epoch_end(self, record):
+        """Show the results of the epoch of ``record``."""
+        if self.bar.disable:
+            return
+        shown = epoch_results(record)
+        self.summary = {short: text for _, short, text in shown}
+        parts = [f"loss {record.get('loss', float('nan')):.4g}"]
+        parts += [f"{name} {text}" for name, _, text in shown]
+        precision = record.get("precision") or {}
+        if precision:
+            parts.append(
+                "precision "
+                + ", ".join(
+                    f"{label} {value:.4g}" for label, value in precision.items()
+                )
+            )
+        parts.append(f"{record['seconds']:.1f} s")
+        self.bar.write(
+            f"epoch {record['epoch'] + 1}/{self.epochs}: " + ", ".join(parts),
+            file=self.bar.fp,  # where the bar is (tqdm's default: stdout)
+        )
+
     def close(self):
         self.bar.close()
+
+
+def epoch_results(record):
+    """``[(name, short name, text)]``: the validation results shown of an epoch.
+
+    The validation score (`validation_score`) and the mean activity bits, for
+    the line printed after the epoch (names) and next to the progress bar
+    until the next epoch ends (short names).
+    """
+    shown = []
+    score = validation_score(record)
+    if score is not None:
+        key, value, _ = score
+        if key == "val_loss":
+            shown.append(("validation loss", "val_loss", f"{value:.4g}"))
+        else:
+            shown.append(("validation accuracy", "val_acc", f"{value:.4f}"))
+    if record.get("activity_bits_mean") is not None:
+        shown.append(("activity bits", "bits", f"{record['activity_bits_mean']:.3f}"))
+    return shown
 
 
 def _run_info(sim, schedules, epochs, steps_per_epoch, seed):
@@ -582,8 +874,12 @@ def _optimizer_variables(sim):
     return list(optimizer.variables)
 
 
-def save_checkpoint(sim, path, epochs_done, history, run_info):
-    """Write parameters, optimizer state and schedule state atomically to ``path``."""
+def save_checkpoint(sim, path, epochs_done, history, run_info, best=None):
+    """Write parameters, optimizer state and schedule state atomically to ``path``.
+
+    ``best``: ``(info, weights)`` of the best epoch at the final precision
+    (`fit` tracks it), stored with the rest in the same file.
+    """
     arrays = {f"weight_{i}": w.numpy() for i, w in enumerate(sim.keras_model.weights)}
     arrays.update(
         {f"optimizer_{i}": v.numpy() for i, v in enumerate(_optimizer_variables(sim))}
@@ -599,6 +895,10 @@ def save_checkpoint(sim, path, epochs_done, history, run_info):
         },
         "history": history.to_dict(),
     }
+    if best is not None:
+        info, weights = best
+        meta["best"] = info
+        arrays.update({f"best_weight_{i}": w for i, w in enumerate(weights)})
     return write_npz(path, arrays, meta)
 
 
@@ -620,7 +920,7 @@ def read_checkpoint(path):
     return meta, arrays
 
 
-def load_checkpoint(sim, path, expect=None):
+def load_checkpoint(sim, path, expect=None, keep="last"):
     """Restore a checkpoint into ``sim``; nothing changes unless it all matches.
 
     Everything is checked first (run description, weight and optimizer shapes,
@@ -635,12 +935,26 @@ def load_checkpoint(sim, path, expect=None):
     expect : dict, optional
         The run description the checkpoint must match (schedules, epochs,
         batches per epoch, seed, weight shapes); `fit` passes its own.
+    keep : {"last", "best"}
+        The weights of the last epoch, or those of the best epoch at the final
+        precision (as `fit` keeps them; the last ones if the checkpoint has
+        none, e.g. from a run without validation data).
 
     Returns
     -------
     epochs_done : int
     history : History
     """
+    if keep not in KEEP:
+        raise ValidationError(f"keep must be one of {KEEP}, got {keep!r}", attr="keep")
+    epochs_done, history, best = _restore(sim, path, expect)
+    if keep == "best" and best is not None:
+        sim.keras_model.set_weights(best[1])
+    return epochs_done, history
+
+
+def _restore(sim, path, expect=None):
+    """`load_checkpoint` with the last weights; also return the best ``(info, weights)``."""
     meta, arrays = read_checkpoint(path)
     fix = (
         "resume with the network and settings that wrote it, or pass another "
@@ -682,6 +996,7 @@ def load_checkpoint(sim, path, expect=None):
             f"{type(sim.keras_model.optimizer).__name__} ({err}); compile with the "
             "optimizer the checkpoint was written with"
         ) from None
+    best = _checked_best(sim, path, meta, arrays, fix)
     precision = _checked_precision(sim, path, meta["precision"], fix)
     try:
         epochs_done = int(meta["epochs_done"])
@@ -698,7 +1013,7 @@ def load_checkpoint(sim, path, expect=None):
         var.assign(value)
     for (var, sl), values in precision:
         var[sl].assign(values)
-    return epochs_done, history
+    return epochs_done, history, best
 
 
 def _checked_arrays(arrays, prefix, shapes):
@@ -718,6 +1033,24 @@ def _checked_arrays(arrays, prefix, shapes):
             )
         out.append(value)
     return out
+
+
+def _checked_best(sim, path, meta, arrays, fix):
+    """The checkpoint's best epoch ``(info, weights)``, checked; ``None`` if absent."""
+    if "best" not in meta:
+        return None
+    info = meta["best"]
+    try:
+        if not isinstance(info, dict) or not {"epoch", "metric", "value"} <= set(info):
+            raise ValueError(f"its description is {info!r}")
+        weights = _checked_arrays(
+            arrays, "best_weight", [tuple(w.shape) for w in sim.keras_model.weights]
+        )
+    except ValueError as err:
+        raise CheckpointError(
+            f"checkpoint {path}: the record of its best epoch is damaged ({err}); {fix}"
+        ) from None
+    return info, weights
 
 
 def _checked_precision(sim, path, saved, fix):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from nengo_hybrid import cli, plots, report
+from nengo_hybrid.io import read_npz
 from nengo_hybrid.schedules import Geometric, Schedule
 
 TINY_RECIPE = '''\
@@ -105,9 +106,10 @@ def test_help_at_every_level(capsys, command):
             "--schedule",
             "--seed",
             "--out",
+            "--keep",
         ):
             assert option in out
-        assert "geometric:START:END" in out
+        assert "geometric:START:END" in out and "KIND:START:END:HOLD" in out
     if command == ["run"]:
         assert "--profile" in out and "--n-samples" in out
 
@@ -220,7 +222,15 @@ def test_malformed_data(capsys, recipe, tmp_path):
 
 @pytest.mark.parametrize(
     "spec",
-    ["geometric:100", "linear:a:b", "exponential:10:1", "constant:-1", "stepwise:"],
+    [
+        "geometric:100",
+        "linear:a:b",
+        "exponential:10:1",
+        "constant:-1",
+        "stepwise:",
+        "geometric:64:2:1",
+        "cosine:64:2:0.1:3",
+    ],
 )
 def test_bad_schedule(capsys, recipe, tmp_path, spec):
     code, _, err = run_cli(
@@ -241,6 +251,14 @@ def test_threshold_schedule_for_hybrid_model(capsys, recipe, tmp_path):
     assert "bad schedule for this model" in err and "cannot drive HybridSpiking" in err
     assert "fix: use constant:P" in err
     assert not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
+def test_schedule_with_hold():
+    from nengo_hybrid.pipeline.specs import parse_schedule
+
+    assert parse_schedule("geometric:64:2:0.3") == Geometric(64.0, 2.0, hold=0.3)
+    # control: without the hold fraction, none
+    assert parse_schedule("geometric:64:2") != Geometric(64.0, 2.0, hold=0.3)
 
 
 def test_missing_run_folder(capsys, tmp_path):
@@ -545,6 +563,53 @@ def test_train_resumes_from_checkpoint(capsys, trained_run, tmp_path):
     assert code == 2
     assert "does not match this training run" in err and "fix: use a new --out" in err
     assert json.loads((copy / "train.json").read_text())["history"] == before
+
+
+def test_keep_best_names_the_epoch_and_freezes_it(capsys, recipe, tmp_path):
+    """--keep best with a schedule at the final precision from epoch 2 on."""
+    out = tmp_path / "best"
+    code, _, err = run_cli(
+        capsys, "train", "--model", recipe, "--out", out, "--n-train", 100,
+        "--epochs", 3, "--schedule", "stepwise:16,2", "--keep", "best",
+    )  # fmt: skip
+    assert code == 0, err
+    train = json.loads((out / "train.json").read_text())
+    kept, epochs = train["kept"], train["history"]["epochs"]
+    accuracies = [e["val_logits_accuracy"] for e in epochs]
+    # epoch 1 (precision 16) is left out; the first of equal accuracies is kept
+    assert kept["keep"] == "best" and train["config"]["keep"] == "best"
+    assert kept["epoch"] == 1 + int(np.argmax(accuracies[1:]))
+    assert train["val_accuracy"] == accuracies[kept["epoch"]] == kept["value"]
+    assert f"kept epoch {kept['epoch'] + 1} (highest val_logits_accuracy" in err
+    for epoch in (1, 2, 3):
+        assert f"epoch {epoch}/3: loss " in err  # one line per epoch
+    code, _, err = run_cli(capsys, "report", "--run", out)
+    assert code == 0, err
+    assert (
+        f"- Kept: epoch {kept['epoch'] + 1} of 3 (`--keep best`: highest "
+        "val_logits_accuracy of the epochs that ended at the final precision "
+        "(hidden 2): 2, 3)"
+    ) in (out / "report.md").read_text()
+
+    # freeze on its own restores the kept weights from the checkpoint
+    _, first = read_npz(out / "frozen.npz")
+    (out / "frozen.npz").unlink()
+    code, _, err = run_cli(capsys, "freeze", "--run", out)
+    assert code == 0, err
+    _, again = read_npz(out / "frozen.npz")
+    assert first.keys() == again.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    # control: the checkpoint's last weights differ from the kept ones (unless
+    # the last epoch was kept), so the freeze above did not just take the last
+    from nengo_hybrid.training import read_checkpoint
+
+    _, arrays = read_checkpoint(out / "checkpoint.npz")
+    differ = not all(
+        np.array_equal(arrays[f"weight_{i}"], arrays[f"best_weight_{i}"])
+        for i in range(sum(k.startswith("weight_") for k in arrays))
+    )
+    assert differ == (kept["epoch"] != 2)
 
 
 def _model_of(run):

@@ -251,3 +251,20 @@ def test_quick_recipe_learns():
     data = load_data(recipe, "embedded", n_train=2000)
     row = run_hybrid(recipe, data, precision=2.0, epochs=4)
     assert row["test_accuracy"] > 0.5
+
+
+def test_memory_response_paths_and_chunks_agree(monkeypatch):
+    """The Toeplitz product and the FFT give the same memory, in any chunking."""
+    from nengo_hybrid import networks
+
+    u = np.random.RandomState(1).rand(300, 49, 2)  # more than one chunk
+    toeplitz = memory_response(u, 8, 30)
+    monkeypatch.setattr(networks, "TOEPLITZ_MAX", 0)  # force the FFT
+    fft = memory_response(u, 8, 30)
+    np.testing.assert_allclose(fft, toeplitz, rtol=1e-6, atol=1e-7)
+    monkeypatch.setattr(networks, "MEMORY_CHUNK", 7)
+    np.testing.assert_array_equal(memory_response(u, 8, 30), fft)
+    # one sequence at a time (a minibatch of 1) gives the same values
+    np.testing.assert_array_equal(memory_response(u[5:6], 8, 30)[0], fft[5])
+    # control: another window gives another memory
+    assert not np.allclose(memory_response(u, 8, 20), fft, atol=1e-3)

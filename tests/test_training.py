@@ -9,7 +9,7 @@ from nengo.exceptions import ValidationError
 
 from nengo_hybrid import HybridSpiking, dl, training
 from nengo_hybrid.data import embedded_mnist
-from nengo_hybrid.schedules import Constant, Geometric, Linear
+from nengo_hybrid.schedules import Constant, Geometric, Linear, Stepwise
 
 N_STEPS, BATCH = 4, 20
 
@@ -54,7 +54,15 @@ def mean_logit_loss(y_true, y_pred):
 
 
 def train(
-    x, y, schedule, epochs, checkpoint=None, callbacks=(), net=None, validation=True
+    x,
+    y,
+    schedule,
+    epochs,
+    checkpoint=None,
+    callbacks=(),
+    net=None,
+    validation=True,
+    keep="last",
 ):
     net, inp, probe = build() if net is None else net
     with nengo_dl.Simulator(
@@ -71,6 +79,7 @@ def train(
             validation_data=({inp: x[:40]}, {probe: y[:40]}) if validation else None,
             progress=False,
             callbacks=list(callbacks),
+            keep=keep,
         )
         return history, sim.keras_model.get_weights()
 
@@ -481,3 +490,314 @@ def test_count_parameters_matches_nengo_dl(make, expected):
     # the hand count guards against both sides agreeing on a wrong structure
     assert n_tf == expected
     assert count_parameters(make()) == expected
+
+
+# ---------------------------------------------- minibatches made on demand
+
+LMU_RECIPE = dict(
+    network=dict(n_hidden=8, order=4, theta=16, memory="precomputed"),
+    schedule=dict(type="Geometric", start=16.0, end=2.0),
+    seed=0,
+)
+
+
+class BatchLosses(tf.keras.callbacks.Callback):
+    """Each training batch's loss (Keras' running mean over the epoch)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append(float(logs["loss"]))
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    from nengo_hybrid.data import psmnist
+
+    data = psmnist(source="embedded", pool=7)  # 16 steps
+    return data.x_train[:100], data.y_train[:100], data.x_val[:40], data.y_val[:40]
+
+
+def lmu_sim(net):
+    from nengo_hybrid.pipeline.train import compile_classifier, simulator
+
+    sim = simulator(net, 10, 0)
+    compile_classifier(sim, net, 1e-2)  # sparse cross-entropy and "accuracy"
+    return sim
+
+
+def test_streamed_minibatches_equal_whole_arrays(sequences):
+    """The first 10 batches' losses and the validation results of `fit` with
+    the memory made per minibatch equal NengoDL's fit on whole arrays (the
+    code before minibatches were streamed), for the same seed."""
+    from nengo_hybrid.networks import build_classifier
+
+    x, y, x_val, y_val = sequences
+    schedule = Geometric(16.0, 2.0)
+    results = {}
+    for way in ("whole", "streamed", "control"):
+        net = build_classifier(LMU_RECIPE)
+        sizes, losses = [], BatchLosses()
+
+        def inputs(u, net=net, sizes=sizes):
+            sizes.append(len(u))
+            return net.inputs(u)
+
+        with lmu_sim(net) as sim:
+            validation = (x_val, {net.probe: net.targets(y_val)})
+            if way == "whole":
+                anneal = training.AnnealPrecision(
+                    sim, {net.lmu.hidden: schedule}, 1, 10
+                )
+                order = np.random.RandomState(0).permutation(len(y))
+                history = sim.fit(
+                    net.inputs(x[order]),
+                    {net.probe: net.targets(y[order])},
+                    epochs=1,
+                    shuffle=False,
+                    verbose=0,
+                    validation_data=(net.inputs(x_val), validation[1]),
+                    callbacks=[anneal, losses],
+                ).history
+                record = {k: v[-1] for k, v in history.items()}
+            else:
+                history = training.fit(
+                    sim,
+                    x,
+                    {net.probe: net.targets(y)},
+                    schedule,
+                    validation_data=validation,
+                    seed=0 if way == "streamed" else 1,
+                    progress=False,
+                    callbacks=[losses],
+                    inputs=inputs,
+                )
+                record = history.epochs[0]
+                # the memory exists for one minibatch at a time
+                assert max(sizes) == 10 and sum(sizes) >= len(y) + len(y_val)
+        results[way] = (np.array(losses.seen), record)
+
+    whole, streamed, control = (results[k] for k in ("whole", "streamed", "control"))
+    assert len(whole[0]) == len(streamed[0]) == 10
+    np.testing.assert_allclose(streamed[0], whole[0], rtol=1e-6)
+    for key in ("val_loss", "val_logits_accuracy"):
+        assert streamed[1][key] == pytest.approx(whole[1][key], rel=1e-6), key
+    # control: another shuffle (seed) gives other losses
+    assert not np.allclose(control[0], whole[0], rtol=1e-6)
+
+
+def test_minibatches_dataset_has_full_shapes(sequences):
+    from nengo_hybrid.networks import build_classifier
+
+    x, y, _, _ = sequences
+    net = build_classifier(LMU_RECIPE)
+    with lmu_sim(net) as sim:
+        batches = training.Minibatches(
+            sim, x, {net.probe: net.targets(y)}, order=np.arange(99, -1, -1),
+            inputs=net.inputs,
+        )  # fmt: skip
+        assert len(batches) == 10
+        spec = batches.dataset().element_spec
+        inputs, targets = batches[0]
+        with pytest.raises(IndexError):
+            batches[10]
+        memory, probe = sim.get_name(net.lmu.memory), sim.get_name(net.probe)
+    assert spec[0][memory].shape == (10, 16, 5) and spec[0][memory].dtype == tf.float32
+    assert spec[0]["n_steps"].shape == (10, 1)
+    assert spec[1][probe].shape == (10, 1, 1)
+    # minibatch 0 is the last 10 examples, in the given order
+    np.testing.assert_array_equal(
+        inputs[memory], net.inputs(x[99:89:-1])[net.lmu.memory]
+    )
+    assert not np.array_equal(inputs[memory], net.inputs(x[:10])[net.lmu.memory])
+
+
+# ---------------------------------------------- the best epoch at the final precision
+
+
+class WreckAt(tf.keras.callbacks.Callback):
+    """Gradient ascent from batch ``after`` on: makes the later epochs worse."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.after, self.count = after, 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.count == self.after:
+            self.model.optimizer.learning_rate.assign(-1e-2)
+        self.count += 1
+
+
+def test_keep_best_epoch_at_final_precision(digits, tmp_path):
+    x, y = digits
+    # epoch 1 at 1e5 (left out), epochs 2-4 at the final 1e4; the last one wrecked
+    schedule = Stepwise({0: 1e5, 1: 1e4})
+    runs = {}
+    for keep in ("best", "last"):
+        checkpoint = tmp_path / f"{keep}.npz"
+        history, weights = train(
+            x, y, schedule, epochs=4, checkpoint=checkpoint, keep=keep,
+            callbacks=[WreckAt(3 * 4)],
+        )  # fmt: skip
+        runs[keep] = history, weights, checkpoint
+    history, best_weights, checkpoint = runs["best"]
+    losses = history.series("val_loss")
+    assert losses[3] > min(losses[1:3])  # the wreck made the last epoch worse
+    best = 1 + int(np.argmin(losses[1:]))
+    assert history.kept["epoch"] == best and history.kept["keep"] == "best"
+    assert history.kept["metric"] == "val_loss"
+    assert history.kept["value"] == pytest.approx(losses[best])
+    assert (
+        "epochs that ended at the final precision (h0 10000, h1 10000): 2, 3, 4"
+        in (history.kept["reason"])
+    )
+    # the simulator ends with the kept epoch's weights, as the checkpoint has them
+    meta, arrays = training.read_checkpoint(checkpoint)
+    assert meta["best"]["epoch"] == best and meta["epochs_done"] == 4
+    for i, w in enumerate(best_weights):
+        np.testing.assert_array_equal(arrays[f"best_weight_{i}"], w)
+    # control: keep="last" ends with the last weights, which differ
+    last_history, last_weights, _ = runs["last"]
+    assert last_history.kept["epoch"] == 3 and last_history.kept["keep"] == "last"
+    assert last_history.series("val_loss") == losses
+    for i, w in enumerate(last_weights):
+        np.testing.assert_array_equal(arrays[f"weight_{i}"], w)
+    assert not all(np.array_equal(a, b) for a, b in zip(best_weights, last_weights))
+
+    # load_checkpoint restores either; resuming the finished run with "best" too
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        training.load_checkpoint(sim, checkpoint, keep="best")
+        for a, b in zip(sim.keras_model.get_weights(), best_weights):
+            np.testing.assert_array_equal(a, b)
+        training.load_checkpoint(sim, checkpoint)
+        for a, b in zip(sim.keras_model.get_weights(), last_weights):
+            np.testing.assert_array_equal(a, b)
+    resumed, weights = train(
+        x, y, schedule, epochs=4, checkpoint=runs["last"][2], keep="best",
+        callbacks=[WreckAt(3 * 4)],
+    )  # fmt: skip
+    assert resumed.kept["epoch"] == best
+    for a, b in zip(weights, best_weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keep_best_survives_interruption(digits, tmp_path):
+    x, y = digits
+    schedule = Stepwise({0: 1e5, 1: 1e4})
+    full, full_weights = train(
+        x, y, schedule, epochs=3, keep="best", callbacks=[WreckAt(2 * 4)]
+    )
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(KeyboardInterrupt):  # dies in the middle of epoch 3
+        train(
+            x, y, schedule, epochs=3, checkpoint=checkpoint, keep="best",
+            callbacks=[WreckAt(2 * 4), Interrupt(2 * 4 + 2)],
+        )  # fmt: skip
+    assert training.read_checkpoint(checkpoint)[0]["best"]["epoch"] == 1
+    resumed, weights = train(
+        x, y, schedule, epochs=3, checkpoint=checkpoint, keep="best",
+        callbacks=[WreckAt(0)],  # counts this process's batches: epoch 3's first
+    )  # fmt: skip
+    assert resumed.kept == full.kept and resumed.kept["epoch"] == 1
+    for a, b in zip(weights, full_weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_keep_is_checked_before_training(digits):
+    x, y = digits
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        before = sim.keras_model.get_weights()
+        with pytest.raises(ValidationError, match="keep='best'.*validation_data"):
+            training.fit(sim, {inp: x}, {probe: y}, Constant(10.0), keep="best")
+        with pytest.raises(ValidationError, match="keep must be one of"):
+            training.fit(sim, {inp: x}, {probe: y}, Constant(10.0), keep="first")
+        with pytest.raises(ValidationError, match="inputs must be a function"):
+            training.fit(sim, {inp: x}, {probe: y}, Constant(10.0), inputs=3)
+        for a, b in zip(before, sim.keras_model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_damaged_best_record_is_refused(digits, tmp_path):
+    from nengo_hybrid.io import write_npz
+
+    x, y = digits
+    checkpoint = tmp_path / "run.npz"
+    train(x, y, Constant(500.0), epochs=1, checkpoint=checkpoint)
+    meta, arrays = training.read_checkpoint(checkpoint)
+    assert meta["best"]["epoch"] == 0  # control: a complete record loads (below)
+    del arrays["best_weight_0"]
+    write_npz(checkpoint, arrays, meta)
+    net, inp, probe = build()
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(optimizer=tf.optimizers.Adam(1e-4), loss={probe: mean_logit_loss})
+        before = sim.keras_model.get_weights()
+        with pytest.raises(training.CheckpointError, match="best epoch is damaged"):
+            training.load_checkpoint(sim, checkpoint)
+        for a, b in zip(before, sim.keras_model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------- what the user sees
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _eta_after_a_pause(bar):
+    """Remaining seconds ``bar`` shows after 5 batches of 1 s, a 10 s pause
+    (validation) and one more batch of 1 s (of 10 batches)."""
+    clock = bar._time = FakeClock()
+    bar.start_t = bar.last_print_t = 0.0
+    for seconds in [1, 1, 1, 1, 1, 10, 1]:
+        clock.now += seconds
+        bar.update(1)
+    shown = bar.format_dict
+    rate = shown["rate"] or (shown["n"] - shown["initial"]) / clock.now
+    bar.close()
+    return (shown["total"] - shown["n"]) / rate
+
+
+def test_remaining_time_is_the_whole_run_average():
+    """After a long pause between epochs, the remaining time is the run's
+    average per batch times the batches left (16 s / 7 * 3), not the last pace."""
+    from tqdm.auto import tqdm
+
+    progress = training._progress_bar(2, 5, 0, enabled=True)
+    assert _eta_after_a_pause(progress.bar) == pytest.approx(16 / 7 * 3)
+    # control: tqdm's default estimate (recent pace) shows another time
+    control = _eta_after_a_pause(tqdm(total=10, smoothing=0.3))
+    assert control != pytest.approx(16 / 7 * 3, rel=0.05)
+
+
+def test_progress_shows_validation_accuracy_and_bits(sequences, capsys):
+    from nengo_hybrid.networks import build_classifier
+
+    x, y, x_val, y_val = sequences
+    net = build_classifier(LMU_RECIPE)
+    with lmu_sim(net) as sim:
+        history = training.fit(
+            sim, x, {net.probe: net.targets(y)}, Geometric(16.0, 2.0), epochs=2,
+            validation_data=(x_val, {net.probe: net.targets(y_val)}),
+            inputs=net.inputs,
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    for record in history.epochs:
+        line = (
+            f"epoch {record['epoch'] + 1}/2: loss {record['loss']:.4g}, validation "
+            f"accuracy {record['val_logits_accuracy']:.4f}, activity bits "
+            f"{record['activity_bits_mean']:.3f}, precision hidden "
+        )
+        assert line in err
+    # the bar shows the last finished epoch's results next to the current batch
+    assert f"val_acc={history.epochs[0]['val_logits_accuracy']:.4f}" in err

@@ -46,7 +46,10 @@ def input_scales(net, x):
 
 
 def restore(run, recipe):
-    """A NengoDL simulator of the run's network with its trained checkpoint."""
+    """A NengoDL simulator of the run's network with its trained checkpoint.
+
+    The weights are those training kept (``train.json``'s ``config.keep``).
+    """
     from nengo_hybrid import training
     from nengo_hybrid.pipeline.train import compile_classifier, simulator
 
@@ -61,7 +64,7 @@ def restore(run, recipe):
     sim = simulator(net, config["batch_size"], config["seed"])
     try:
         compile_classifier(sim, net, config["learning_rate"])
-        training.load_checkpoint(sim, checkpoint)
+        training.load_checkpoint(sim, checkpoint, keep=config.get("keep", "last"))
     except training.CheckpointError as err:
         sim.close()
         raise PipelineUsageError(

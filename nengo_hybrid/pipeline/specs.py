@@ -7,8 +7,10 @@ functions turn into objects with errors that say what the valid forms are.
 ========================  =====================================================
 grammar                   objects
 ========================  =====================================================
-schedule                  ``constant:P``, ``linear|geometric|cosine:START:END``,
-                          ``stepwise:P1,P2,...`` or ``stepwise:E=P,...``, a
+schedule                  ``constant:P``, ``linear|geometric|cosine:START:END``
+                          (``:HOLD`` appended: the last fraction HOLD of
+                          training at END), ``stepwise:P1,P2,...`` or
+                          ``stepwise:E=P,...``, a
                           ``.json`` file or dict (``Schedule.to_dict``)
 strategy                  ``auto`` (None), ``onebit``, ``graded``,
                           ``expand:K``, ``substeps:K``, ``thermometer:K``
@@ -23,8 +25,9 @@ from nengo_hybrid.pipeline.runs import PipelineUsageError
 
 SCHEDULE_KINDS = ("constant", "linear", "geometric", "cosine", "stepwise")
 SCHEDULE_FORMS = (
-    "constant:P, linear:START:END, geometric:START:END, cosine:START:END, "
-    "stepwise:P1,P2,... or a .json file (see `nengo-hybrid train --help`)"
+    "constant:P, linear:START:END, geometric:START:END, cosine:START:END (each "
+    "optionally :HOLD), stepwise:P1,P2,... or a .json file (see `nengo-hybrid "
+    "train --help`)"
 )
 STRATEGY_FORMS = "auto, onebit, graded, expand:K, substeps:K or thermometer:K (K >= 1)"
 
@@ -62,9 +65,9 @@ def parse_schedule(spec):
             if len(numbers) != 1:
                 raise ValueError("constant takes one value")
             return schedules.Constant(numbers[0])
-        if len(numbers) != 2:
-            raise ValueError(f"{kind} takes START:END")
-        return schedules.Schedule.registry[kind.capitalize()](numbers[0], numbers[1])
+        if len(numbers) not in (2, 3):
+            raise ValueError(f"{kind} takes START:END or START:END:HOLD")
+        return schedules.Schedule.registry[kind.capitalize()](*numbers)
     except Exception as err:  # ValueError, ValidationError from the schedule
         raise PipelineUsageError(f"{bad}: {err}", hint=f"use {SCHEDULE_FORMS}") from err
 

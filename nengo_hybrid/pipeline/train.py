@@ -62,10 +62,13 @@ def accuracy_key(record):
     return keys[0] if keys else None
 
 
-def _last_accuracy(history):
-    if not history["epochs"]:
+def kept_accuracy(history):
+    """The validation accuracy of the epoch whose weights were kept (else the last)."""
+    epochs = history["epochs"]
+    if not epochs:
         return None
-    record = history["epochs"][-1]
+    kept = (history.get("kept") or {}).get("epoch", epochs[-1]["epoch"])
+    record = next((r for r in epochs if r["epoch"] == kept), epochs[-1])
     key = accuracy_key(record)
     return record.get(key) if key else None
 
@@ -101,10 +104,13 @@ def train(
     batch_size=None,
     n_train=None,
     progress=True,
+    keep="last",
 ):
     """Train a recipe with interpolation, then freeze; write ``train.json``.
 
     If ``out`` already holds a checkpoint of the same run, training resumes.
+    Inputs derived from the data (the LMU's precomputed memory) are made one
+    minibatch at a time, so memory grows with the minibatch, not the dataset.
 
     Parameters
     ----------
@@ -119,7 +125,11 @@ def train(
     schedule : nengo_hybrid.schedules.Schedule, optional
         Override the recipe's schedule.
     progress : bool
-        Show a progress bar.
+        Show a progress bar and a line per epoch.
+    keep : {"last", "best"}
+        Freeze the last epoch, or the epoch with the best validation accuracy
+        among those at the final precision (`nengo_hybrid.training.fit`).
+        ``train.json`` names the kept epoch (``kept``).
 
     Returns
     -------
@@ -151,14 +161,16 @@ def train(
         try:
             history = training.fit(
                 sim,
-                net.inputs(x_train),
+                x_train,
                 {net.probe: net.targets(y_train)},
                 schedule=sched,
                 epochs=epochs,
-                validation_data=(net.inputs(x_val), {net.probe: net.targets(y_val)}),
+                validation_data=(x_val, {net.probe: net.targets(y_val)}),
                 checkpoint=out / CHECKPOINT,
                 seed=seed,
                 progress=progress,
+                inputs=net.inputs,
+                keep=keep,
             )
         except training.CheckpointError as err:
             raise PipelineUsageError(
@@ -175,7 +187,8 @@ def train(
             "schedule_repr": repr(sched),
             "n_train": len(y_train),
             "n_validation": len(y_val),
-            "val_accuracy": _last_accuracy(history),
+            "val_accuracy": kept_accuracy(history),
+            "kept": history["kept"],
             "seconds": seconds,
             "history": history,
             "config": {
@@ -184,6 +197,7 @@ def train(
                 "seed": seed,
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
+                "keep": keep,
                 "recipe": recipe.settings,
                 "dataset": dataset.to_dict(),
             },
