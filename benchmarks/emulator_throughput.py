@@ -26,6 +26,7 @@ Writes ``results/emulator_throughput.{json,md}``. Example::
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -184,53 +185,20 @@ def _items(strategies):
     return [("all hybrid ensembles", strategies)]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="checked run folders")
-    parser.add_argument(
-        "--samples",
-        type=int,
-        nargs="+",
-        help="batched samples per run, in the order of --runs (default: the whole "
-        "test split)",
-    )
-    parser.add_argument(
-        "--allow-violations",
-        action="store_true",
-        help="emulate runs whose hardware check failed (recorded in the results)",
-    )
-    parser.add_argument("--official-samples", type=int, default=5)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 256])
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args(argv)
-    tic = time.perf_counter()
-    samples = args.samples or [None] * len(args.runs)
-    if len(samples) != len(args.runs):
-        parser.error("give one --samples value per run")
-    rows = [bench(Path(run), n, args) for run, n in zip(args.runs, samples)]
-    record = {
-        "benchmark": "emulator_throughput",
-        "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
-        "command": "python benchmarks/emulator_throughput.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
-        "load_average": os.getloadavg(),
-        "seconds": time.perf_counter() - tic,
-        "machine": environment_info(),
-        "rows": rows,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_json(RESULTS / "emulator_throughput.json", record)
+def markdown(record):
+    """The results file's markdown (also rebuilt from the JSON with ``--markdown-only``)."""
+    rows = record["rows"]
     columns = [
         ("model", "model", ""),
         ("compartments", "compartments", "d"),
         ("cores", "cores", "d"),
         ("steps_per_sample", "steps/sample", "d"),
         ("samples", "batched samples", "d"),
-        ("official_samples_per_s", "nengo-loihi samples/s (run)", ".2f"),
+        ("official_samples_per_s", "nengo-loihi samples/s (run)", ".3g"),
         (
             "official_samples_per_s_with_build",
             "nengo-loihi samples/s (build+run)",
-            ".2f",
+            ".3g",
         ),
         ("batched_samples_per_s", "batched samples/s", ".1f"),
         ("ratio", "ratio (run)", ".0f"),
@@ -269,6 +237,57 @@ def main(argv=None):
             )
             + "\n"
         )
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", help="checked run folders")
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="rewrite the markdown from results/emulator_throughput.json",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        nargs="+",
+        help="batched samples per run, in the order of --runs (default: the whole "
+        "test split)",
+    )
+    parser.add_argument(
+        "--allow-violations",
+        action="store_true",
+        help="emulate runs whose hardware check failed (recorded in the results)",
+    )
+    parser.add_argument("--official-samples", type=int, default=5)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 256])
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.markdown_only:
+        record = json.loads((RESULTS / "emulator_throughput.json").read_text())
+        atomic_write_text(RESULTS / "emulator_throughput.md", markdown(record))
+        return
+    if not args.runs:
+        parser.error("give --runs")
+    tic = time.perf_counter()
+    samples = args.samples or [None] * len(args.runs)
+    if len(samples) != len(args.runs):
+        parser.error("give one --samples value per run")
+    rows = [bench(Path(run), n, args) for run, n in zip(args.runs, samples)]
+    record = {
+        "benchmark": "emulator_throughput",
+        "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+        "command": "python benchmarks/emulator_throughput.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "load_average": os.getloadavg(),
+        "seconds": time.perf_counter() - tic,
+        "machine": environment_info(),
+        "rows": rows,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_json(RESULTS / "emulator_throughput.json", record)
+    text = markdown(record)
     atomic_write_text(RESULTS / "emulator_throughput.md", text)
     print(text)
 
