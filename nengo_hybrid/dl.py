@@ -37,6 +37,15 @@ from nengo_dl.tensor_node import SimTensorNodeBuilder
 from nengo_hybrid.neurons import HybridSpiking, SigmaDelta, check_annealed
 
 
+def _op_slices(ops):
+    """Sizes of the merged neuron operators, and each one's slice of the group."""
+    sizes = [op.J.shape[0] for op in ops]
+    starts = np.cumsum([0] + sizes)
+    return sizes, {
+        op: slice(int(a), int(b)) for op, a, b in zip(ops, starts, starts[1:])
+    }
+
+
 class HybridSpikingBuilder(TFNeuronBuilder):
     """Build a group of `.HybridSpiking` neuron operators.
 
@@ -54,12 +63,7 @@ class HybridSpikingBuilder(TFNeuronBuilder):
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
-        sizes = [op.J.shape[0] for op in self.ops]
-        self.slices = {}
-        start = 0
-        for op, size in zip(self.ops, sizes):
-            self.slices[op] = slice(start, start + size)
-            start += size
+        sizes, self.slices = _op_slices(self.ops)
 
         if self.precision is None:
             initial = np.concatenate(
@@ -126,11 +130,7 @@ class SigmaDeltaBuilder(TFNeuronBuilder):
 
     def build_pre(self, signals, config):
         super().build_pre(signals, config)
-        sizes = [op.J.shape[0] for op in self.ops]
-        starts = np.cumsum([0] + sizes)
-        self.slices = {
-            op: slice(int(a), int(b)) for op, a, b in zip(self.ops, starts, starts[1:])
-        }
+        sizes, self.slices = _op_slices(self.ops)
         dtype = signals.dtype.as_numpy_dtype
         if self.threshold is None:
             initial = np.repeat([op.neurons.threshold for op in self.ops], sizes)

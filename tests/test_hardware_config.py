@@ -402,7 +402,7 @@ def test_simulator_is_a_nengo_backend():
     net.config[ens].strategy = Expand(4)  # it needs 4 spikes per step
     with backend.Simulator(net) as sim:  # as Nengo GUI creates it
         sim.step()
-    assert sim.emulator == ("nengo-loihi" if not hw_loihi.HAS_NXSDK else None)
+    assert sim.emulator == ("batched" if not hw_loihi.HAS_NXSDK else None)
     assert len(sim.data[probe]) == 1
     # as Nengo's test suite creates backends
     with Simulator(net, dt=0.001, seed=1, progress_bar=False, target="sim") as sim:

@@ -1150,7 +1150,7 @@ class Simulator(nengo_loihi.Simulator):
     >>> with Simulator(net, strategy=Expand(3), target="sim") as sim:
     ...     sim.run_steps(100)
     >>> sim.emulator, len(sim.model.blocks)
-    ('nengo-loihi', 1)
+    ('batched', 1)
     >>> counts = np.round(sim.data[probe] * 2 * sim.dt)  # spikes per step
     >>> int(counts.max())
     3
