@@ -296,8 +296,10 @@ def _add_strategy(p):
 def _add_deploy_opts(p):
     p.add_argument(
         "--target",
-        choices=("emulator", "chip"),
-        help="where to run: an emulator or a Loihi chip (needs NxSDK) "
+        choices=("emulator", "lava", "chip"),
+        help="where to run: an emulator; lava, Lava's fixed-point CPU models "
+        "(Loihi 2 profiles, needs `make lava`; 200 samples unless --n-samples); or "
+        "a chip (Loihi 1: needs NxSDK; Loihi 2: Lava with lava-loihi) "
         "(default: the deployment plan's target, else emulator)",
     )
     p.add_argument(
@@ -374,12 +376,14 @@ SUBCOMMANDS = {
         ),
     ),
     "deploy": (
-        "run a trained model on nengo-loihi's emulator (or a chip) and compare",
+        "run a trained model on an emulator, Lava or a chip, and compare",
         _examples(
             "nengo-hybrid deploy --run runs/a                    # whole test split",
             "nengo-hybrid deploy --run runs/a --n-samples 200",
             "nengo-hybrid deploy --run runs/a --emulator nengo-loihi   # the official one",
             "nengo-hybrid deploy --run runs/a --target chip      # needs NxSDK",
+            "nengo-hybrid deploy --run runs/a --profile loihi2   # graded spikes",
+            "nengo-hybrid deploy --run runs/a --profile loihi2 --target lava",
         ),
     ),
     "export": (
@@ -810,6 +814,10 @@ def deploy_summary(result):
     )
     if result.get("accuracy_nengo_dl_same_samples") is not None:
         line += f"; NengoDL on the same: {result['accuracy_nengo_dl_same_samples']:.4f}"
+    lava = result.get("lava")
+    if lava:
+        same = "equal" if lava["payloads_equal_emulator"] else "NOT equal"
+        line += f"; Lava's payloads {same} to the Loihi 2 emulator's"
     return line
 
 

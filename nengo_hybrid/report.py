@@ -365,6 +365,7 @@ def _stage_sections(report):
             f"{_fmt(deploy.get('n_reference_samples'))} samples, predictions equal "
             f"to the reference simulator's: {_fmt(deploy.get('prediction_agreement'), '{:.2%}')}",
         ]
+        lines += _lava_lines(deploy)
         for label, layer in sorted((deploy.get("layers") or {}).items()):
             if "payload_bits_needed" in layer:  # graded spikes (Loihi 2)
                 lines.append(
@@ -386,6 +387,23 @@ def _stage_sections(report):
         if deploy.get("note"):
             lines.append(f"- Note: {deploy['note']}")
     return lines
+
+
+def _lava_lines(deploy):
+    """Lava's run (``--target lava`` or a Loihi 2 chip) against the emulator's."""
+    lava = deploy.get("lava")
+    if not lava:
+        return []
+    seconds = lava.get("seconds") or {}
+    same = lava.get("payloads_equal_emulator")
+    return [
+        f"- Lava ({_fmt(lava.get('config'))}, lava-nc {_fmt(lava.get('version'))}): "
+        f"every payload equal to the Loihi 2 emulator's: "
+        f"{'yes' if same else 'NO, first difference ' + str(lava.get('first_mismatch'))}"
+        f"; emulator accuracy on the same samples "
+        f"{_fmt(deploy.get('accuracy_emulator'), '{:.2%}')}; "
+        f"{_fmt(seconds.get('per_sample'), '{:.3g}')} s per sample on Lava"
+    ]
 
 
 def _strategies(stage):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from nengo_hybrid import cli, plots, report
+from nengo_hybrid.hardware.lava import has_lava
 from nengo_hybrid.io import read_npz
 from nengo_hybrid.schedules import Geometric, Schedule
 
@@ -794,6 +795,53 @@ def test_mnist_dense_runs_end_to_end(capsys, tmp_path):
     assert deploy["n_samples"] == 3 and deploy["steps_per_sample"] == 40
     freeze = json.loads((out / "freeze.json").read_text())
     assert freeze["precisions"] == {"input": 1.0, "hidden1": 1.0, "hidden2": 1.0}
+
+
+@pytest.mark.skipif(not has_lava(), reason="no Lava environment: run `make lava`")
+def test_deploy_on_lava_equals_the_loihi2_emulator(trained_run, tmp_path):
+    """``--target lava`` runs Lava's fixed-point models in batches and records that
+    every payload equals the Loihi 2 emulator's; a one-payload change is caught."""
+    import shutil
+
+    from nengo_hybrid.pipeline.deploy_loihi2 import _first_mismatch
+
+    run, _ = trained_run
+    copy = tmp_path / "lava"
+    shutil.copytree(run, copy)
+    code = cli.main(["deploy", "--run", str(copy), "--profile", "loihi2",
+                     "--target", "lava", "--n-samples", "5",
+                     "--reference-samples", "0"])  # fmt: skip
+    assert code == 0
+    result = json.loads((copy / "deploy.json").read_text())
+    lava = result["lava"]
+    assert result["target"] == "lava" and result["n_samples"] == 5
+    assert lava["payloads_equal_emulator"] is True and lava["first_mismatch"] is None
+    assert lava["config"] == "Loihi2SimCfg(fixed_pt)" and lava["version"] == "0.10.0"
+    assert result["accuracy"] == result["accuracy_emulator"]
+    emulated = cli.main(["deploy", "--run", str(copy), "--profile", "loihi2",
+                         "--n-samples", "5", "--reference-samples", "0"])  # fmt: skip
+    assert emulated == 0
+    on_emulator = json.loads((copy / "deploy.json").read_text())
+    assert on_emulator["predictions"] == result["predictions"]
+    assert on_emulator["layers"] == result["layers"]
+    # control: the comparison sees a single payload that differs
+    payloads = {"hidden": np.zeros((5, 3, 4), dtype=np.int32)}
+    changed = {"hidden": payloads["hidden"].copy()}
+    changed["hidden"][2, 1, 3] = 1
+    assert _first_mismatch(payloads, {k: v.copy() for k, v in payloads.items()}) is None
+    assert _first_mismatch(payloads, changed) == {
+        "population": "hidden", "sample": 2, "step": 1, "neuron": 3
+    }  # fmt: skip
+
+
+def test_lava_target_needs_a_loihi2_profile():
+    from nengo_hybrid.pipeline.deploy import resolve_target
+
+    with pytest.raises(Exception, match="unknown target 'lava'") as info:
+        resolve_target("lava", None)
+    assert "--profile loihi2" in info.value.hint
+    assert resolve_target("lava", None, graded=True) == "lava"  # control
+    assert resolve_target("chip", None, graded=True) == "chip"  # Lava's Loihi2HwCfg
 
 
 def test_check_only_plan_refuses_deploy(capsys, tmp_path):

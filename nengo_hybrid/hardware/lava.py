@@ -25,6 +25,7 @@ from nengo_hybrid.io import UserError, read_npz
 ENV_VAR = "NENGO_HYBRID_LAVA_PYTHON"
 RUNNER = pathlib.Path(__file__).with_name("lava_runner.py")
 TARGETS = ("sim", "chip")
+LAVA_BATCH = 32  # samples per Lava run (block-diagonal copies)
 
 
 class LavaError(UserError):
@@ -56,8 +57,21 @@ def lava_python():
     )
 
 
-def run_lava(program, inputs=None, n_steps=None, n_samples=None, target="sim"):
+def run_lava(
+    program,
+    inputs=None,
+    n_steps=None,
+    n_samples=None,
+    target="sim",
+    batch_size=LAVA_BATCH,
+    progress=None,
+):
     """Run ``program`` on Lava; same arguments and result as `.loihi2.run`.
+
+    The samples run ``batch_size`` at a time, each batch one Lava run of
+    block-diagonal copies of the network (``lava_runner.py``): Lava's cost per
+    run is mostly its start-up, and a block-diagonal ``Dense`` grows with the
+    square of the batch.
 
     Parameters
     ----------
@@ -67,30 +81,55 @@ def run_lava(program, inputs=None, n_steps=None, n_samples=None, target="sim"):
     target : {"sim", "chip"}
         ``"sim"``: ``Loihi2SimCfg(select_tag="fixed_pt")`` on the CPU;
         ``"chip"``: ``Loihi2HwCfg`` (needs lava-loihi and a Loihi 2 system).
+    batch_size : int
+        Samples per Lava run.
+    progress : tqdm-like, optional
+        Its ``update(n)`` is called with the samples of each finished run.
 
     Returns
     -------
     Loihi2Output
-        With ``meta`` (Lava's run time in seconds, version, target).
+        With ``meta``: Lava's own build and run time summed over the runs
+        (``seconds``), its version, the target and the number of runs.
 
     Raises
     ------
     LavaError
-        If Lava is missing or the run fails (with Lava's own message).
+        If Lava is missing or a run fails (with Lava's own message).
     """
     if target not in TARGETS:
         raise LavaError(f"unknown Lava target {target!r}", hint=f"use one of {TARGETS}")
+    if int(batch_size) < 1:
+        raise LavaError(f"batch_size={batch_size} must be at least 1")
     python = lava_python()
     payloads, given, n_steps = input_payloads(program, inputs, n_steps)
     n_samples = n_samples or given
-    extra = {
-        f"input_{label}": np.zeros((n_samples, n_steps, size), dtype=np.int64)
+    full = {
+        label: np.zeros((n_samples, n_steps, size), dtype=np.int64)
         for label, size in program.inputs.items()
     }
     for label, x in payloads.items():
-        extra[f"input_{label}"] = np.broadcast_to(x, (n_samples, n_steps, x.shape[2]))
-    extra["n_samples"], extra["n_steps"] = np.int64(n_samples), np.int64(n_steps)
+        full[label] = np.broadcast_to(x, (n_samples, n_steps, x.shape[2]))
+    runs = []
+    for b0 in range(0, n_samples, int(batch_size)):
+        b1 = min(b0 + int(batch_size), n_samples)
+        chunk = {f"input_{k}": v[b0:b1, :n_steps] for k, v in full.items()}
+        runs.append(_run_once(python, program, chunk, b1 - b0, n_steps, target))
+        if progress is not None:
+            progress.update(b1 - b0)
+    out = {
+        p.label: np.concatenate([arrays[f"payload_{p.label}"] for _, arrays in runs])
+        for p in program.populations
+    }
+    result = Loihi2Output(out, overflowing(out, program.payload_bits))
+    result.meta = dict(runs[0][0], runs=len(runs))
+    result.meta["seconds"] = float(sum(meta.get("seconds", 0.0) for meta, _ in runs))
+    return result
 
+
+def _run_once(python, program, inputs, n_samples, n_steps, target):
+    """One Lava run of ``n_samples`` samples: ``(meta, arrays)`` of its output file."""
+    extra = dict(inputs, n_samples=np.int64(n_samples), n_steps=np.int64(n_steps))
     with tempfile.TemporaryDirectory(prefix="nengo-hybrid-lava-") as folder:
         folder = pathlib.Path(folder)
         # Lava searches the runner's folder for process models: give it its own
@@ -113,11 +152,7 @@ def run_lava(program, inputs=None, n_steps=None, n_samples=None, target="sim"):
                 f"{proc.returncode}:\n" + "\n".join(tail),
                 hint="see Lava's message above",
             )
-        meta, arrays = read_npz(folder / "output.npz")
-    out = {p.label: arrays[f"payload_{p.label}"] for p in program.populations}
-    result = Loihi2Output(out, overflowing(out, program.payload_bits))
-    result.meta = meta
-    return result
+        return read_npz(folder / "output.npz")
 
 
 def has_lava():

@@ -116,9 +116,15 @@ class Loihi2Network:
         Steps each population lags the reference simulator.
     labels : dict of {Ensemble: str}
     dt : float
+    model : nengo.builder.Model, optional
+        The built Nengo model the program was mapped from (the host side
+        evaluates the readout nodes from it).
     """
 
-    def __init__(self, program, inputs, input_bits, readouts, latency, labels, dt):
+    def __init__(
+        self, program, inputs, input_bits, readouts, latency, labels, dt, model=None
+    ):
+        self.model = model
         self.program = program
         self.inputs = inputs
         self.input_bits = input_bits
@@ -415,7 +421,9 @@ def from_network(
         meta={"dt": dt, "profile": profile.name},
     )
     latency = _latency(program, same_step)
-    return Loihi2Network(program, inputs, input_bits, readouts, latency, labels, dt)
+    return Loihi2Network(
+        program, inputs, input_bits, readouts, latency, labels, dt, model
+    )
 
 
 def _latency(program, same_step):

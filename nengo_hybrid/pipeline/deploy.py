@@ -9,6 +9,9 @@ nengo-loihi's own). The accuracy comes with its 95% interval and is compared
 with ``evaluate``'s NengoDL predictions on the same samples; the first
 ``n_reference`` samples also run on Nengo's reference simulator (same frozen
 network, input encoders included). Writes ``deploy.json``.
+
+On a graded-spike (Loihi 2) profile the Loihi 2 semantics run instead, or
+Lava's own models (`nengo_hybrid.pipeline.deploy_loihi2`).
 """
 
 import pathlib
@@ -119,126 +122,7 @@ class Placement:
 def _graded(checked):
     from nengo_hybrid.pipeline.check import load_profile
 
-    profile = load_profile(checked["profile"])
-    return profile.emulator == "loihi2"
-
-
-def _host_outputs(net, decoded, values, n_steps, probe):
-    """The probe's host node from the decoded chip readouts (a NumPy host side)."""
-    import nengo
-
-    from nengo_hybrid.hardware.samples import HostGraph
-
-    model = nengo.builder.Model(dt=0.001)
-    model.build(net)
-    n_samples = len(next(iter(values.values())))
-
-    def given(x):
-        return lambda n_samples, n_steps: np.asarray(x)[:, :n_steps]
-
-    sources = {node: given(x) for node, x in {**values, **decoded}.items()}
-    graph = HostGraph(model, 0.001, sources)
-    return graph.value(probe.target, n_samples, n_steps)
-
-
-def deploy_graded(run, checked, target, n_samples, n_reference, progress):
-    """`deploy` on a graded-spike profile: Loihi 2 semantics, every sample at once.
-
-    The frozen network is mapped one graded-spike neuron per hybrid neuron
-    (`nengo_hybrid.hardware.loihi2_mapping`); host inputs are sent as integer
-    payloads at the full scale recorded at freezing; the chip runs Lava's
-    fixed-point semantics (`nengo_hybrid.hardware.loihi2`, equal to Lava's own
-    models in ``tests/test_loihi2.py``) and the host readout is evaluated in
-    NumPy. The first ``n_reference`` samples also run on Nengo's reference
-    simulator.
-    """
-    from nengo_hybrid.hardware.loihi2_mapping import run_loihi2
-    from nengo_hybrid.hardware.run import reference_samples, wilson_interval
-    from nengo_hybrid.pipeline.check import load_profile
-    from nengo_hybrid.pipeline.runs import dataset_of
-
-    if target == "chip":
-        raise PipelineUsageError(
-            f"{checked['profile']}: deploying to a Loihi 2 chip is not available here",
-            hint="deploy on the emulator (--target emulator)",
-        )
-    recipe, frozen = recipe_of(run), read_frozen(run)
-    net = frozen.build(recipe)
-    profile = load_profile(checked["profile"])
-    dataset = dataset_of(run, recipe)
-    n = int(n_samples or recipe.get("n_samples") or len(dataset.y_test))
-    x, y = dataset.x_test[:n], dataset.y_test[:n]
-    values = net.inputs(x)
-    n_steps = next(iter(values.values())).shape[1]
-    extra = 4  # room for the chip's latency (checked below)
-    padded = {
-        node: np.concatenate([v, np.zeros((len(v), extra) + v.shape[2:])], axis=1)
-        for node, v in values.items()
-    }
-    tic = time.perf_counter()
-    decoded, payloads, mapped = run_loihi2(
-        net, padded, profile, input_scales=frozen.meta.get("input_scales") or {}
-    )
-    emulator_s = time.perf_counter() - tic
-    lags = {mapped.latency[r["pre"]] for r in mapped.readouts}
-    if None in lags or len(lags) != 1 or max(lags) > extra:
-        raise PipelineUsageError(
-            f"{recipe.name}: the Loihi 2 readouts do not lag the reference by one "
-            f"fixed number of steps ({mapped.latency})",
-            hint="deploy it on Loihi 1 (--profile loihi1)",
-        )
-    lag = lags.pop()
-    output = _host_outputs(net, decoded, padded, n_steps + extra, net.probe)
-    scores = output[:, lag : lag + n_steps][:, -net.score_steps :].mean(axis=1)
-    pred = scores.argmax(axis=1)
-    correct = int(np.sum(pred == y))
-    bits_available = int(profile["spike_payload_bits"])
-    layers = {}
-    for label, counts in payloads.items():
-        peak = int(np.abs(counts).max()) if counts.size else 0
-        layers[label] = {
-            "neurons": int(counts.shape[-1]),
-            "max_payload": peak,
-            "payload_bits_needed": int(peak).bit_length() + 1,  # sign included
-            "payload_bits_available": bits_available,
-            "events_per_sample": float(np.count_nonzero(counts) / len(counts)),
-        }
-    result = {
-        "model": recipe.name,
-        "data": dataset.description,
-        "seed": frozen.meta["seed"],
-        "target": target,
-        "profile": profile.name,
-        "strategies": checked["strategies"],
-        "n_samples": int(n),
-        "steps_per_sample": int(n_steps),
-        "accuracy": correct / n,
-        "accuracy_interval95": list(wilson_interval(correct, n)),
-        "emulator": "loihi2",
-        "emulator_fallback": None,
-        "emulator_seconds": {
-            "total": emulator_s,
-            "per_sample": emulator_s / n,
-            "per_step": emulator_s / (n * (n_steps + extra)),
-        },
-        "samples_independent": True,
-        "latency_steps": {"output": lag},
-        "layers": layers,
-        "predictions": pred.tolist(),
-    }
-    n_ref = min(int(n_reference), n)
-    result["n_reference_samples"] = n_ref
-    if n_ref:
-        ref = reference_samples(
-            net, {k: v[:n_ref] for k, v in values.items()}, [net.probe], n_steps,
-            seed=frozen.meta["seed"],
-        )[net.probe]  # fmt: skip
-        ref_pred = ref[:, -net.score_steps :].mean(axis=1).argmax(axis=1)
-        result["accuracy_reference"] = float(np.mean(ref_pred == y[:n_ref]))
-        result["prediction_agreement"] = float(np.mean(ref_pred == pred[:n_ref]))
-    _compare_nengo_dl(run, result, y)
-    reporting.write_stage(run, "deploy", result)
-    return result
+    return load_profile(checked["profile"]).emulator == "loihi2"
 
 
 def _compare_nengo_dl(run, result, y):
@@ -257,8 +141,13 @@ def _compare_nengo_dl(run, result, y):
     )
 
 
-def resolve_target(target, plan):
-    """``emulator`` or ``chip`` from ``--target`` and the plan's target."""
+def resolve_target(target, plan, graded=False):
+    """The target to run on, from ``--target`` and the plan's target.
+
+    Loihi 1 profiles: ``emulator`` or ``chip`` (NxSDK). Graded-spike (Loihi 2)
+    profiles: ``emulator``, ``lava`` (Lava's CPU models) or ``chip`` (Lava on a
+    Loihi 2 system).
+    """
     from nengo_hybrid import hardware
 
     wanted = target or (plan or {}).get("target") or "emulator"
@@ -270,12 +159,14 @@ def resolve_target(target, plan):
             hint="run `nengo-hybrid check` with it, or deploy with --profile loihi1",
         )
     if wanted == "auto":
-        wanted = "chip" if hardware.HAS_NXSDK else "emulator"
-    if wanted not in ("emulator", "chip"):
-        raise PipelineUsageError(
-            f"unknown target {wanted!r}", hint="use emulator or chip"
-        )
-    if wanted == "chip" and not hardware.HAS_NXSDK:
+        wanted = "chip" if hardware.HAS_NXSDK and not graded else "emulator"
+    targets = ("emulator", "lava", "chip") if graded else ("emulator", "chip")
+    if wanted not in targets:
+        hint = f"use one of {', '.join(targets)}"
+        if wanted == "lava":
+            hint = "Lava runs Loihi 2: deploy with --profile loihi2, or " + hint
+        raise PipelineUsageError(f"unknown target {wanted!r} here", hint=hint)
+    if wanted == "chip" and not graded and not hardware.HAS_NXSDK:
         raise PipelineUsageError(
             "--target chip needs Intel's NxSDK, which is not importable here",
             hint="run on the emulator (--target emulator), or on a machine with a "
@@ -310,13 +201,16 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
     ----------
     run : str or pathlib.Path
         Trained (and evaluated) run folder.
-    target : {"emulator", "chip", None}
-        Default: the plan's target, else the emulator. ``"chip"`` needs NxSDK.
+    target : {"emulator", "lava", "chip", None}
+        Default: the plan's target, else the emulator. On Loihi 1 ``"chip"``
+        needs NxSDK; on a graded-spike (Loihi 2) profile ``"lava"`` runs
+        Lava's CPU models and ``"chip"`` Lava on a Loihi 2 system
+        (`nengo_hybrid.pipeline.deploy_loihi2`).
     profile : str or Profile, optional
         Default: the one ``check`` used.
     n_samples : int, optional
         Test examples (default: the recipe's ``n_samples``, else the whole
-        test split).
+        test split; on Lava at most ``deploy_loihi2.LAVA_SAMPLES``).
     strategy : Strategy, optional
         Overrides the strategies (default: the ones ``check`` chose).
     plan : str or Plan, optional
@@ -346,11 +240,14 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         plan is not None or _stale(checked, profile, strategy)
     ):
         checked = check(run=run, profile=profile, strategy=strategy, plan=plan)
-    target = resolve_target(target, checked.get("plan"))
+    graded = bool(checked.get("profile")) and _graded(checked)
+    target = resolve_target(target, checked.get("plan"), graded)
     if not checked["ok"]:
         return {"check_ok": False, "check": checked}
 
-    if _graded(checked):
+    if graded:
+        from nengo_hybrid.pipeline.deploy_loihi2 import deploy_graded
+
         return deploy_graded(run, checked, target, n_samples, n_reference, progress)
     placed = Placement(run, checked, n_samples)
     net, layer_probes, latency = placed.net, placed.layer_probes, placed.latency
