@@ -26,9 +26,12 @@ import pathlib
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import traceback
 import warnings
+
+from nengo_hybrid import interrupts
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -1038,6 +1041,8 @@ def main(argv=None):
     # expected on CPU-only machines; says nothing the user can act on
     warnings.filterwarnings("ignore", message="No GPU support detected")
     debug = getattr(args, "debug", False)
+    if threading.current_thread() is threading.main_thread():
+        interrupts.install()  # one Ctrl-C stops a run, even mid-finalizer
     try:
         return COMMANDS[args.command](args)
     except CLIError as err:

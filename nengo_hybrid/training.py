@@ -31,7 +31,7 @@ import tensorflow as tf
 from nengo.exceptions import ValidationError
 from nengo_dl.config import get_setting
 
-from nengo_hybrid import dl, metrics
+from nengo_hybrid import dl, interrupts, metrics
 from nengo_hybrid.io import read_npz, write_npz
 from nengo_hybrid.neurons import (
     HybridSpiking,
@@ -146,6 +146,7 @@ class AnnealPrecision(tf.keras.callbacks.Callback):
         }
 
     def on_train_batch_begin(self, batch, logs=None):
+        interrupts.raise_if_interrupted()  # a Ctrl-C a finalizer swallowed
         values = self.precisions(self.current_epoch, batch)
         dl.set_annealed(self.sim, values)
         self.batch_records.append(

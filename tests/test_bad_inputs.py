@@ -393,7 +393,7 @@ def test_interrupt_exits_130_and_the_next_run_resumes(tiny, tmp_path):
         pytest.skip(f"console script not installed next to {sys.executable}")
     run = tmp_path / "run"
     argv = [str(EXE), "train", "--model", str(tiny), "--out", str(run)]
-    argv += ["--n-train", "100", "--epochs", "40", "--seed", "3"]
+    argv += ["--n-train", "200", "--epochs", "10", "--seed", "3"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 300
@@ -401,32 +401,29 @@ def test_interrupt_exits_130_and_the_next_run_resumes(tiny, tmp_path):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "no checkpoint after 300 s"
         time.sleep(0.05)
-    # Python ignores a KeyboardInterrupt raised inside a finalizer ("Exception
-    # ignored in: ... weakref"), as a user sees when one Ctrl-C does not stop a
-    # program; a second one does. Send SIGINT until the process stops.
-    for _ in range(6):
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=20)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    else:
+    # one Ctrl-C must do: Python drops a KeyboardInterrupt raised inside a
+    # finalizer ("Exception ignored in ..."), and TensorFlow runs many, so the
+    # command line records the signal and raises again between batches
+    # (nengo_hybrid.interrupts). Without that, this run went on to finish.
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        raise AssertionError("SIGINT did not stop nengo-hybrid train")
+        raise AssertionError("one SIGINT did not stop nengo-hybrid train") from None
     assert proc.returncode == cli.EXIT_INTERRUPTED == 130, err
     assert "nengo-hybrid: interrupted" in err and "Traceback" not in err
     assert_nothing_half_written(run)
     assert not (run / "train.json").exists()  # the stage did not finish
     meta, _ = read_npz(run / "checkpoint.npz")  # complete and readable
     done = meta["epochs_done"]
-    assert 1 <= done < 40
+    assert 1 <= done < 10
 
     # the same command again: resumes where the checkpoint stopped
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     history = json.loads((run / "train.json").read_text())["history"]["epochs"]
-    assert len(history) == 40
+    assert len(history) == 10
     # epochs before the interrupt were not trained again (same records, times)
     assert history[:done] == meta["history"]["epochs"][:done]
     assert_nothing_half_written(run)
