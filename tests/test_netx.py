@@ -11,7 +11,7 @@ from nengo_hybrid import HybridSpiking, SigmaDelta
 from nengo_hybrid.hardware import netx
 
 #: lava-dl's own files (BSD-3, see README.md there); ../shared beside the repo
-REFERENCE = pathlib.Path(__file__).resolve().parents[2] / "shared/reference/netx"
+REFERENCE = pathlib.Path(__file__).resolve().parent / "data" / "netx"  # lava-dl's file
 
 
 def chain(seed=0, recurrent=True, neuron_type=None, synapse=None):
