@@ -252,7 +252,8 @@ def run_config(target):
         sys.exit(
             "lava_runner: --target chip needs lava-loihi (Intel's Loihi 2 "
             f"extension of Lava, for INRC members); not importable here: {missing}. "
-            "Run with --target sim for Lava's fixed-point CPU models"
+            "Lava's fixed-point CPU models need no chip: run_lava(..., target='sim'), "
+            "or nengo-hybrid deploy --profile loihi2 --target lava"
         )
     from lava.magma.core.run_configs import Loihi2HwCfg
 
