@@ -27,7 +27,9 @@ def interrupted_once(monkeypatch, epochs_before_stop):
     monkeypatch.setattr(baselines, "_stop", stop)
 
 
-@pytest.mark.parametrize("kind", ["gru", "rate_lmu"])
+@pytest.mark.parametrize(
+    "kind", ["gru", pytest.param("rate_lmu", marks=pytest.mark.slow)]
+)
 def test_resumed_baseline_equals_uninterrupted(setup, tmp_path, monkeypatch, kind):
     recipe, data = setup
     options = dict(epochs=2, n_train=100, n_test=100)

@@ -755,6 +755,7 @@ def test_plots_reject_bad_input(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # about a minute: a whole run in a subprocess
 def test_fresh_machine_output_is_clean(recipe, tmp_path):
     """The console script on a fresh home folder: no tracebacks, no TF chatter.
 

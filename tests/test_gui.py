@@ -101,8 +101,11 @@ def _model_params():
     for path in MODELS:
         marks = [] if path.name == DEFAULT_MODEL else [pytest.mark.slow]
         params.append(pytest.param(path, "nengo", marks=marks, id=f"{path.stem}-nengo"))
+        # the default run opens one model in the GUI (half a minute each)
         params.append(
-            pytest.param(path, LOIHI_BACKEND, marks=marks, id=f"{path.stem}-loihi")
+            pytest.param(
+                path, LOIHI_BACKEND, marks=[pytest.mark.slow], id=f"{path.stem}-loihi"
+            )
         )
     return params
 

@@ -159,6 +159,7 @@ print("enabled")
     assert "enabled" in out
 
 
+@pytest.mark.slow  # a fresh interpreter importing TensorFlow; the other order runs by default
 def test_nengo_loihi_imported_normally_once_tensorflow_is_loaded():
     out = run_python(
         BARE_PACKAGE

@@ -292,6 +292,7 @@ def _kill_after_first_epoch(folder, killed, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # about 2 minutes: a fresh Ray trial, killed and retried
 def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(
     recipe, tmp_path, local_ray
 ):

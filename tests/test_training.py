@@ -685,6 +685,7 @@ def test_keep_best_epoch_at_final_precision(digits, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # test_keep_best_epoch_at_final_precision covers the default run
 def test_keep_best_survives_interruption(digits, tmp_path):
     x, y = digits
     schedule = Stepwise({0: 1e5, 1: 1e4})
