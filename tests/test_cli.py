@@ -845,6 +845,20 @@ def test_lava_target_needs_a_loihi2_profile():
     assert resolve_target("chip", None, graded=True) == "chip"  # Lava's Loihi2HwCfg
 
 
+def test_loihi2_deploy_refuses_host_ensembles():
+    """The Loihi 2 mapping puts every ensemble on the chip: a plan that keeps one on
+    the host is refused, naming it, instead of silently deploying another network."""
+    from nengo_hybrid.pipeline.deploy_loihi2 import _no_host_ensembles
+    from nengo_hybrid.pipeline.runs import PipelineUsageError
+
+    host = [{"object": "<Node 'image'>"}, {"object": "<Ensemble 'input'>"}]
+    with pytest.raises(
+        PipelineUsageError, match="placed <Ensemble 'input'> on the host"
+    ):
+        _no_host_ensembles({"host": host}, "mnist_dense")
+    _no_host_ensembles({"host": host[:1]}, "mnist_dense")  # control: nodes only
+
+
 def test_check_only_plan_refuses_deploy(capsys, tmp_path):
     from nengo_hybrid.pipeline.deploy import resolve_target
 

@@ -8,7 +8,7 @@ never read as configuration. A plan file::
     {
       "model": "mnist_dense",
       "profile": "loihi1",
-      "target": "emulator",              // emulator | chip | auto | check-only
+      "target": "emulator",              // emulator | lava | chip | auto | check-only
       "strategy": {"default": "onebit", "hidden2": "expand:2"},
       "host": ["input"],                 // ensembles that run on the host
       "notes": {"why_strategy": "...", "alternatives": {...}}
@@ -28,7 +28,7 @@ from nengo_hybrid import io
 from nengo_hybrid.io import UserError
 
 ENV_DEPLOY = "NENGO_HYBRID_DEPLOY"
-TARGETS = ("emulator", "chip", "auto", "check-only")
+TARGETS = ("emulator", "lava", "chip", "auto", "check-only")
 KEYS = {"model", "profile", "target", "dt", "strategy", "host", "notes"}
 
 

@@ -123,6 +123,18 @@ def _predict(mapped, net, payloads, padded, n_steps, lag):
     return _scores(_align(outputs, n_steps, 1, lag), net.score_steps).argmax(axis=1)
 
 
+def _no_host_ensembles(checked, name):
+    """Refuse a placement that keeps ensembles on the host (the mapping puts all on chip)."""
+    host = [row["object"] for row in checked.get("host") or []
+            if str(row.get("object", "")).startswith("<Ensemble")]  # fmt: skip
+    if host:
+        raise PipelineUsageError(
+            f"{name}: the Loihi 2 deployment maps every ensemble onto the chip, but "
+            f"the check placed {', '.join(host)} on the host",
+            hint="use a plan without host ensembles for the Loihi 2 profile",
+        )
+
+
 def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     """`~nengo_hybrid.pipeline.deploy.deploy` on a graded-spike profile (module docstring).
 
@@ -137,6 +149,7 @@ def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     from nengo_hybrid.pipeline.runs import dataset_of
 
     recipe, frozen = recipe_of(run), read_frozen(run)
+    _no_host_ensembles(checked, recipe.name)
     net = frozen.build(recipe)
     profile = load_profile(checked["profile"])
     dataset = dataset_of(run, recipe)
