@@ -140,12 +140,10 @@ from nengo_loihi.compat import make_process_step
 from nengo_loihi.inputs import SpikeInput
 from nengo_loihi.probe import LoihiProbe
 
+from nengo_hybrid.hardware.exact import SPARSE_DENSITY, exact_dtype
+
 PROBE_KEYS = ("spiked", "voltage", "current")
-FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
-FLOAT64_EXACT = 2**53
 DECAY_BITS = 12  # decay_int's default bits
-# below this fraction of nonzero weights, a sparse product is faster than BLAS
-SPARSE_DENSITY = 0.1
 
 
 class UnsupportedModel(NotImplementedError):
@@ -539,12 +537,7 @@ class SynapseRouting:
             red.in_groups.max_counts(input_max_counts),
         ]
         bound = red.abs_weights.T @ group_max if len(group_max) else np.zeros(1)
-        worst = float(np.max(bound, initial=0.0)) * (1 + 1e-9)  # a float64 sum
-        if worst < FLOAT32_EXACT:
-            return np.float32
-        if worst < FLOAT64_EXACT:
-            return np.float64
-        return np.int64
+        return exact_dtype(np.max(bound, initial=0.0))
 
     def weights(self, dtype):
         """The reduced weight matrix in ``dtype``: a NumPy array, or a scipy CSR
