@@ -1320,6 +1320,8 @@ class Simulator(nengo_loihi.Simulator):
 
     def _one_sample_per_build(self, inputs, n_steps, probes, progress):
         """One fresh nengo-loihi simulator per sample (it has no reset)."""
+        from nengo_hybrid.hardware.samples import fit_steps
+
         args = dict(self._rebuild, emulator="nengo-loihi")
         network = args.pop("network")
         arrays = {node: np.asarray(x, dtype=np.float64) for node, x in inputs.items()}
@@ -1329,9 +1331,7 @@ class Simulator(nengo_loihi.Simulator):
         try:
             for i in range(n_samples):
                 for node, x in arrays.items():
-                    padded = np.zeros((n_steps, x.shape[2]))
-                    m = min(n_steps, x.shape[1])
-                    padded[:m] = x[i, :m]
+                    padded = fit_steps(x[i : i + 1], n_steps)[0]
                     node.output = nengo.processes.PresentInput(padded, self.dt)
                     node.size_out = x.shape[2]
                 with warnings.catch_warnings():

@@ -235,13 +235,7 @@ class SampleRunner:
 
     def _sources(self, inputs):
         def given(values):
-            def source(n_samples, n_steps):
-                out = np.zeros((n_samples, n_steps, values.shape[2]))
-                m = min(n_steps, values.shape[1])
-                out[:, :m] = values[:, :m]
-                return out
-
-            return source
+            return lambda n_samples, n_steps: fit_steps(values, n_steps)
 
         return {node: given(values) for node, values in inputs.items()}
 
@@ -323,6 +317,16 @@ class SampleRunner:
             for probe in host:
                 results[probe] = graph.value(probe.target, n_samples, n_steps)
         return results
+
+
+def fit_steps(values, n_steps):
+    """``(B, T, d)`` values cut or zero-padded to ``(B, n_steps, d)``: a sample
+    gives nothing after its last step."""
+    values = np.asarray(values)
+    out = np.zeros(values.shape[:1] + (n_steps,) + values.shape[2:])
+    m = min(n_steps, values.shape[1])
+    out[:, :m] = values[:, :m]
+    return out
 
 
 def _received(chip_data):
