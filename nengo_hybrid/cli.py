@@ -744,10 +744,15 @@ def cmd_evaluate(args):
 
     run = _run_dir(args.run)
     result = evaluate(run, n_test=args.n_test)
-    _log(
-        f"accuracy {result['accuracy']:.4f}, activity bits "
-        f"{result['activity_bits']:.3f}; wrote {run}/evaluate.json"
-    )
+    if result.get("neuron") == "sigma_delta":
+        measured = (
+            f"messages per sample {result['messages_per_sample']:.1f} "
+            f"({result['message_fraction']:.1%} of steps x neurons), payload bits "
+            f"{result['payload_bits']}"
+        )
+    else:
+        measured = f"activity bits {result['activity_bits']:.3f}"
+    _log(f"accuracy {result['accuracy']:.4f}, {measured}; wrote {run}/evaluate.json")
     return EXIT_OK
 
 

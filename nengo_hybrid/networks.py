@@ -753,9 +753,13 @@ def build_classifier(
     ----------
     recipe : dict
         With ``network`` (kwargs of `LMU`), ``schedule`` (a schedule dict with an
-        ``end`` precision) and ``seed``.
+        ``end`` precision or threshold) and ``seed``; optionally ``neuron``
+        (``"hybrid"``, the default, or ``"sigma_delta"``: a
+        ``SigmaDelta(nengo.RectifiedLinear())`` hidden layer at ``threshold``,
+        default the schedule's ``end``).
     precision : float, optional
-        Hidden precision (default: the schedule's final ``end`` precision).
+        Hidden precision (default: the schedule's final ``end`` precision);
+        ignored for ``neuron="sigma_delta"``.
     memory : str or HybridSpiking, optional
         Override ``recipe["network"]["memory"]``.
     spiking : bool
@@ -776,11 +780,15 @@ def build_classifier(
     if gui:
         memory, stimulus = "linear", None
     kwargs = dict(recipe["network"])
-    if precision is None:
-        precision = recipe["schedule"]["end"]
-    kwargs["hidden_neurons"] = (
-        hybrid_relu(precision=precision) if spiking else nengo.RectifiedLinear()
-    )
+    if not spiking:
+        kwargs["hidden_neurons"] = nengo.RectifiedLinear()
+    elif recipe.get("neuron", "hybrid") == "sigma_delta":
+        threshold = recipe.get("threshold", recipe["schedule"]["end"])
+        kwargs["hidden_neurons"] = SigmaDelta(nengo.RectifiedLinear(), threshold)
+    else:
+        if precision is None:
+            precision = recipe["schedule"]["end"]
+        kwargs["hidden_neurons"] = hybrid_relu(precision=precision)
     if memory is not None:
         kwargs["memory"] = memory
     net = LMUClassifier(seed=recipe.get("seed", 0), stimulus=stimulus, **kwargs)

@@ -1,0 +1,43 @@
+"""Quick sigma-delta LMU on psMNIST: `lmu_quick` with Lava's sigma-delta neurons.
+
+The same network, data and training budget as ``lmu_quick.py`` (49-step
+psMNIST from 4x4-pooled digits; 64 hidden units, order 32, theta 49), but the
+hidden layer is ``SigmaDelta(nengo.RectifiedLinear())`` -- Lava's stock
+Loihi 2 sigma-delta neuron (`nengo_hybrid.SigmaDelta`) -- instead of
+`.HybridSpiking`. It sends *changes* of its ReLU activity, as graded messages,
+when they reach the threshold; constant activity costs no messages. This is the
+recipe to compare with ``lmu_quick`` (hybrid spiking): ``nengo-hybrid run
+--model lmu_quick_sd``, then ``check``/``deploy --profile loihi2``.
+
+The interpolation knob is the **threshold** (as the precision is for hybrid
+neurons): the schedule anneals it linearly from 0 (every change sent: exactly
+the rate network) to the deployment threshold over the first 70% of training,
+then holds it (``hold=0.3``: fine-tuning at the deployment threshold).
+
+Why threshold 0.1 (in units of the hidden ReLU activity, which is ``max(J, 0)``
+as in ``lmu_quick``, mostly below 2): RESULTS_PLACEHOLDER
+
+Recipe format: as ``lmu_quick.py``, plus ``neuron="sigma_delta"``; the
+``schedule`` holds thresholds (``>= 0``), and an optional ``threshold``
+overrides the deployment threshold (default: where the schedule ends). See
+`nengo_hybrid.tasks.SequenceClassification`.
+"""
+
+import nengo  # noqa: F401 (Nengo GUI expects a Nengo script)
+
+from nengo_hybrid.tasks import gui_model
+
+RECIPE = dict(
+    task="psmnist",
+    data=dict(source="auto", pool=4),
+    n_steps=49,
+    network=dict(n_hidden=64, order=32, theta=49, memory="precomputed"),
+    neuron="sigma_delta",
+    schedule=dict(type="Linear", start=0.0, end=0.1, hold=0.3),
+    epochs=10,
+    minibatch_size=100,
+    learning_rate=3e-3,
+    seed=0,
+)
+
+model = gui_model(RECIPE)
