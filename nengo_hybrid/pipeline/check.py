@@ -155,6 +155,19 @@ def measured_counts(run):
     return evaluated.get("max_counts")
 
 
+def measured_payloads(run, net):
+    """``{ensemble: largest payload}`` of `.SigmaDelta` layers measured by ``evaluate``."""
+    evaluated = reporting.read_stage(run, "evaluate", required=False)
+    if not evaluated or evaluated.get("error"):
+        return {}
+    payloads = evaluated.get("max_payloads") or {}
+    return {
+        ens: payloads[str(ens.label)]
+        for ens in net.all_ensembles
+        if str(ens.label) in payloads
+    }
+
+
 def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
     """Check a trained run (or an untrained recipe) against a hardware profile.
 
@@ -211,6 +224,7 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
         for ens in strategies
         if max_counts and str(ens.label) in max_counts
     }
+    counts.update(measured_payloads(run, net) if run is not None else {})
     tic = time.perf_counter()
     report = hardware.check(
         net, profile=prof, strategy=strategy_argument(strategies), counts=counts or None

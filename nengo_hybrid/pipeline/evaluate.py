@@ -144,13 +144,15 @@ def sigma_delta_metrics(probed, n):
     in (``payload_resolution``: one payload unit, in units of the activation;
     `nengo_hybrid.hardware.loihi2_mapping.sigma_delta_frac_bits`). The totals
     (``messages_per_sample``, ``synaptic_events_per_sample``: messages times
-    fan-out) and the widest ``payload_bits`` are over all layers. The first
-    layer's deltas are returned as ``_deltas``.
+    fan-out) and the widest ``payload_bits`` are over all layers;
+    ``max_payloads``: the largest payload (integer) per layer, which ``check``
+    compares with the profile's message bits. The first layer's deltas are
+    returned as ``_deltas``.
     """
     from nengo_hybrid import metrics
     from nengo_hybrid.hardware.loihi2_mapping import sigma_delta_frac_bits
 
-    layers, first = {}, None
+    layers, first, payloads = {}, None, {}
     messages = events = 0
     for ens, out, fan_out in probed:
         nt = ens.neuron_type
@@ -169,6 +171,7 @@ def sigma_delta_metrics(probed, n):
             "payload_bits": metrics.payload_bits(deltas, resolution),
             "max_abs_delta": float(np.abs(deltas).max(initial=0.0)),
         }
+        payloads[str(ens.label)] = int(np.round(np.abs(deltas) / resolution).max())
         messages += metrics.delta_events(deltas)
         events += metrics.synaptic_events(sent.astype(np.int64), fan_out)
     head = layers[str(probed[0][0].label)]
@@ -180,6 +183,7 @@ def sigma_delta_metrics(probed, n):
         "payload_bits": max(layer["payload_bits"] for layer in layers.values()),
         "synaptic_events_per_sample": events / n,
         "max_counts": {},
+        "max_payloads": payloads,
         "layers": layers,
         "n_hidden": head["n_neurons"],
         "steps_per_sample": int(first.shape[1]),
