@@ -7,7 +7,9 @@ Loihi 2 sigma-delta neuron (`nengo_hybrid.SigmaDelta`) -- instead of
 `.HybridSpiking`. It sends *changes* of its ReLU activity, as graded messages,
 when they reach the threshold; constant activity costs no messages. This is the
 recipe to compare with ``lmu_quick`` (hybrid spiking): ``nengo-hybrid run
---model lmu_quick_sd``, then ``check``/``deploy --profile loihi2``.
+--model lmu_quick_sd --profile loihi2`` trains, evaluates (messages and
+payload bits), checks and deploys it on Loihi 2 semantics (Loihi 1 has no
+sigma-delta neuron).
 
 The interpolation knob is the **threshold** (as the precision is for hybrid
 neurons): the schedule anneals it linearly from 0 (every change sent: exactly

@@ -709,10 +709,16 @@ def cmd_train(args):
     out = pathlib.Path(args.out) if args.out else _default_out(args.model)
     _log(f"training {args.model} on {args.data} data into {out}")
     result = _train(args, out)
+    if result.get("thresholds") and result["final_precision"] is None:
+        final = "sigma-delta thresholds " + ", ".join(
+            f"{label} {value:g}" for label, value in result["thresholds"].items()
+        )
+    else:
+        final = f"final precision {_num(result['final_precision'], '{:g}')}"
     _log(
         f"trained {result['epochs']} epochs, kept {_kept(result)}: validation "
-        f"accuracy {_num(result.get('val_accuracy'))}, final precision "
-        f"{_num(result['final_precision'], '{:g}')}; wrote {out}/train.json and {out}/frozen.npz"
+        f"accuracy {_num(result.get('val_accuracy'))}, {final}; wrote "
+        f"{out}/train.json and {out}/frozen.npz"
     )
     return EXIT_OK
 

@@ -9,8 +9,8 @@ settings, loads the data and builds the network. Every task builds a
 ``probe`` : nengo.Probe
     Class scores (NengoDL's training target).
 ``layers`` : list of nengo.Ensemble
-    The `.HybridSpiking` layers whose spikes are measured and deployed, first
-    the one shown in the raster.
+    The `.HybridSpiking` (or `.SigmaDelta`) layers whose spikes (or messages)
+    are measured and deployed, first the one shown in the raster.
 ``inputs(x)``
     ``{node: (N, n_steps, d) array}`` that plays samples ``x``.
 ``targets(y)``

@@ -5,6 +5,8 @@ What maps (everything else raises `.Loihi2MappingError` naming the object):
 * an `~nengo.Ensemble` of `.HybridSpiking` neurons with a
   `~nengo.RectifiedLinear` base -> a ``"hybrid"`` population (one graded-spike
   neuron per Nengo neuron);
+* an `~nengo.Ensemble` of `.SigmaDelta` neurons with a `~nengo.RectifiedLinear`
+  base -> a ``"sigma_delta"`` population (Lava's stock ``SigmaDelta``);
 * a `~nengo.Node` without input (``size_in == 0``) -> a host input, sent as
   ``input_bits``-bit signed payloads of ``value / scale`` per dimension;
 * a connection between those (decoded, neuron-to-neuron, with slices and
@@ -21,6 +23,20 @@ round(4096 (1 - a))`` with the weights scaled by ``du / 4096`` (unit DC gain,
 as Nengo's filter). Every projection's float weights are rounded to an 8-bit
 mantissa with the smallest exponent that holds the largest weight (within the
 profile's ``weight_exp_min``/``weight_exp_max``).
+
+Sigma-delta (F: `sigma_delta_frac_bits`, E: ``state_exp``, see
+`_sigma_delta_params`): payloads, ``vth`` and ``bias`` count ``2**-F``
+activation units, the state ``2**-(F + E)``, so an input current ``J`` adds
+``amplitude * 2**(F + E) * J`` to sigma. A sigma-delta neuron sends changes and
+Lava's sigma sums what arrives (the receiver's reconstruction), so a Nengo
+connection from one (which carries the reconstruction) is the same weights
+applied to the deltas. Every population fed by a sigma-delta one *integrates*:
+sigma-delta targets, and hybrid ones, whose current then has no decay (``du =
+0``). Into an integrating population, host inputs are sent as the changes of
+their payloads (program input ``label + ".delta"``), hybrid sources do not map
+(their counts are not changes) and the synapse must be ``None`` or ``0`` (a
+one-step delay; a filter would filter deltas, not the value). A readout of a
+sigma-delta population decodes the running sum of its payloads.
 
 Timing: a projection delivers one step later in Lava (its ``Dense`` buffers),
 as a Nengo synapse does (an "update" operator); a Nengo connection without a
