@@ -365,7 +365,8 @@ SUBCOMMANDS = {
         _examples("nengo-hybrid freeze --run runs/a     # from its checkpoint"),
     ),
     "evaluate": (
-        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
+        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy "
+        "(SigmaDelta layers: messages and payload bits)",
         _examples(
             "nengo-hybrid evaluate --run runs/a",
             "nengo-hybrid evaluate --run runs/a --n-test 500",
