@@ -79,7 +79,8 @@ def deployable(
         Largest measured spike count per layer label (for ``auto``).
     frozen : FrozenNetwork, optional
         Its ``input_scales`` encode ``net.encoded_inputs`` as exact host
-        encoder spikes (`nengo_hybrid.hardware.encode_node_inputs`).
+        encoder spikes (`nengo_hybrid.hardware.encode_node_inputs`), except on
+        a graded-spike profile, where the host sends them as payloads.
     profile : Profile, optional
         The target: ``auto`` picks by it (`auto_strategy`); None: Loihi 1's.
 
@@ -106,7 +107,9 @@ def deployable(
     }
     encoding = None
     scales = (frozen.meta.get("input_scales") if frozen is not None else None) or {}
-    if scales:
+    if scales and not (profile is not None and profile.graded):
+        # binary spikes need encoder ensembles; graded ones carry the values
+        # as payloads (`nengo_hybrid.hardware.loihi2_mapping`), no ensembles
         from nengo_hybrid.hardware import encode_node_inputs
 
         levels = frozen.meta.get("input_levels", 8)
