@@ -365,7 +365,8 @@ SUBCOMMANDS = {
         _examples("nengo-hybrid freeze --run runs/a     # from its checkpoint"),
     ),
     "evaluate": (
-        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy",
+        "evaluate a trained run in NengoDL: accuracy, activity bits, events, energy "
+        "(SigmaDelta layers: messages and payload bits)",
         _examples(
             "nengo-hybrid evaluate --run runs/a",
             "nengo-hybrid evaluate --run runs/a --n-test 500",
@@ -709,10 +710,16 @@ def cmd_train(args):
     out = pathlib.Path(args.out) if args.out else _default_out(args.model)
     _log(f"training {args.model} on {args.data} data into {out}")
     result = _train(args, out)
+    if result.get("thresholds") and result["final_precision"] is None:
+        final = "sigma-delta thresholds " + ", ".join(
+            f"{label} {value:g}" for label, value in result["thresholds"].items()
+        )
+    else:
+        final = f"final precision {_num(result['final_precision'], '{:g}')}"
     _log(
         f"trained {result['epochs']} epochs, kept {_kept(result)}: validation "
-        f"accuracy {_num(result.get('val_accuracy'))}, final precision "
-        f"{_num(result['final_precision'], '{:g}')}; wrote {out}/train.json and {out}/frozen.npz"
+        f"accuracy {_num(result.get('val_accuracy'))}, {final}; wrote "
+        f"{out}/train.json and {out}/frozen.npz"
     )
     return EXIT_OK
 
@@ -744,10 +751,15 @@ def cmd_evaluate(args):
 
     run = _run_dir(args.run)
     result = evaluate(run, n_test=args.n_test)
-    _log(
-        f"accuracy {result['accuracy']:.4f}, activity bits "
-        f"{result['activity_bits']:.3f}; wrote {run}/evaluate.json"
-    )
+    if result.get("neuron") == "sigma_delta":
+        measured = (
+            f"messages per sample {result['messages_per_sample']:.1f} "
+            f"({result['message_fraction']:.1%} of steps x neurons), payload bits "
+            f"{result['payload_bits']}"
+        )
+    else:
+        measured = f"activity bits {result['activity_bits']:.3f}"
+    _log(f"accuracy {result['accuracy']:.4f}, {measured}; wrote {run}/evaluate.json")
     return EXIT_OK
 
 

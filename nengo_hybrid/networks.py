@@ -753,9 +753,13 @@ def build_classifier(
     ----------
     recipe : dict
         With ``network`` (kwargs of `LMU`), ``schedule`` (a schedule dict with an
-        ``end`` precision) and ``seed``.
+        ``end`` precision or threshold) and ``seed``; optionally ``neuron``
+        (``"hybrid"``, the default, or ``"sigma_delta"``: a
+        ``SigmaDelta(nengo.RectifiedLinear())`` hidden layer at ``threshold``,
+        default the schedule's ``end``).
     precision : float, optional
-        Hidden precision (default: the schedule's final ``end`` precision).
+        Hidden precision (default: the schedule's final ``end`` precision);
+        ignored for ``neuron="sigma_delta"``.
     memory : str or HybridSpiking, optional
         Override ``recipe["network"]["memory"]``.
     spiking : bool
@@ -776,11 +780,15 @@ def build_classifier(
     if gui:
         memory, stimulus = "linear", None
     kwargs = dict(recipe["network"])
-    if precision is None:
-        precision = recipe["schedule"]["end"]
-    kwargs["hidden_neurons"] = (
-        hybrid_relu(precision=precision) if spiking else nengo.RectifiedLinear()
-    )
+    if not spiking:
+        kwargs["hidden_neurons"] = nengo.RectifiedLinear()
+    elif recipe.get("neuron", "hybrid") == "sigma_delta":
+        threshold = recipe.get("threshold", recipe["schedule"]["end"])
+        kwargs["hidden_neurons"] = SigmaDelta(nengo.RectifiedLinear(), threshold)
+    else:
+        if precision is None:
+            precision = recipe["schedule"]["end"]
+        kwargs["hidden_neurons"] = hybrid_relu(precision=precision)
     if memory is not None:
         kwargs["memory"] = memory
     net = LMUClassifier(seed=recipe.get("seed", 0), stimulus=stimulus, **kwargs)
@@ -1134,6 +1142,8 @@ def spike_count_raster(layer, n_shown=GUI_RASTER_NEURONS):
     rows of `CountLevels` neurons: in a step where the neuron emits ``n``
     spikes, row ``k`` spikes when ``|n| >= 2**k`` (so a count lights as many
     rows as it has bits), and the last row stays empty, separating neurons.
+    For a `.SigmaDelta` layer, ``n`` is the message sent, in thresholds (row
+    0: a message; 1e-3 for threshold 0).
     Nengo GUI's raster draws row 0 at the bottom: each neuron's bar grows up.
 
     Returns
@@ -1145,7 +1155,13 @@ def spike_count_raster(layer, n_shown=GUI_RASTER_NEURONS):
     n = layer.n_neurons
     shown = np.unique(np.linspace(0, n - 1, min(n, n_shown)).round().astype(int))
     rows = GUI_COUNT_LEVELS + 1
-    scale = spike_count_scale(layer.neuron_type)
+    sigma_delta = isinstance(layer.neuron_type, SigmaDelta)
+    if sigma_delta:  # rows: |delta| >= 2**k thresholds
+        scale = 1 / (
+            layer.neuron_type.amplitude * max(layer.neuron_type.threshold, 1e-3)
+        )
+    else:
+        scale = spike_count_scale(layer.neuron_type)
     transform = np.zeros((len(shown) * rows, n))
     for j, i in enumerate(shown):
         for k in range(GUI_COUNT_LEVELS):
@@ -1156,6 +1172,8 @@ def spike_count_raster(layer, n_shown=GUI_RASTER_NEURONS):
         label=f"{layer.label} spike counts",
     )  # fmt: skip
     nengo.Connection(layer.neurons, counts.neurons, transform=transform, synapse=None)
+    if sigma_delta:  # its output is the reconstruction: minus last step's, the delta
+        nengo.Connection(layer.neurons, counts.neurons, transform=-transform, synapse=0)
     return counts, shown
 
 

@@ -151,7 +151,10 @@ def summarize(report):
         ``accuracy_emulator``, ``accuracy_drop``, ``activity_bits``,
         ``significant_bits``, ``synaptic_events_per_sample``,
         ``energy_per_sample_j``, ``cores``, ``violations``, ``check_ok``,
-        ``emulator_samples``.
+        ``emulator_samples``; for a run whose layers are `.SigmaDelta`
+        (``neuron="sigma_delta"``) also ``threshold``, ``messages_per_sample``
+        (nonzero deltas), ``message_fraction`` (of steps times neurons) and
+        ``payload_bits`` (widest message, sign included).
     """
     train, evaluate = report.get("train"), report.get("evaluate")
     check, deploy = report.get("check"), report.get("deploy")
@@ -159,7 +162,7 @@ def summarize(report):
     acc_emu = _get(deploy, "accuracy")
     acc_ref = _get(deploy, "accuracy_reference")
     violations = _get(check, "violations")
-    return {
+    summary = {
         "model": first.get("model"),
         "data": first.get("data"),
         "seed": first.get("seed"),
@@ -186,6 +189,15 @@ def summarize(report):
             if isinstance(report.get(stage), dict) and report[stage].get("error")
         },
     }
+    if _get(evaluate, "neuron") == "sigma_delta":
+        summary.update(
+            neuron="sigma_delta",
+            threshold=_get(evaluate, "threshold"),
+            messages_per_sample=_get(evaluate, "messages_per_sample"),
+            message_fraction=_get(evaluate, "message_fraction"),
+            payload_bits=_get(evaluate, "payload_bits"),
+        )
+    return summary
 
 
 def _fmt(value, spec="{:.4g}", missing="not run"):
@@ -239,9 +251,36 @@ HEADLINE = [
 ]
 
 
+#: rows of the spike measures that a sigma-delta run replaces by `SIGMA_DELTA_ROWS`
+SPIKE_ONLY = ("activity_bits", "significant_bits", "energy_per_sample_j")
+SIGMA_DELTA_ROWS = [
+    (
+        "Messages per sample (nonzero deltas, all layers)",
+        "messages_per_sample",
+        lambda v: _fmt(v, "{:.4g}"),
+    ),
+    ("Messages per step and neuron (first layer)", "message_fraction", _pct),
+    ("Payload bits (widest message, sign included)", "payload_bits", _fmt),
+]
+
+
 def headline_rows(summary):
-    """``[(label, formatted value)]`` of the headline table, from a summary."""
-    return [(label, fmt(summary.get(key))) for label, key, fmt in HEADLINE]
+    """``[(label, formatted value)]`` of the headline table, from a summary.
+
+    A sigma-delta run (``summary["neuron"] == "sigma_delta"``) sends deltas,
+    not spikes: its rows of spike measures say so, and its messages and
+    payload bits follow the synaptic events.
+    """
+    sigma_delta = summary.get("neuron") == "sigma_delta"
+    rows = []
+    for label, key, fmt in HEADLINE:
+        if sigma_delta and key in SPIKE_ONLY:
+            rows.append((label, "n/a (sigma-delta layers send deltas, not spikes)"))
+            continue
+        rows.append((label, fmt(summary.get(key))))
+        if sigma_delta and key == "synaptic_events_per_sample":
+            rows += [(lab, f(summary.get(k))) for lab, k, f in SIGMA_DELTA_ROWS]
+    return rows
 
 
 def render_markdown(report):
@@ -262,7 +301,11 @@ def render_markdown(report):
         "",
         f"- Data: {_fmt(s['data'], missing='unknown')}",
         f"- Seed: {_fmt(s['seed'], missing='unknown')}; epochs: {_fmt(s['epochs'])}; "
-        f"final precision: {_fmt(s['final_precision'])}",
+        + (
+            f"sigma-delta threshold: {_fmt(s['threshold'])}"
+            if s.get("neuron") == "sigma_delta"
+            else f"final precision: {_fmt(s['final_precision'])}"
+        ),
         f"- Run folder: `{report['run_dir']}`; report created {report['created']}",
         "- Numbers behind this page: `report.json` (schema "
         f"`{report['schema']}`). Bit metrics use nengo-hybrid's definitions "
@@ -285,6 +328,23 @@ def render_markdown(report):
         for name, rel in sorted(report["plots"].items()):
             lines += [f"### {name.replace('_', ' ')}", "", f"![{name}]({rel})", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _sigma_delta_layers(evaluate):
+    """Report lines of the `.SigmaDelta` layers ``evaluate`` measured."""
+    lines = []
+    for label, layer in (evaluate.get("layers") or {}).items():
+        updates = layer.get("updates_per_sample") or 0
+        fraction = layer["messages_per_sample"] / updates if updates else None
+        lines.append(
+            f"- Layer {label}: {layer.get('neuron_type', '?')}; "
+            f"{_fmt(layer.get('messages_per_sample'), '{:.1f}')} messages (nonzero "
+            f"deltas) per sample of {updates} neuron updates ({_pct(fraction)}); "
+            f"payload bits {_fmt(layer.get('payload_bits'))} (sign included, one "
+            f"unit {_fmt(layer.get('payload_resolution'), '{:g}')} of the "
+            "activation, as mapped onto Loihi 2)"
+        )
+    return lines
 
 
 def _stage_sections(report):
@@ -315,8 +375,12 @@ def _stage_sections(report):
         lines += [
             f"- Test examples: {_fmt(evaluate.get('n_test'))}; "
             f"loss: {_fmt(evaluate.get('loss'))}",
-            f"- Energy device costs: {_fmt(evaluate.get('energy_device'), missing='?')}",
         ]
+        if evaluate.get("neuron") == "sigma_delta":
+            lines += _sigma_delta_layers(evaluate)
+        else:
+            device = _fmt(evaluate.get("energy_device"), missing="?")
+            lines.append(f"- Energy device costs: {device}")
     check = _ok(report.get("check"))
     if check:
         lines += [
@@ -369,8 +433,13 @@ def _stage_sections(report):
         for label, layer in sorted((deploy.get("layers") or {}).items()):
             if "payload_bits_needed" in layer:  # graded spikes (Loihi 2)
                 lines.append(
-                    f"- Layer `{label}`: {layer['neurons']} graded-spike neurons; "
-                    f"payload bits needed {layer['payload_bits_needed']} (sign "
+                    f"- Layer `{label}`: {layer['neurons']} "
+                    + (
+                        "sigma-delta neurons (messages are deltas); "
+                        if layer.get("kind") == "sigma_delta"
+                        else "graded-spike neurons; "
+                    )
+                    + f"payload bits needed {layer['payload_bits_needed']} (sign "
                     f"included, largest payload {layer['max_payload']}) of "
                     f"{layer['payload_bits_available']} available; "
                     f"{_fmt(layer.get('events_per_sample'), '{:.0f}')} events per sample"
@@ -409,6 +478,8 @@ def _lava_lines(deploy):
 def _strategies(stage):
     found = stage.get("strategies") or stage.get("strategy")
     if isinstance(found, dict):
+        if not found:
+            return "none (no HybridSpiking ensembles)"
         return ", ".join(f"{label}: `{spec}`" for label, spec in found.items())
     return _fmt(found, missing="?")
 

@@ -9,8 +9,8 @@ settings, loads the data and builds the network. Every task builds a
 ``probe`` : nengo.Probe
     Class scores (NengoDL's training target).
 ``layers`` : list of nengo.Ensemble
-    The `.HybridSpiking` layers whose spikes are measured and deployed, first
-    the one shown in the raster.
+    The `.HybridSpiking` (or `.SigmaDelta`) layers whose spikes (or messages)
+    are measured and deployed, first the one shown in the raster.
 ``inputs(x)``
     ``{node: (N, n_steps, d) array}`` that plays samples ``x``.
 ``targets(y)``
@@ -132,6 +132,13 @@ class SequenceClassification(Task):
     ``seed``; optionally ``n_steps`` (checked against the data), ``n_samples``
     (test samples deployed by default) and ``precision`` (deployment
     precision, default: where the schedule ends).
+
+    With ``neuron="sigma_delta"`` the hidden layer is
+    ``SigmaDelta(nengo.RectifiedLinear())`` (Lava's sigma-delta neuron) instead
+    of `.HybridSpiking`: the ``schedule`` then anneals its threshold, from 0
+    (every change sent: the rate network) up to the deployment threshold, and
+    the optional ``threshold`` overrides where it ends (``precision`` is for
+    hybrid layers only).
     """
 
     name = "psmnist"
@@ -143,9 +150,15 @@ class SequenceClassification(Task):
         "minibatch_size",
         "learning_rate",
     )
-    optional = ("n_steps", "n_samples", "precision")
+    optional = ("n_steps", "n_samples", "precision", "neuron", "threshold")
     precisions = ("precision",)
     schedule_setting = "schedule"
+    #: hidden neuron kinds a recipe may name
+    neurons = ("hybrid", "sigma_delta")
+
+    def sigma_delta(self, settings):
+        """Whether the recipe's hidden layer is `.SigmaDelta`."""
+        return settings.get("neuron", "hybrid") == "sigma_delta"
 
     def load_data(self, settings, source="embedded", path=None):
         from nengo_hybrid import data
@@ -157,6 +170,7 @@ class SequenceClassification(Task):
 
     def validate(self, settings, path):
         settings = super().validate(settings, path)
+        self._validate_neuron(settings, path)
         data = settings["data"]
         pool = data.get("pool", 1) if isinstance(data, dict) else None
         if not isinstance(pool, int) or isinstance(pool, bool) or pool < 1 or 28 % pool:
@@ -176,6 +190,63 @@ class SequenceClassification(Task):
                 "sequences (pool P gives (28 / P)**2 steps)",
             )
         return settings
+
+    def _validate_neuron(self, settings, path):
+        """The hidden neuron kind, its threshold and the schedule's values."""
+        from nengo.exceptions import ValidationError
+
+        from nengo_hybrid.schedules import Schedule
+
+        neuron = settings.get("neuron", "hybrid")
+        if neuron not in self.neurons:
+            raise RecipeError(
+                f"{path}: RECIPE neuron={neuron!r} is not a hidden neuron kind",
+                hint=f"set neuron to one of {', '.join(map(repr, self.neurons))}",
+            )
+        sigma_delta = self.sigma_delta(settings)
+        wrong = "precision" if sigma_delta else "threshold"
+        if wrong in settings:
+            right = "threshold" if sigma_delta else "precision"
+            raise RecipeError(
+                f"{path}: RECIPE sets {wrong}, but its neuron={neuron!r} hidden "
+                f"layer has a {right}, not a {wrong}",
+                hint=f"remove {wrong} (or set {right} instead)",
+            )
+        if sigma_delta and "threshold" in settings:
+            check_threshold(settings["threshold"], "threshold", path)
+        neuron_type = self._neuron_type(settings)
+        try:
+            Schedule.from_dict(settings["schedule"]).check_values(neuron_type)
+        except ValidationError as err:
+            what = "threshold" if sigma_delta else "precision"
+            raise RecipeError(
+                f"{path}: RECIPE schedule={settings['schedule']!r} is not a valid "
+                f"{what} schedule for its neuron={neuron!r} hidden layer: {err}",
+                hint="anneal the threshold from 0 up, e.g. schedule=dict(type="
+                "'Linear', start=0.0, end=0.1)"
+                if sigma_delta
+                else "give precisions > 0, e.g. schedule=dict(type='Geometric', "
+                "start=64.0, end=2.0)",
+            ) from err
+
+    def _neuron_type(self, settings):
+        import nengo
+
+        from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
+
+        if self.sigma_delta(settings):
+            return SigmaDelta(nengo.RectifiedLinear())
+        return HybridSpiking(nengo.RectifiedLinear())
+
+    def deploy_thresholds(self, settings, trained):
+        """The recipe's ``threshold``, else where training ended.
+
+        NengoDL holds the threshold in float32: it is rounded to 7 significant
+        digits (a schedule ending at 0.1 deploys at 0.1, not 0.100000001).
+        """
+        if "threshold" in settings:
+            return {label: float(settings["threshold"]) for label in trained}
+        return {label: float(f"{value:.7g}") for label, value in trained.items()}
 
     def build(self, settings, mode="deploy", precision=None, memory=None, spiking=True):
         from nengo_hybrid.networks import build_classifier
@@ -328,7 +399,7 @@ def check_threshold(value, key, path):
 
 
 def check_schedule(value, path):
-    """A precision schedule setting (``Schedule.to_dict``), as a `RecipeError`."""
+    """A schedule setting (precisions or thresholds), or a `RecipeError`."""
     from nengo.exceptions import ValidationError
 
     from nengo_hybrid.schedules import Schedule
@@ -337,10 +408,10 @@ def check_schedule(value, path):
         Schedule.from_dict(value)
     except (ValidationError, TypeError, ValueError, AttributeError) as err:
         raise RecipeError(
-            f"{path}: RECIPE schedule={value!r} is not a valid precision schedule: "
-            f"{err}",
+            f"{path}: RECIPE schedule={value!r} is not a valid schedule: {err}",
             hint="give a dict such as schedule=dict(type='Geometric', start=16.0, "
-            "end=2.0), with precisions > 0",
+            "end=2.0), with precisions > 0 (or, for sigma-delta layers, "
+            "schedule=dict(type='Linear', start=0.0, end=0.1): thresholds >= 0)",
         ) from err
 
 

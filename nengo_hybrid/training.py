@@ -777,6 +777,8 @@ class _progress_bar:
 
         self.epochs = epochs
         self.summary = {}
+        #: what the bar calls the annealed value (set by `callback`)
+        self.annealed = "precision"
         self.bar = tqdm(
             total=epochs * steps_per_epoch,
             initial=start_epoch * steps_per_epoch,
@@ -788,6 +790,8 @@ class _progress_bar:
 
     def callback(self, epoch, anneal):
         progress = self
+        names = {annealed_param(ens.neuron_type) for ens in anneal.schedules}
+        self.annealed = names.pop() if len(names) == 1 else "precision/threshold"
 
         class Update(tf.keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -803,7 +807,7 @@ class _progress_bar:
                     {
                         "epoch": f"{epoch + 1}/{progress.epochs}",
                         "loss": f"{loss:.4g}",
-                        "precision": f"{precision:.4g}",
+                        progress.annealed: f"{precision:.4g}",
                         **progress.summary,  # of the last finished epoch
                     }
                 )
@@ -821,7 +825,7 @@ class _progress_bar:
         precision = record.get("precision") or {}
         if precision:
             parts.append(
-                "precision "
+                f"{self.annealed} "
                 + ", ".join(
                     f"{label} {value:.4g}" for label, value in precision.items()
                 )

@@ -329,3 +329,37 @@ def test_bad_spikes_field_names_file_and_fix(
     loihi2_data["limits"]["spike_payload_bits"]["value"] = 16
     path.write_text(json.dumps(loihi2_data))
     assert load_profile(path).graded
+
+
+def test_sigma_delta_payload_bits_are_checked():
+    """A SigmaDelta(ReLU) ensemble is placed on Loihi 2; its measured largest
+    payload is compared with the message bits (16): 32767 fits, 32768 does not.
+    Without a measurement a warning says it is not checked; on Loihi 1, and
+    with another base type, it is a neuron_type violation."""
+    from nengo_hybrid import SigmaDelta
+
+    def net_with(base):
+        with nengo.Network(seed=0) as net:
+            inp = nengo.Node([0.5], label="inp")
+            sd = nengo.Ensemble(
+                10, 1, neuron_type=SigmaDelta(base, threshold=0.1), label="sd"
+            )
+            nengo.Connection(inp, sd, synapse=None)
+        return net, sd
+
+    net, sd = net_with(nengo.RectifiedLinear())
+    report = check(net, profile="loihi2", counts={sd: (1 << 15) - 1})
+    (row,) = report.ensembles
+    assert report.ok and row["payload_bits_needed"] == 16 and row["cores"] == 1
+    assert row["payload_resolution"] == 2.0**-9  # threshold 0.1: 51 payload units
+    assert "Sigma-delta ensembles:" in str(report)
+    report = check(net, profile="loihi2", counts={sd: 1 << 15})
+    assert [v.kind for v in report.violations] == ["spike_payload_bits"]
+    assert "raise its threshold" in report.violations[0].fix
+    report = check(net, profile="loihi2")
+    assert report.ok and [w.kind for w in report.warnings] == ["payload_unknown"]
+    assert not check(net, profile="loihi1").ok
+    net, _ = net_with(nengo.LIFRate())
+    report = check(net, profile="loihi2")
+    assert [v.kind for v in report.violations] == ["neuron_type"]
+    assert "SigmaDelta(LIFRate)" in report.violations[0].message

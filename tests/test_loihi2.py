@@ -10,7 +10,7 @@ import nengo
 import numpy as np
 import pytest
 
-from nengo_hybrid import HybridSpiking
+from nengo_hybrid import HybridSpiking, SigmaDelta
 from nengo_hybrid.hardware import loihi2, loihi2_mapping
 from nengo_hybrid.hardware.lava import LavaError, has_lava, lava_python, run_lava
 from nengo_hybrid.hardware.loihi2 import (
@@ -391,3 +391,230 @@ def test_latency_counts_connections_without_synapse():
     assert mapped.latency == {"a": 0, "b": 1, "c": None}
     du = {p.label: int(p.params["du"]) for p in mapped.program.populations}
     assert du["b"] == du["c"] == 4096 and du["a"] < 4096
+
+
+# ------------------------------------------------------------------ sigma-delta
+
+
+def sigma_delta(threshold, **kwargs):
+    return SigmaDelta(nengo.RectifiedLinear(), threshold=threshold, **kwargs)
+
+
+def quantised_wave(n_steps, n_samples=1, seed=0):
+    """Inputs on the 8-bit grid of a host input of scale 1 (exactly representable)."""
+    t = np.arange(1, n_steps + 1) * 0.001
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(3, 12, (n_samples, 2))
+    x = np.stack([np.sin(w[:, :1] * t), np.cos(w[:, 1:] * t)], axis=-1)
+    return np.round(x * 127) / 127
+
+
+def sigma_delta_net(x, thresholds=(0.05, 0.1), seed=0):
+    """Input -> a (no synapse) -> b (delayed, recurrent) -> out, sigma-delta layers."""
+    with nengo.Network(seed=seed) as net:
+        inp = nengo.Node(
+            lambda t: x[min(int(round(t / 0.001)), len(x)) - 1], label="inp"
+        )
+        ens = dict(gain=nengo.dists.Uniform(0.5, 2), bias=nengo.dists.Uniform(-0.5, 1))
+        a = nengo.Ensemble(
+            40, 2, neuron_type=sigma_delta(thresholds[0]), label="a", **ens
+        )
+        b = nengo.Ensemble(
+            30, 1, neuron_type=sigma_delta(thresholds[1]), label="b", **ens
+        )
+        out = nengo.Node(size_in=1, label="out")
+        nengo.Connection(inp, a, synapse=None)
+        nengo.Connection(a, b, function=lambda v: v[0] * v[1], synapse=0)
+        nengo.Connection(
+            b.neurons, b.neurons, transform=-0.01 * np.ones((30, 30)), synapse=0
+        )
+        nengo.Connection(b, out, synapse=None)
+        net.probe_of = {
+            "a": nengo.Probe(a.neurons),
+            "b": nengo.Probe(b.neurons),
+            "out": nengo.Probe(out),
+        }
+    return net, inp, out
+
+
+def test_sigma_delta_emulator_within_quantisation_error_of_reference_simulator():
+    """Layer a: the emulator's reconstruction stays within the (fixed-point)
+    threshold plus the fixed point's error of the rate network's activity;
+    the decoded output within 5% of its range of Nengo's SigmaDelta network."""
+    n_steps = 300
+    x = quantised_wave(n_steps)[0]
+    net, inp, out = sigma_delta_net(x)
+    with nengo.Simulator(net, progress_bar=False) as sim:  # the SigmaDelta network
+        sim.run_steps(n_steps)
+    rate_net, _, _ = sigma_delta_net(x, thresholds=(0, 0))
+    with nengo.Simulator(rate_net, progress_bar=False) as rate_sim:
+        rate_sim.run_steps(n_steps)
+    exact = rate_sim.data[rate_net.probe_of["a"]]  # threshold 0: the ReLU activity
+    mapped = loihi2_mapping.from_network(net, input_scales={"inp": 1.0})
+    assert mapped.latency == {"a": 1, "b": 1}
+    assert mapped.program.inputs == {"inp.delta": 2}  # sent as changes
+    pops = mapped.program.by_label
+    assert pops["a"].kind == pops["b"].kind == "sigma_delta"
+    payloads = mapped.encode({inp: x[None]})
+    assert np.array_equal(np.cumsum(payloads["inp.delta"][0], 0), np.round(x * 127))
+
+    def bound(program):
+        """Per neuron of a: threshold in the fixed point, plus one payload unit
+        per message (the ``>> state_exp`` of Lava's model), plus the largest
+        error of the program's activation (weights and bias rounded)."""
+        pop = program.by_label["a"]
+        (proj,) = [p for p in program.projections if p.post == "a"]
+        frac_exp = int(pop.params["state_exp"])
+        q = np.round(x * 127).astype(np.int64)
+        assert proj.exp >= 0  # no flooring: sigma is exactly (W q) << exp
+        sigma = (q @ proj.weights.T) << proj.exp
+        act = np.maximum(sigma + (pop.params["bias"] << frac_exp), 0)
+        act_error = np.abs(act * 2.0**-frac_exp * pop.scale - exact).max(0)
+        return pop.params["vth"] * pop.scale, pop.scale, act_error
+
+    def check(program, scale=None):
+        res = loihi2.run(program, payloads)
+        pop = program.by_label["a"]
+        recon = np.cumsum(res.payloads["a"][0], 0) * (scale or pop.scale)
+        vth, unit, act_error = bound(mapped.program)  # as mapped
+        messages = np.count_nonzero(res.payloads["a"][0], axis=0)
+        error = np.abs(recon[1:] - exact[:-1]).max(0)  # emulator lags 1 step
+        within = np.all(error <= vth + messages * unit + act_error)
+        y = mapped.decode(res.payloads)[out][0, 1:]
+        y_ref = sim.data[net.probe_of["out"]][:-1]
+        rms = np.sqrt(np.mean((y - y_ref) ** 2)) / np.abs(y_ref).max()
+        return within, rms, messages
+
+    within, rms, messages = check(mapped.program)
+    assert within and rms < 0.05
+    assert 10 * messages.sum() < n_steps * 40  # not vacuous: sends, but rarely
+    vth, unit, act_error = bound(mapped.program)
+    assert act_error.max() < vth / 2  # 8-bit weights: finer than the threshold
+
+    # controls: a threshold 4x too large, and payloads read at twice their scale
+    # (or weights into b one exponent step off) are caught
+    def changed(label, **params):
+        pops = [
+            Population(p.label, p.kind, p.n, {**p.params, **params}, p.scale)
+            if p.label == label
+            else p
+            for p in mapped.program.populations
+        ]
+        return Program(pops, mapped.program.inputs, mapped.program.projections, 24)
+
+    vth_a = int(mapped.program.by_label["a"].params["vth"])
+    assert not check(changed("a", vth=np.int64(4 * vth_a)))[0]
+    assert not check(mapped.program, scale=2 * mapped.program.by_label["a"].scale)[0]
+    projs = [
+        Projection(p.label, p.pre, p.post, p.mantissa, p.exp + (p.post == "b"))
+        for p in mapped.program.projections
+    ]
+    wrong = Program(mapped.program.populations, mapped.program.inputs, projs, 24)
+    assert check(wrong)[1] > 0.05
+
+
+def mixed_net(seed):
+    """Random hybrid and sigma-delta ensembles as the mapping allows them to mix:
+    hybrid with a filtered recurrence, sigma-delta with a delayed recurrence (one
+    with Lava's error accumulator), and a hybrid ensemble fed by sigma-delta."""
+    rng = np.random.default_rng(seed)
+
+    def ens(neuron_type, n, label):
+        return nengo.Ensemble(
+            n, 2, neuron_type=neuron_type, label=f"s{seed}_{label}",
+            gain=nengo.dists.Uniform(0.5, 3), bias=nengo.dists.Uniform(-1, 1.5),
+        )  # fmt: skip
+
+    with nengo.Network(seed=seed) as net:
+        inp = nengo.Node(np.zeros(2), label=f"s{seed}_x")
+        h = ens(hybrid(rng.uniform(200, 600)), int(rng.integers(4, 9)), "h")
+        s = ens(sigma_delta(rng.uniform(0, 0.3)), int(rng.integers(4, 9)), "s")
+        c = ens(sigma_delta(rng.uniform(0, 0.3), cum_error=True), 5, "c")
+        g = ens(hybrid(rng.uniform(200, 600)), int(rng.integers(4, 9)), "g")
+        nengo.Connection(inp, h, synapse=0.005)
+        nengo.Connection(h.neurons, h.neurons, synapse=0.005,
+                         transform=rng.normal(0, 0.1, (h.n_neurons,) * 2))  # fmt: skip
+        nengo.Connection(inp, s, synapse=None)
+        nengo.Connection(s.neurons, s.neurons, synapse=0,
+                         transform=rng.normal(0, 0.3, (s.n_neurons,) * 2))  # fmt: skip
+        nengo.Connection(inp, c, synapse=None)
+        nengo.Connection(s, c, synapse=0)
+        nengo.Connection(s, g, synapse=0)
+        nengo.Connection(c, g, synapse=0)
+    return net
+
+
+def test_mixed_networks_map():
+    net = mixed_net(0)
+    mapped = loihi2_mapping.from_network(net)
+    kinds = {p.label: p.kind for p in mapped.program.populations}
+    assert kinds == {"s0_h": "hybrid", "s0_s": "sigma_delta", "s0_c": "sigma_delta",
+                     "s0_g": "hybrid"}  # fmt: skip
+    du = {p.label: int(p.params["du"]) for p in mapped.program.populations
+          if p.kind == "hybrid"}  # fmt: skip
+    assert du["s0_g"] == 0 and 0 < du["s0_h"] < 4096  # g sums the deltas it gets
+    assert set(mapped.program.inputs) == {"s0_x", "s0_x.delta"}
+    assert int(mapped.program.by_label["s0_c"].params["cum_error"]) == 1
+
+
+@needs_lava
+def test_lava_equals_emulator_on_mapped_sigma_delta_networks():
+    """Random mapped networks of both neuron kinds (recurrent connections
+    included), every payload bit for bit; a one-bit change is caught."""
+    with nengo.Network() as net:
+        for seed in range(3):
+            mixed_net(seed)  # added to net: disjoint sub-networks
+    mapped = loihi2_mapping.from_network(net)
+    rng = np.random.default_rng(7)
+    values = {
+        node: rng.uniform(-1, 1, (2, 1, 2)) + np.cumsum(
+            rng.normal(0, 0.2, (2, 40, 2)), axis=1)
+        for node in net.all_nodes
+    }  # fmt: skip
+    payloads = mapped.encode(values)
+    lava = run_lava(mapped.program, payloads)
+    emu = loihi2.run(mapped.program, payloads)
+    for pop in mapped.program.populations:
+        assert np.array_equal(lava.payloads[pop.label], emu.payloads[pop.label]), (
+            pop.label
+        )
+        assert np.count_nonzero(emu.payloads[pop.label]) > 0, pop.label
+
+    # control: a one-bit change of one weight into a sigma-delta population
+    proj = next(p for p in mapped.program.projections if p.post == "s0_s")
+    changed = loihi2.run(perturbed(mapped.program, proj.label), payloads)
+    assert not np.array_equal(lava.payloads["s0_s"], changed.payloads["s0_s"])
+
+
+def test_sigma_delta_mapping_errors_name_the_ensemble():
+    def net_with(post_type, pre_type=None, synapse=None, **kwargs):
+        kwargs = {"gain": [1.0] * 5, "bias": [0.5] * 5, **kwargs}
+        with nengo.Network() as net:
+            inp = nengo.Node([0.5], label="inp")
+            pre = nengo.Ensemble(5, 1, neuron_type=pre_type or sigma_delta(0.1),
+                                 label="pre", gain=[1.0] * 5, bias=[0.5] * 5)  # fmt: skip
+            post = nengo.Ensemble(5, 1, neuron_type=post_type, label="post", **kwargs)
+            nengo.Connection(inp, pre, synapse=None)
+            nengo.Connection(pre, post, synapse=synapse)
+        return net
+
+    cases = [
+        (net_with(SigmaDelta(nengo.LIFRate())), "post.*SigmaDelta\\(LIFRate\\)"),
+        (net_with(sigma_delta(0.1), synapse=0.01), "into post does not map"),
+        (net_with(sigma_delta(0.1), pre_type=hybrid(2)), "HybridSpiking ensemble pre"),
+        (
+            net_with(
+                sigma_delta(0.1, initial_state={"residue": nengo.dists.Choice([1])})
+            ),
+            "'post'>: SigmaDelta initial_state",
+        ),
+        (
+            net_with(sigma_delta(0.1), gain=[1] * 5, bias=[1e4] * 5),
+            "'post'>: its biases need",
+        ),
+    ]
+    for net, match in cases:
+        with pytest.raises(Loihi2MappingError, match=match):
+            loihi2_mapping.from_network(net)
+    # control: the same network with a mappable post maps
+    loihi2_mapping.from_network(net_with(sigma_delta(0.1)))

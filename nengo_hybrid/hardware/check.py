@@ -50,7 +50,7 @@ from nengo_hybrid.hardware.strategies import (
     Thermometer,
     coerce_strategy_argument,
 )
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 #: neuron types nengo-loihi maps onto compartments (exact classes, read from
 #: its builder registry when this module was imported; see `loihi_neuron_types`)
@@ -324,6 +324,8 @@ def _check_neuron_types(network, report):
                         detail=str(e),
                     )
                 )
+        elif isinstance(nt, SigmaDelta) and report.profile.graded:
+            supported &= _check_sigma_delta(ens, report)
         elif type(nt) not in loihi_neuron_types():
             supported = False
             names = [cls.__name__ for cls in loihi_neuron_types() + (HybridSpiking,)]
@@ -339,6 +341,25 @@ def _check_neuron_types(network, report):
                 )
             )
     return supported
+
+
+def _check_sigma_delta(ens, report):
+    """Lava's stock sigma-delta neuron is a ReLU: a violation for other bases."""
+    base = type(ens.neuron_type.base_type)
+    if base is nengo.RectifiedLinear:
+        return True
+    report.add(
+        Violation(
+            "neuron_type",
+            ens,
+            "SigmaDelta(RectifiedLinear)",
+            f"SigmaDelta({base.__name__})",
+            "use SigmaDelta(nengo.RectifiedLinear()), or set net.config[ens]."
+            "on_chip = False",
+            detail="Lava's sigma-delta neuron computes relu(sigma + bias)",
+        )
+    )
+    return False
 
 
 def _check_strategies(network, report):

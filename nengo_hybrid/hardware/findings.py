@@ -198,9 +198,11 @@ class Report:
                 f"{lim['synapse_bits_per_core']:>13}"
                 + (f" {lim['spike_payload_bits']:>12}" if payload else "")
             )
-        if self.ensembles:
+        hybrid = [r for r in self.ensembles if r["strategy"] != "sigma-delta"]
+        sigma_delta = [r for r in self.ensembles if r["strategy"] == "sigma-delta"]
+        if hybrid:
             lines += ["", "Hybrid ensembles:"]
-            for row in self.ensembles:
+            for row in hybrid:
                 lines.append(
                     f"  {row['ensemble']}: {row['neuron_type']}, {row['n_neurons']} "
                     f"neurons -> {row['compartments']} compartments "
@@ -214,6 +216,9 @@ class Report:
                         else ""
                     )
                 )
+        if sigma_delta:
+            lines += ["", "Sigma-delta ensembles:"]
+            lines += [_sigma_delta_line(row) for row in sigma_delta]
         lossy = [c for c in self.connections if c["bits_lost"] > 0]
         if self.connections:
             lines += [
@@ -263,3 +268,19 @@ class HardwareCheckError(BuildError):
             "strategy's budget are then lost; sim.check_report records it)."
         )
         super().__init__("\n".join(lines))
+
+
+def _sigma_delta_line(row):
+    """A `.SigmaDelta` ensemble's row of the check table (graded deltas)."""
+    line = (
+        f"  {row['ensemble']}: {row['neuron_type']}, {row['n_neurons']} neurons -> "
+        f"{row['compartments']} compartments ({row['mapping']}); payload unit "
+        f"{row['payload_resolution']:g}"
+    )
+    if "payload_bits_needed" not in row:
+        return line + "; payload bits not measured"
+    return line + (
+        f"; largest payload {row['max_payload']} ({row['count_source']}): payload "
+        f"bits needed {row['payload_bits_needed']} of {row['payload_bits']} (sign "
+        "included)"
+    )

@@ -47,7 +47,7 @@ import scipy.sparse
 from nengo_hybrid.hardware import bounds as _bounds
 from nengo_hybrid.hardware.findings import Violation
 from nengo_hybrid.hardware.strategies import Graded, OneBit, Substeps
-from nengo_hybrid.neurons import HybridSpiking
+from nengo_hybrid.neurons import HybridSpiking, SigmaDelta
 
 #: weights processed at once when computing weight statistics
 CHUNK_ELEMENTS = 1 << 22
@@ -458,6 +458,93 @@ def check_payload(placements, report, profile, found, dt):
         )
 
 
+def sigma_delta_payloads(chip, counts):
+    """`Count` of the largest payload per on-chip `.SigmaDelta` ensemble in ``counts``.
+
+    ``counts[ens]``: the largest payload (an integer in the fixed point the
+    Loihi 2 mapping sends deltas in, `.loihi2_mapping.sigma_delta_frac_bits`),
+    or the payloads themselves; ``evaluate`` measures it (``max_payloads``).
+    """
+    from nengo_hybrid.hardware.check import _measured
+
+    found = {}
+    for ens in chip:
+        if isinstance(ens.neuron_type, SigmaDelta) and ens in counts:
+            count = _measured(counts[ens])
+            count.source = "measured sigma-delta payloads"
+            found[ens] = count
+    return found
+
+
+def check_sigma_delta_payload(placements, report, profile, deltas):
+    """Payload bits (sign included) per `.SigmaDelta` ensemble, and its table row.
+
+    A sigma-delta neuron sends its delta as one graded message in units of
+    ``2**-F`` activation units (`.loihi2_mapping.sigma_delta_frac_bits`);
+    without a measured payload (``deltas``, from ``evaluate``) a warning says
+    the payload bits are not checked.
+    """
+    from nengo_hybrid.hardware.loihi2_mapping import sigma_delta_frac_bits
+
+    lim = profile.limits
+    for ens, pl in placements.items():
+        nt = ens.neuron_type
+        if not isinstance(nt, SigmaDelta):
+            continue
+        frac = sigma_delta_frac_bits(nt.threshold)
+        row = {
+            "ensemble": str(ens),
+            "neuron_type": f"SigmaDelta({type(nt.base_type).__name__}, "
+            f"threshold={nt.threshold:g})",
+            "n_neurons": ens.n_neurons,
+            "strategy": "sigma-delta",
+            "mapping": "Lava SigmaDelta (graded deltas)",
+            "compartments": pl.n,
+            "cores": -(-pl.n // pl.size) if pl.n else 0,
+            "chip_steps_per_model_step": 1,
+            "payload_resolution": 2.0**-frac,
+            "payload_bits": lim["spike_payload_bits"],
+            "exact": True,
+        }
+        report.ensembles.append(row)
+        count = deltas.get(ens)
+        if count is None:
+            report.add(
+                Violation(
+                    "payload_unknown",
+                    ens,
+                    "a measured payload",
+                    "unknown",
+                    "run `nengo-hybrid evaluate` first: it measures the deltas",
+                    severity="warning",
+                    detail="the payload bits of a sigma-delta ensemble depend on "
+                    "how fast its activity changes; not checked",
+                )
+            )
+            continue
+        needed = payload_bits(count.max_count)
+        row.update(
+            max_payload=count.max_count,
+            count_source=count.source,
+            payload_bits_needed=needed,
+            spike_bits_needed=needed,
+            spike_bits_available=lim["spike_payload_bits"],
+        )
+        if needed > lim["spike_payload_bits"]:
+            report.add(
+                Violation(
+                    "spike_payload_bits",
+                    ens,
+                    lim["spike_payload_bits"],
+                    needed,
+                    "raise its threshold (a coarser payload unit) or lower the "
+                    "changes of its activity, or use a profile with wider messages",
+                    detail=f"deltas up to {count.max_count} payload units of "
+                    f"2**-{frac} need {needed} bits including the sign",
+                )
+            )
+
+
 def check_weights(placements, report, profile, found, dt, max_weight_bits_lost):
     """Weight bits lost per connection; state bits and exponents per ensemble."""
     from nengo_hybrid.hardware.check import check_connection_weights
@@ -627,9 +714,11 @@ def check_graded(network, report, strategy, counts, sample, dt, max_weight_bits_
         found = largest_counts(
             model, network, report, counts or {}, sample, dt, chip=chip, reference=model
         )
-    placements = plan(network, report, strategy, split, model, found, dt)
+    deltas = sigma_delta_payloads(chip, counts or {})
+    placements = plan(network, report, strategy, split, model, {**found, **deltas}, dt)
     check_cores(report, profile.limits)
     check_payload(placements, report, profile, found, dt)
+    check_sigma_delta_payload(placements, report, profile, deltas)
     _check_spiking_relu(placements, report, found)
     check_weights(placements, report, profile, found, dt, max_weight_bits_lost)
     host_rows(network, split, placements, report)

@@ -79,7 +79,8 @@ def deployable(
         Largest measured spike count per layer label (for ``auto``).
     frozen : FrozenNetwork, optional
         Its ``input_scales`` encode ``net.encoded_inputs`` as exact host
-        encoder spikes (`nengo_hybrid.hardware.encode_node_inputs`).
+        encoder spikes (`nengo_hybrid.hardware.encode_node_inputs`), except on
+        a graded-spike profile, where the host sends them as payloads.
     profile : Profile, optional
         The target: ``auto`` picks by it (`auto_strategy`); None: Loihi 1's.
 
@@ -106,7 +107,9 @@ def deployable(
     }
     encoding = None
     scales = (frozen.meta.get("input_scales") if frozen is not None else None) or {}
-    if scales:
+    if scales and not (profile is not None and profile.graded):
+        # binary spikes need encoder ensembles; graded ones carry the values
+        # as payloads (`nengo_hybrid.hardware.loihi2_mapping`), no ensembles
         from nengo_hybrid.hardware import encode_node_inputs
 
         levels = frozen.meta.get("input_levels", 8)
@@ -153,6 +156,19 @@ def measured_counts(run):
     if not evaluated or evaluated.get("error"):
         return None
     return evaluated.get("max_counts")
+
+
+def measured_payloads(run, net):
+    """``{ensemble: largest payload}`` of `.SigmaDelta` layers measured by ``evaluate``."""
+    evaluated = reporting.read_stage(run, "evaluate", required=False)
+    if not evaluated or evaluated.get("error"):
+        return {}
+    payloads = evaluated.get("max_payloads") or {}
+    return {
+        ens: payloads[str(ens.label)]
+        for ens in net.all_ensembles
+        if str(ens.label) in payloads
+    }
 
 
 def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
@@ -211,6 +227,7 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
         for ens in strategies
         if max_counts and str(ens.label) in max_counts
     }
+    counts.update(measured_payloads(run, net) if run is not None else {})
     tic = time.perf_counter()
     report = hardware.check(
         net, profile=prof, strategy=strategy_argument(strategies), counts=counts or None

@@ -61,12 +61,14 @@ def _readout_lag(mapped, name):
     return lags.pop()
 
 
-def _layers(payloads, bits_available):
-    """Per population: neurons, largest payload, bits it needs (sign included), events."""
+def _layers(payloads, bits_available, program):
+    """Per population: kind (``hybrid`` or ``sigma_delta``: counts or deltas),
+    neurons, largest payload, bits it needs (sign included), events."""
     layers = {}
     for label, counts in payloads.items():
         peak = int(np.abs(counts).max()) if counts.size else 0
         layers[label] = {
+            "kind": program.by_label[label].kind,
             "neurons": int(counts.shape[-1]),
             "max_payload": peak,
             "payload_bits_needed": peak.bit_length() + 1,
@@ -204,7 +206,9 @@ def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     correct = int(np.sum(pred == y))
     result["accuracy"] = correct / n
     result["accuracy_interval95"] = list(wilson_interval(correct, n))
-    result["layers"] = _layers(payloads, int(profile["spike_payload_bits"]))
+    result["layers"] = _layers(
+        payloads, int(profile["spike_payload_bits"]), mapped.program
+    )
     result["predictions"] = pred.tolist()
     n_ref = min(int(n_reference), n)
     result["n_reference_samples"] = n_ref

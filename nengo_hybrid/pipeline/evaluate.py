@@ -1,9 +1,12 @@
 """Stage ``evaluate``: the frozen network in NengoDL on the test split.
 
-Measures test accuracy and, from the spike counts of the measured layers,
-activity bits, significant bits, synaptic events and energy
-(`nengo_hybrid.metrics`). Writes ``evaluate.json`` and ``raster.npz`` (one
-test sample's counts of the first layer, for the report's raster).
+Measures test accuracy and, from the spike counts of the measured
+`.HybridSpiking` layers, activity bits, significant bits, synaptic events and
+energy (`nengo_hybrid.metrics`); for `.SigmaDelta` layers, the messages
+(nonzero deltas) per sample and layer and their payload bits instead
+(`sigma_delta_metrics`). Writes ``evaluate.json`` and ``raster.npz`` (one test
+sample's counts of the first layer, or the signs of its messages, for the
+report's raster).
 """
 
 import io
@@ -12,9 +15,9 @@ import pathlib
 import numpy as np
 
 from nengo_hybrid import report as reporting
+from nengo_hybrid.neurons import SigmaDelta
 from nengo_hybrid.pipeline.runs import (
     RASTER,
-    PipelineUsageError,
     read_frozen,
     recipe_of,
     train_config,
@@ -65,29 +68,17 @@ def evaluate(run, n_test=None, progress=True):
     config = train_config(run)
     recipe = recipe_of(run)
     frozen = read_frozen(run)
-    if frozen.thresholds:
-        raise PipelineUsageError(
-            f"{run} has SigmaDelta layers {sorted(frozen.thresholds)}; evaluate "
-            "measures the spike counts of HybridSpiking layers",
-            hint="export a SigmaDelta run to Loihi 2 with `nengo-hybrid export --run "
-            f"{run} --format netx FILE`; its events are counted by "
-            "nengo_hybrid.metrics.sent_deltas and delta_events",
-        )
     dataset = dataset_of(run, recipe)
     x, y = subset(dataset.x_test, dataset.y_test, n_test, config["batch_size"], "test")
     net = frozen.build(recipe)
     with simulator(net, config["batch_size"], config["seed"]) as sim:
         outputs = predict(sim, net.inputs(x), progress)
         dt = sim.dt
-        layers = []
-        for ens, probe in zip(net.layers, net.layer_probes()):
-            counts = metrics.spike_counts(
-                outputs[probe], ens.neuron_type, dt, precision=ens.neuron_type.precision
-            )
-            layers.append((ens, counts, metrics.fan_out(sim.model, ens)))
+        probed = [
+            (ens, outputs[probe], metrics.fan_out(sim.model, ens))
+            for ens, probe in zip(net.layers, net.layer_probes())
+        ]
     predictions = net.predictions(outputs[net.probe])
-    ens, counts, fan_out = layers[0]
-    energy = metrics.energy(counts, fan_out, device="loihi1")
     result = {
         "model": recipe.name,
         "data": dataset.description,
@@ -96,23 +87,105 @@ def evaluate(run, n_test=None, progress=True):
         "accuracy": float(np.mean(predictions == y)),
         "predictions": predictions.tolist(),
         "loss": cross_entropy(net.scores(outputs[net.probe]), y),
+    }
+    if isinstance(probed[0][0].neuron_type, SigmaDelta):
+        result.update(sigma_delta_metrics(probed, len(y)))
+        raster = np.sign(result.pop("_deltas")[0])
+    else:
+        result.update(spike_metrics(probed, dt, len(y)))
+        raster = result.pop("_counts")[0]
+    result["dt"] = dt
+    buf = io.BytesIO()
+    np.savez(buf, counts=raster.astype(np.int32), dt=dt, label=y[0])
+    reporting.write_atomic(run / RASTER, buf.getvalue())
+    reporting.write_stage(run, "evaluate", result)
+    return result
+
+
+def spike_metrics(probed, dt, n):
+    """Metrics of `.HybridSpiking` layers: bits, events and energy of the spikes.
+
+    ``probed``: ``[(ensemble, probed output, fan_out)]``, the first layer's
+    counts are measured (and returned as ``_counts``); ``n``: samples.
+    """
+    from nengo_hybrid import metrics
+
+    layers = [
+        (ens, metrics.spike_counts(out, ens.neuron_type, dt, ens.neuron_type.precision))
+        for ens, out, _ in probed
+    ]
+    (ens, counts), fan_out = layers[0], probed[0][2]
+    energy = metrics.energy(counts, fan_out, device="loihi1")
+    return {
         "precision": ens.neuron_type.precision,
         "activity_bits": metrics.activity_bits(counts),
         "significant_bits": metrics.significant_bits(counts),
         "max_count": int(np.abs(counts).max()),
-        "max_counts": {str(e.label): int(np.abs(c).max()) for e, c, _ in layers},
-        "synaptic_events_per_sample": metrics.synaptic_events(counts, fan_out) / len(y),
-        "energy_per_sample_j": energy["total"] / len(y),
+        "max_counts": {str(e.label): int(np.abs(c).max()) for e, c in layers},
+        "synaptic_events_per_sample": metrics.synaptic_events(counts, fan_out) / n,
+        "energy_per_sample_j": energy["total"] / n,
         "energy_parts_per_sample_j": {
-            k: v / len(y) for k, v in energy.items() if k not in ("total", "device")
+            k: v / n for k, v in energy.items() if k not in ("total", "device")
         },
         "energy_device": energy["device"]["source"],
         "n_hidden": int(ens.n_neurons),
         "steps_per_sample": int(counts.shape[1]),
-        "dt": dt,
+        "_counts": counts,
     }
-    buf = io.BytesIO()
-    np.savez(buf, counts=counts[0].astype(np.int32), dt=dt, label=y[0])
-    reporting.write_atomic(run / RASTER, buf.getvalue())
-    reporting.write_stage(run, "evaluate", result)
-    return result
+
+
+def sigma_delta_metrics(probed, n):
+    """Metrics of `.SigmaDelta` layers: messages (nonzero deltas) and payload bits.
+
+    Per layer (``layers``): ``messages_per_sample`` (`.metrics.delta_events`),
+    against ``updates_per_sample`` (steps times neurons: what sending every
+    step would cost), and ``payload_bits`` (`.metrics.payload_bits`, sign
+    included) of the deltas in the fixed point the Loihi 2 mapping sends them
+    in (``payload_resolution``: one payload unit, in units of the activation;
+    `nengo_hybrid.hardware.loihi2_mapping.sigma_delta_frac_bits`). The totals
+    (``messages_per_sample``, ``synaptic_events_per_sample``: messages times
+    fan-out) and the widest ``payload_bits`` are over all layers;
+    ``max_payloads``: the largest payload (integer) per layer, which ``check``
+    compares with the profile's message bits. The first layer's deltas are
+    returned as ``_deltas``.
+    """
+    from nengo_hybrid import metrics
+    from nengo_hybrid.hardware.loihi2_mapping import sigma_delta_frac_bits
+
+    layers, first, payloads = {}, None, {}
+    messages = events = 0
+    for ens, out, fan_out in probed:
+        nt = ens.neuron_type
+        deltas = metrics.sent_deltas(out, nt)
+        first = deltas if first is None else first
+        resolution = 2.0 ** -sigma_delta_frac_bits(nt.threshold)
+        sent = deltas != 0
+        layers[str(ens.label)] = {
+            "neuron_type": f"SigmaDelta({type(nt.base_type).__name__}, "
+            f"threshold={nt.threshold:g})",
+            "threshold": float(nt.threshold),
+            "n_neurons": int(ens.n_neurons),
+            "messages_per_sample": metrics.delta_events(deltas) / n,
+            "updates_per_sample": int(deltas.shape[1] * deltas.shape[2]),
+            "payload_resolution": resolution,
+            "payload_bits": metrics.payload_bits(deltas, resolution),
+            "max_abs_delta": float(np.abs(deltas).max(initial=0.0)),
+        }
+        payloads[str(ens.label)] = int(np.round(np.abs(deltas) / resolution).max())
+        messages += metrics.delta_events(deltas)
+        events += metrics.synaptic_events(sent.astype(np.int64), fan_out)
+    head = layers[str(probed[0][0].label)]
+    return {
+        "neuron": "sigma_delta",
+        "threshold": head["threshold"],
+        "messages_per_sample": messages / n,
+        "message_fraction": head["messages_per_sample"] / head["updates_per_sample"],
+        "payload_bits": max(layer["payload_bits"] for layer in layers.values()),
+        "synaptic_events_per_sample": events / n,
+        "max_counts": {},
+        "max_payloads": payloads,
+        "layers": layers,
+        "n_hidden": head["n_neurons"],
+        "steps_per_sample": int(first.shape[1]),
+        "_deltas": first,
+    }

@@ -204,5 +204,7 @@ def train(
         }
         frozen = freeze_stage.freeze(out, recipe, sim=sim, net=net, dataset=dataset)
     result["final_precision"] = frozen["final_precision"]
+    if frozen["thresholds"]:  # SigmaDelta layers: their deployment thresholds
+        result["thresholds"] = frozen["thresholds"]
     reporting.write_stage(out, "train", result)
     return result
