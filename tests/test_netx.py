@@ -365,10 +365,15 @@ def test_exported_file_computes_the_nengo_network(tmp_path, recurrent):
     assert np.abs(wrong[delay:] - expected[:-delay]).max() > 5 * error
 
 
-def test_evaluate_says_what_to_do_with_a_sigma_delta_run(sigma_delta_run, capsys):
+def test_evaluate_measures_a_sigma_delta_run(sigma_delta_run, capsys):
+    """A SigmaDelta run evaluates: messages and payload bits per layer, not spikes."""
+    import json
+
     from nengo_hybrid import cli
 
     code = cli.main(["evaluate", "--run", str(sigma_delta_run)])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "SigmaDelta layers" in err and "nengo-hybrid export" in err
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((sigma_delta_run / "evaluate.json").read_text())
+    assert result["messages_per_sample"] > 0 and result["payload_bits"] >= 2
+    assert set(result["layers"]) >= {"hidden1"}
+    assert "activity_bits" not in result  # sigma-delta layers send deltas
