@@ -329,6 +329,13 @@ def _recipe(model, where):
             "train psmnist recipes (sequence length, precision schedules, baselines)",
             hint="use a psmnist recipe such as lmu_quick or lmu_paper",
         )
+    if recipe.get("neuron", "hybrid") != "hybrid":
+        raise _error(
+            f"{where}: recipe {recipe.name!r} has {recipe['neuron']} neurons; sweeps "
+            "anneal and compare the precision of HybridSpiking neurons",
+            hint="use a HybridSpiking recipe such as lmu_quick; compare SigmaDelta "
+            "with benchmarks/loihi2_study.py",
+        )
     return recipe
 
 

@@ -123,6 +123,7 @@ def test_trial_recipe_follows_the_sequence_length(recipe):
         (dict(hybrid=None), "grid is empty"),
         (dict(hybrid=dict(models=["lmu_quick"], precisions=[2], pools=[3])), "28"),
         (dict(hybrid=dict(models=["mnist_dense"], precisions=[2])), "psmnist"),
+        (dict(hybrid=dict(models=["lmu_quick_sd"], precisions=[2])), "sigma_delta"),
         (dict(hybrid=dict(precisions=[2], schedules=["zigzag"])), "schedule"),
         (dict(baselines=dict(models=["transformer"])), "unknown baseline"),
         (dict(baselines=dict(models=["gru"], budget_seconds=[-5])), "positive"),
