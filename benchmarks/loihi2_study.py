@@ -28,12 +28,15 @@ Writes ``results/loihi2_study.{json,md}``. Example::
 """
 
 import argparse
+import json
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter
+
+import numpy as np  # noqa: E402
 
 from nengo_hybrid import zoo
 from nengo_hybrid.io import (
@@ -143,7 +146,12 @@ def study(neuron, name, runs, epochs, lava_samples):
 def _cores_text(entry):
     if entry.get("ok"):
         return f"{entry['cores']} / {entry['compartments']}"
-    return f"does not map ({entry.get('why')})"
+    why = str(entry.get("why")).split(" (limit")[0]  # the object and the reason
+    return f"does not map ({why})"
+
+
+def _microjoules(joules):
+    return "n/a" if joules is None else f"{joules * 1e6:.2f}"
 
 
 def markdown(result):
@@ -159,19 +167,20 @@ def markdown(result):
                 bits=f"{row['payload_bits_needed']} of {row['payload_bits_available']}",
                 l1=_cores_text(row["loihi1"]),
                 l2=_cores_text(row["loihi2"]),
-                e1=(row["energy_loihi1_j"] or float("nan")) * 1e6,
-                e2=row["energy_loihi2_j"] * 1e6,
+                e1=_microjoules(row["energy_loihi1_j"]),
+                e2=_microjoules(row["energy_loihi2_j"]),
             )
         )
     columns = [
         ("neuron", "hidden neuron", ""),
         ("accuracy_nengo_dl", "NengoDL", ".1%"),
         ("loihi2_acc", f"Loihi 2 emulator ({rows[0]['emulator_samples']} samples)", ""),
+        ("reference_agreement", "same class as Nengo's simulator (200)", ".1%"),
         ("lava", "Lava fixed-point (payloads vs emulator)", ""),
         ("messages_per_sample", "messages / sample", ".0f"),
         ("bits", "payload bits needed", ""),
-        ("e2", "energy / sample, Loihi 2 (uJ)", ".2f"),
-        ("e1", "energy / sample, Loihi 1 (uJ)", ".2f"),
+        ("e2", "energy / sample, Loihi 2 (uJ)", ""),
+        ("e1", "energy / sample, Loihi 1 (uJ)", ""),
         ("l1", "Loihi 1 cores / compartments", ""),
         ("l2", "Loihi 2 cores / compartments", ""),
     ]
@@ -202,7 +211,14 @@ def main(argv=None):
     parser.add_argument("--neurons", nargs="+", choices=sorted(MODELS),
                         default=list(MODELS))  # fmt: skip
     parser.add_argument("--out", default=str(RESULTS / "loihi2_study"))
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite OUT.md from OUT.json")  # fmt: skip
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.markdown_only:
+        result = json.loads(out.with_suffix(".json").read_text())
+        atomic_write_text(out.with_suffix(".md"), markdown(result))
+        return
     runs = Path(args.runs)
     rows = [
         study(neuron, MODELS[neuron], runs, args.epochs, args.lava_samples)
@@ -219,7 +235,6 @@ def main(argv=None):
         "seed": first.meta["seed"],
         "rows": rows,
     }
-    out = Path(args.out)
     atomic_write_json(out.with_suffix(".json"), result)
     atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
