@@ -22,6 +22,7 @@ in the reference simulator (and Nengo GUI, nengo-loihi) with the final precision
 """
 
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -429,6 +430,14 @@ class Minibatches:
             batch,
         )
 
+    def batches(self):
+        """The minibatches in order (a generator)."""
+        return (self[i] for i in range(len(self)))
+
+    def signature(self):
+        """``tf.TensorSpec`` structure of a minibatch."""
+        return tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), self[0])
+
     def dataset(self):
         """The minibatches as a ``tf.data.Dataset`` with their full shapes.
 
@@ -437,15 +446,50 @@ class Minibatches:
         number of minibatches; the next minibatch is made while the current
         one runs.
         """
-        signature = tf.nest.map_structure(
-            lambda a: tf.TensorSpec(a.shape, a.dtype), self[0]
-        )
         data = tf.data.Dataset.from_generator(
-            lambda: (self[i] for i in range(len(self))), output_signature=signature
+            self.batches, output_signature=self.signature()
         )
         return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(
             1
         )
+
+
+class _Feed:
+    """One ``tf.data.Dataset`` per simulator and role, fed from swappable `Minibatches`.
+
+    ``Dataset.from_generator`` traces its functions when it is made, which
+    costs a fifth of a second, about as much as three training steps of the
+    quick LMU; `fit` makes one per epoch (and per call). A feed makes it once
+    and reads the minibatches of whichever `Minibatches` it was last given
+    (each iterator binds the one current when it starts), as long as they
+    have the same shapes and dtypes.
+    """
+
+    _feeds = weakref.WeakKeyDictionary()
+
+    def __init__(self, signature, length):
+        self.signature, self.length, self.source = signature, length, None
+        data = tf.data.Dataset.from_generator(
+            lambda: self.source.batches(), output_signature=signature
+        )
+        self.dataset = data.apply(
+            tf.data.experimental.assert_cardinality(length)
+        ).prefetch(1)
+
+    @classmethod
+    def dataset_of(cls, minibatches, role):
+        """The dataset of ``minibatches`` for ``role`` (``"train"``, ``"validation"``)."""
+        signature = minibatches.signature()
+        feeds = cls._feeds.setdefault(minibatches.sim, {})
+        feed = feeds.get(role)
+        if (
+            feed is None
+            or feed.signature != signature
+            or feed.length != len(minibatches)
+        ):
+            feed = feeds[role] = cls(signature, len(minibatches))
+        feed.source = minibatches
+        return feed.dataset
 
 
 KEEP = ("last", "best")
@@ -575,6 +619,7 @@ def fit(
         epochs * steps_per_epoch * _n_steps(x),
         sequence_steps=_n_steps(x),
     )
+    dl.prune_training_probes(sim)
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
     run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)
@@ -588,7 +633,9 @@ def fit(
 
     validation = None
     if validation_data is not None:
-        validation = Minibatches(sim, *validation_data, inputs=inputs).dataset()
+        validation = _Feed.dataset_of(
+            Minibatches(sim, *validation_data, inputs=inputs), "validation"
+        )
     bar = _progress_bar(epochs, steps_per_epoch, start_epoch, progress)
     probes = activity_probes(sim.model.toplevel)
     for epoch in range(start_epoch, epochs):
@@ -597,7 +644,7 @@ def fit(
         anneal.epoch_offset = epoch
         anneal.batch_records = []
         result = sim.fit(
-            Minibatches(sim, x, y, order, inputs).dataset(),
+            _Feed.dataset_of(Minibatches(sim, x, y, order, inputs), "train"),
             epochs=1,
             shuffle=False,
             verbose=0,
