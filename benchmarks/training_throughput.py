@@ -15,8 +15,15 @@ Models (same hidden units, batch and sequences):
   hidden neurons, trained by `nengo_hybrid.training.fit` (annealed precision,
   the precomputed memory computed each epoch) on the fast path: NengoDL's
   loop with fixed-size buffers (`nengo_hybrid.dl.fixed_size_loop`) and XLA;
+  the readout run once after the loop on the last step
+  (`nengo_hybrid.dl._last_step_ops`), the hidden layer's history left out of
+  the training step (`nengo_hybrid.dl.prune_training_probes`) and one input
+  pipeline per simulator (`nengo_hybrid.training.fit`);
+* ``hybrid_lmu_xla``: the same with the fixed-size loop and XLA only (the path
+  before the last three changes: readout every step, hidden history in the
+  training step, an input pipeline traced per epoch);
 * ``hybrid_lmu_before``: the same, built with NengoDL's own loop, no XLA (the
-  path before this change);
+  path before the fixed-size loop);
 * ``rate_lmu``: the same LMU with ReLU rate neurons (fast path, ``sim.fit``);
 * ``keras_lmu``: keras-lmu's ``LMU`` (FFT memory, SimpleRNN ReLU hidden cell);
 * ``lstm``, ``gru``: ``tf.keras.layers.LSTM`` / ``GRU`` and a Dense readout.
@@ -45,7 +52,15 @@ SIZES = {
     "quick": dict(n_hidden=64, order=32, steps=49),
     "paper": dict(n_hidden=212, order=256, steps=784),
 }
-MODELS = ("hybrid_lmu", "hybrid_lmu_before", "rate_lmu", "keras_lmu", "lstm", "gru")
+MODELS = (
+    "hybrid_lmu",
+    "hybrid_lmu_xla",
+    "hybrid_lmu_before",
+    "rate_lmu",
+    "keras_lmu",
+    "lstm",
+    "gru",
+)
 SEED = 0
 
 
@@ -58,7 +73,42 @@ def load(n, steps):
     return d.x_train[:n], d.y_train[:n], d.description
 
 
-def nengo_dl_model(size, batch, x, y, spiking=True, fast=True):
+@contextlib.contextmanager
+def xla_only():
+    """The fast path as it was before the readout, pruning and pipeline changes."""
+    from nengo_hybrid import dl, training
+
+    saved = (
+        dl._settings["last_step_ops"],
+        dl.prune_training_probes,
+        training._Feed.dataset_of,
+    )
+    dl._settings["last_step_ops"] = False
+    dl.prune_training_probes = lambda sim, enabled=True: set()
+    training._Feed.dataset_of = staticmethod(
+        lambda minibatches, role: minibatches.dataset()
+    )
+    try:
+        yield
+    finally:
+        dl._settings["last_step_ops"] = saved[0]
+        dl.prune_training_probes = saved[1]
+        training._Feed.dataset_of = saved[2]
+
+
+def previous_path(fn, enabled):
+    """``fn`` run inside `xla_only` (every call: tracing happens in the first)."""
+    if not enabled:
+        return fn
+
+    def run():
+        with xla_only():
+            return fn()
+
+    return run
+
+
+def nengo_dl_model(size, batch, x, y, spiking=True, fast=True, previous=False):
     """``(train_epoch, predict, close)`` for the LMU in NengoDL."""
     import nengo
     import nengo_dl
@@ -102,7 +152,12 @@ def nengo_dl_model(size, batch, x, y, spiking=True, fast=True):
     def predict():
         sim.predict(net.inputs(x), verbose=0)
 
-    return train_epoch, predict, sim.close, sim.keras_model.trainable_weights
+    return (
+        previous_path(train_epoch, previous),
+        previous_path(predict, previous),
+        sim.close,
+        sim.keras_model.trainable_weights,
+    )
 
 
 def keras_model(name, size, batch, x, y):
@@ -153,6 +208,7 @@ def build(name, size, batch, x, y):
             y,
             spiking=name != "rate_lmu",
             fast=name != "hybrid_lmu_before",
+            previous=name == "hybrid_lmu_xla",
         )
     return keras_model(name, size, batch, x, y)
 
