@@ -7,6 +7,10 @@ the only module that reaches into NengoDL's builder internals.
 It also builds NengoDL's simulation loop with fixed-size probe buffers
 (`fixed_size_loop`), which lets TensorFlow compile a whole training step with
 XLA (`use_xla`): the same arithmetic, with far fewer kernel launches per step.
+In that loop, operators whose results only last-step probes read (a
+classifier's readout) run once after the loop (`_last_step_ops`), and the
+training step can leave out the history of probes no loss reads
+(`prune_training_probes`). The Nengo network is not changed by any of these.
 
 The annealed parameter (`.neurons.annealed_param`) of every population, the
 precision of `.HybridSpiking` and the threshold of `.SigmaDelta`, lives in a

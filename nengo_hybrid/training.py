@@ -516,6 +516,11 @@ def fit(
     The precision of `.HybridSpiking` ensembles, the threshold of `.SigmaDelta`
     ensembles (`.neurons.annealed_param`): one kind of schedule for both.
 
+    The training step leaves out the history of probes that no loss or metric
+    reads (`nengo_hybrid.dl.prune_training_probes`; validation and the bit
+    measurement still see it), and the input pipeline is made once per
+    simulator and reused by later epochs and calls.
+
     Parameters
     ----------
     sim : nengo_dl.Simulator
