@@ -19,9 +19,10 @@ Models (same hidden units, batch and sequences):
   (`nengo_hybrid.dl._last_step_ops`), the hidden layer's history left out of
   the training step (`nengo_hybrid.dl.prune_training_probes`) and one input
   pipeline per simulator (`nengo_hybrid.training.fit`);
-* ``hybrid_lmu_xla``: the same with the fixed-size loop and XLA only (the path
-  before the last three changes: readout every step, hidden history in the
-  training step, an input pipeline traced per epoch);
+* ``hybrid_lmu_xla``: the same with the fixed-size loop and XLA (as ``auto``
+  chooses it) only: the path before the last three changes (readout every
+  step, hidden history in the training step, an input pipeline traced per
+  epoch);
 * ``hybrid_lmu_before``: the same, built with NengoDL's own loop, no XLA (the
   path before the fixed-size loop);
 * ``rate_lmu``: the same LMU with ReLU rate neurons (fast path, ``sim.fit``);
