@@ -23,6 +23,9 @@ Models (same hidden units, batch and sequences):
   chooses it) only: the path before the last three changes (readout every
   step, hidden history in the training step, an input pipeline traced per
   epoch);
+* ``hybrid_lmu_no_xla``: ``hybrid_lmu`` without XLA (which `training.fit`'s
+  ``"auto"`` chooses for sequences longer than
+  `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS`);
 * ``hybrid_lmu_before``: the same, built with NengoDL's own loop, no XLA (the
   path before the fixed-size loop);
 * ``rate_lmu``: the same LMU with ReLU rate neurons (fast path, ``sim.fit``);
@@ -56,6 +59,7 @@ SIZES = {
 MODELS = (
     "hybrid_lmu",
     "hybrid_lmu_xla",
+    "hybrid_lmu_no_xla",
     "hybrid_lmu_before",
     "rate_lmu",
     "keras_lmu",
@@ -109,7 +113,9 @@ def previous_path(fn, enabled):
     return run
 
 
-def nengo_dl_model(size, batch, x, y, spiking=True, fast=True, previous=False):
+def nengo_dl_model(
+    size, batch, x, y, spiking=True, fast=True, previous=False, xla="auto"
+):
     """``(train_epoch, predict, close)`` for the LMU in NengoDL."""
     import nengo
     import nengo_dl
@@ -139,7 +145,7 @@ def nengo_dl_model(size, batch, x, y, spiking=True, fast=True, previous=False):
     )
     # XLA as `training.fit` chooses it for a full training run (the timed
     # epochs alone are below dl.XLA_MIN_BATCH_STEPS)
-    xla = dl.use_xla(sim, "auto" if fast else False)
+    xla = dl.use_xla(sim, xla if fast else False)
     targets = {net.probe: net.targets(y)}
 
     def train_epoch():
@@ -210,6 +216,7 @@ def build(name, size, batch, x, y):
             spiking=name != "rate_lmu",
             fast=name != "hybrid_lmu_before",
             previous=name == "hybrid_lmu_xla",
+            xla=False if name == "hybrid_lmu_no_xla" else "auto",
         )
     return keras_model(name, size, batch, x, y)
 

@@ -799,11 +799,32 @@ def xla_blockers(sim):
 XLA_MIN_BATCH_STEPS = 5000
 
 
-#: "auto" leaves XLA off for longer sequences: measured, XLA cut the CPU time
-#: per sequence 2.7x at 49 steps (quick LMU) and halved throughput at 784 (the
-#: paper size; benchmarks/results/training_throughput_paper_xla.md); lengths in
-#: between are not measured, so they keep NengoDL's own execution
+#: "auto" leaves XLA off for sequences longer than this when the training
+#: step keeps a probe's history (`training_histories`). Measured: with the
+#: hidden layer's history in the training step, XLA cut the CPU time per
+#: sequence 2.7x at 49 steps (quick LMU) and halved throughput at 784 (the
+#: paper size; benchmarks/results/training_throughput_paper_xla.md); without
+#: it (`prune_training_probes`, as `training.fit` builds the step) XLA trained
+#: 1.7x as many sequences per CPU-second as no XLA at 784 steps
+#: (benchmarks/results/training_throughput_paper.md), so the length limit
+#: applies only to steps that keep a history; lengths in between are not
+#: measured
 XLA_MAX_SEQUENCE_STEPS = 100
+
+
+def training_histories(sim):
+    """Probes whose history ``sim``'s training step keeps (fixed-size loop).
+
+    Those with ``keep_history`` that `prune_training_probes` has not left
+    out (every probe with history if it was not called).
+    """
+    graph = sim.tensor_graph
+    needed = getattr(graph, "loss_probes", None)
+    return [
+        p
+        for p in sim.model.probes
+        if _keeps_history(graph, p) and (needed is None or p in needed)
+    ]
 
 
 def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
@@ -816,12 +837,14 @@ def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
     jit_compile : "auto" or bool
         ``"auto"``: XLA when every operator compiles (`xla_blockers` is empty)
         and the run is long enough to repay compiling (``batch_steps`` at
-        least `XLA_MIN_BATCH_STEPS`, or not given); ``True`` forces it,
-        ``False`` turns it off.
+        least `XLA_MIN_BATCH_STEPS`, or not given), unless the training step
+        keeps a probe's history (`training_histories`; call
+        `prune_training_probes` first) over sequences longer than
+        `XLA_MAX_SEQUENCE_STEPS`; ``True`` forces it, ``False`` turns it off.
     batch_steps : int, optional
         Minibatch steps the run will simulate (epochs x batches x steps).
     sequence_steps : int, optional
-        Steps per sequence: ``"auto"`` needs at most `XLA_MAX_SEQUENCE_STEPS`.
+        Steps per sequence (see ``jit_compile``).
 
     Returns
     -------
@@ -831,7 +854,9 @@ def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
     if jit_compile == "auto":
         long_enough = batch_steps is None or batch_steps >= XLA_MIN_BATCH_STEPS
         short_sequences = (
-            sequence_steps is None or sequence_steps <= XLA_MAX_SEQUENCE_STEPS
+            sequence_steps is None
+            or sequence_steps <= XLA_MAX_SEQUENCE_STEPS
+            or not training_histories(sim)
         )
         jit_compile = long_enough and short_sequences and not xla_blockers(sim)
     sim.keras_model.jit_compile = bool(jit_compile)

@@ -562,9 +562,10 @@ def fit(
         (`nengo_hybrid.dl.use_xla`). ``"auto"``: when every operator of the
         network compiles and the run simulates at least
         `nengo_hybrid.dl.XLA_MIN_BATCH_STEPS` minibatch steps (epochs x
-        batches x steps), below which compiling costs more than it saves, of
-        sequences of at most `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS` steps
-        (XLA was slower at the paper size's 784).
+        batches x steps), below which compiling costs more than it saves;
+        not for sequences longer than `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS`
+        if the loss reads a probe's history (XLA was slower at the paper
+        size's 784 steps with a history in the training step, faster without).
         Stays set on ``sim.keras_model`` afterwards.
     inputs : callable, optional
         Makes the simulator inputs (``{node: array}``) from a minibatch of
@@ -618,13 +619,13 @@ def fit(
     n_samples = _check_fit_arguments(sim, x, y, epochs, validation_data, inputs, keep)
     schedules = _resolve_schedules(sim, schedule)
     steps_per_epoch = n_samples // sim.minibatch_size
+    dl.prune_training_probes(sim)
     dl.use_xla(
         sim,
         jit_compile,
         epochs * steps_per_epoch * _n_steps(x),
         sequence_steps=_n_steps(x),
     )
-    dl.prune_training_probes(sim)
     anneal = AnnealPrecision(sim, schedules, epochs, steps_per_epoch)
     history = History()
     run_info = _run_info(sim, schedules, epochs, steps_per_epoch, seed)

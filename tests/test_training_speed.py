@@ -192,3 +192,19 @@ def test_xla_blockers_name_python_nodes():
         sim = nengo_dl.Simulator(net, progress_bar=False)
     with sim:
         assert "NengoDL's own" in dl.xla_blockers(sim)[0]
+
+
+def test_auto_xla_for_long_sequences_only_without_training_history():
+    net = dl.configure_classifier(lmu())
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(loss={net.probe: "mse"})
+        long = dict(batch_steps=10**6, sequence_steps=dl.XLA_MAX_SEQUENCE_STEPS + 1)
+        # the hidden history in the training step: long sequences stay off ...
+        assert dl.training_histories(sim) == [net.hidden_probe()]
+        assert not dl.use_xla(sim, "auto", **long)
+        # ... short ones on (control: the length is what decides)
+        assert dl.use_xla(sim, "auto", batch_steps=10**6, sequence_steps=N_STEPS)
+        # without it (as training.fit builds the step), long sequences too
+        dl.prune_training_probes(sim)
+        assert dl.training_histories(sim) == []
+        assert dl.use_xla(sim, "auto", **long)
