@@ -7,6 +7,10 @@ the only module that reaches into NengoDL's builder internals.
 It also builds NengoDL's simulation loop with fixed-size probe buffers
 (`fixed_size_loop`), which lets TensorFlow compile a whole training step with
 XLA (`use_xla`): the same arithmetic, with far fewer kernel launches per step.
+In that loop, operators whose results only last-step probes read (a
+classifier's readout) run once after the loop (`_last_step_ops`), and the
+training step can leave out the history of probes no loss reads
+(`prune_training_probes`). The Nengo network is not changed by any of these.
 
 The annealed parameter (`.neurons.annealed_param`) of every population, the
 precision of `.HybridSpiking` and the threshold of `.SigmaDelta`, lives in a
@@ -20,8 +24,10 @@ import sys
 
 import numpy as np
 import tensorflow as tf
+from nengo.builder.operator import Copy, DotInc, ElementwiseInc, Reset
 from nengo.exceptions import ValidationError
 from nengo_dl import config as nengo_dl_config
+from nengo_dl.compat import SimProbe
 from nengo_dl.neuron_builders import (
     GenericNeuronBuilder,
     PoissonSpikingBuilder,
@@ -355,7 +361,7 @@ def configure_settings(network):
 
 # -- the simulation loop -----------------------------------------------------
 
-_settings = {"fixed_size_loop": True}
+_settings = {"fixed_size_loop": True, "last_step_ops": True}
 _nengo_dl_build_loop = TensorGraph._build_loop
 
 
@@ -393,9 +399,25 @@ def _keeps_history(graph, probe):
     )
 
 
+def _unread_in_training(graph, probe):
+    """Whether ``probe`` is built for training and no loss or metric reads it."""
+    needed = getattr(graph, "loss_probes", None)
+    return (
+        getattr(graph, "building_training", None) is True
+        and needed is not None
+        and probe not in needed
+    )
+
+
 def _initial_probe_buffer(graph, probe, length):
-    """A TensorArray of ``length`` steps, or the last value (no history)."""
-    if _keeps_history(graph, probe):
+    """A TensorArray of ``length`` steps, or the last value (no history).
+
+    A probe that the training step builds but no loss or metric reads
+    (`loss_probes`) carries its last value only, whatever its
+    ``keep_history``: its history would be written every step and its (zero)
+    gradient read back every step of the backward pass, for nothing.
+    """
+    if _keeps_history(graph, probe) and not _unread_in_training(graph, probe):
         return tf.TensorArray(graph.dtype, size=length, clear_after_read=True)
     shape = graph.signals[graph.model.sig[probe]["in"]].full_shape
     return tf.zeros(shape, dtype=graph.dtype)
@@ -411,23 +433,170 @@ def _stacked_probe(graph, probe, buffer):
     return x[None]
 
 
+#: operator types that may run once after the loop (`_last_step_ops`):
+#: stateless arithmetic whose result depends on the current step's inputs only
+_TAIL_TYPES = (Copy, DotInc, ElementwiseInc, Reset)
+
+
+def _last_value_probes(graph):
+    """Probes whose loop buffer carries the last step only (`_initial_probe_buffer`)."""
+    return {
+        p
+        for p in graph.model.probes
+        if not _keeps_history(graph, p) or _unread_in_training(graph, p)
+    }
+
+
+def _last_step_ops(graph):
+    """Operator groups that can run once, after the loop, on the last step's values.
+
+    A group qualifies when its operators are stateless arithmetic
+    (`_TAIL_TYPES`), everything it writes is read only by other such groups
+    or by probes that keep the last step only (a classifier's readout: the
+    loss reads the logits of the last step), and nothing it reads is changed
+    by an ``update`` (which would hold the next step's value after the loop).
+    Each signal such a group increments is also set within these groups, so
+    no value accumulates across steps. Returns ``(groups, boundary)``: the
+    groups in plan order and the signals they read that the loop computes
+    (carried out of the loop as their last values).
+    """
+    if not _settings["last_step_ops"]:
+        return [], []
+    plan = graph.plan
+    last = _last_value_probes(graph)
+    probe_bases = {graph.model.sig[p]["in"].base: p for p in graph.model.probes}
+    updated = {s.base for ops in plan for op in ops for s in op.updates}
+    # parameters an operator changes (online learning) have other values in
+    # the loop than in their variables
+    updated |= {
+        s.base
+        for ops in plan
+        for op in ops
+        for s in op.sets + op.incs
+        if getattr(s.base, "trainable", None) is not None
+    }
+    readers = {}
+    for ops in plan:
+        if isinstance(ops[0], SimProbe):
+            continue  # probes are checked above (``last``)
+        for op in ops:
+            for sig in op.reads:
+                readers.setdefault(sig.base, set()).add(ops)
+
+    def written(ops):
+        return {s.base for op in ops for s in op.sets + op.incs}
+
+    tail = {ops for ops in plan if all(isinstance(op, _TAIL_TYPES) for op in ops)}
+    tail = {
+        ops
+        for ops in tail
+        if not any(op.updates for op in ops)
+        and not {s.base for op in ops for s in op.reads} & updated
+    }
+    changed = True
+    while changed:
+        changed = False
+        for ops in list(tail):
+            for base in written(ops):
+                probe = probe_bases.get(base)
+                if (probe is not None and probe not in last) or (
+                    readers.get(base, set()) - tail
+                ):
+                    tail.discard(ops)
+                    changed = True
+                    break
+    # increments need a set (or reset) of the same signal among the tail groups
+    set_bases = {
+        s.base for ops in tail for op in ops for s in op.sets if s.shape == s.base.shape
+    }
+    while True:
+        bad = {
+            ops
+            for ops in tail
+            if any(s.base not in set_bases for op in ops for s in op.incs)
+        }
+        if not bad:
+            break
+        tail -= bad
+        set_bases = {
+            s.base
+            for ops in tail
+            for op in ops
+            for s in op.sets
+            if s.shape == s.base.shape
+        }
+        # a group whose output was read by a dropped group stays valid (its
+        # readers shrink), but one reading a dropped group's output does not
+        tail = {
+            ops
+            for ops in tail
+            if not any(
+                s.base in {b for d in bad for b in written(d)}
+                for op in ops
+                for s in op.reads
+            )
+        }
+    tail_written = {b for ops in tail for b in written(ops)}
+    boundary = []
+    for ops in plan:
+        if ops not in tail:
+            continue
+        for op in ops:
+            for sig in op.reads:
+                if sig.base in tail_written or sig.trainable is not None:
+                    continue  # computed after the loop, or a parameter
+                if not any(sig is b for b in boundary):
+                    boundary.append(sig)
+    if not tail or any(b not in graph.signals for b in boundary):
+        return [], []
+    return [ops for ops in plan if ops in tail], boundary
+
+
+def _build_step(graph, loop_i, update_probes, probes, progress):
+    """NengoDL's ``TensorGraph._build_inner_loop``, gathering only ``probes``."""
+    for unroll_iter in range(graph.unroll):
+        with tf.name_scope(f"iteration_{unroll_iter}"):
+            for node, vals in graph.node_inputs.items():
+                if graph.model.sig[node]["out"] in graph.signals:
+                    graph.signals.scatter(
+                        graph.signals[graph.model.sig[node]["out"]], vals[:, loop_i]
+                    )
+            with tf.control_dependencies([loop_i]):
+                side_effects = graph.op_builder.build_step(graph.signals, progress)
+                probe_tensors = [
+                    graph.signals.gather(graph.signals[graph.model.sig[p]["in"]])
+                    for p in probes
+                ]
+            update_probes(probe_tensors, loop_i)
+            with tf.control_dependencies(side_effects + probe_tensors):
+                loop_i += 1
+    return loop_i
+
+
 def _build_fixed_size_loop(graph, progress):
     """NengoDL's ``TensorGraph._build_loop`` with buffers of a size XLA can see.
 
-    Same steps, same operators, same outputs as NengoDL 3.6's loop, with two
-    changes: the probe buffers have the input sequences' length instead of
-    growing step by step (and the ``tf.while_loop`` has that bound as
-    ``maximum_iterations``), and a probe with ``keep_history=False`` carries
-    its last value as a loop variable instead of a one-element buffer written
-    under a ``tf.cond`` each step.
+    Same steps, same operators, same outputs as NengoDL 3.6's loop, with
+    these changes: the probe buffers have the input sequences' length instead
+    of growing step by step (and the ``tf.while_loop`` has that bound as
+    ``maximum_iterations``); a probe with ``keep_history=False`` carries its
+    last value as a loop variable instead of a one-element buffer written
+    under a ``tf.cond`` each step; and operators whose results only such
+    probes read (a classifier's readout, `_last_step_ops`) run once after the
+    loop on the last step's values instead of every step.
     """
     length = _loop_length(graph)
     probes = graph.model.probes
+    tail, boundary = _last_step_ops(graph)
+    tail_bases = {s.base for ops in tail for op in ops for s in op.sets + op.incs}
+    after = [p for p in probes if graph.model.sig[p]["in"].base in tail_bases]
+    during = [p for p in probes if p not in after]
+    loop_plan = [ops for ops in graph.plan if ops not in set(tail)]
 
     def loop_condition(loop_i, n_steps, *_):
         return loop_i < n_steps
 
-    def loop_body(loop_i, n_steps, buffers, saved_state, base_params):
+    def loop_body(loop_i, n_steps, buffers, carried, saved_state, base_params):
         graph._fill_bases(
             dict(zip(graph.saved_state, saved_state)),
             dict(zip(graph.base_params, base_params)),
@@ -441,29 +610,55 @@ def _build_fixed_size_loop(graph, progress):
                 else:
                     buffers[i] = value
 
-        loop_i = graph._build_inner_loop(loop_i, update_probes, progress)
+        loop_i = _build_step(graph, loop_i, update_probes, during, progress)
+        carried = [graph.signals.gather(graph.signals[sig]) for sig in boundary]
         state = tuple(graph.signals.bases[key] for key in graph.saved_state)
         params = tuple(graph.signals.bases[key] for key in graph.base_params)
-        return loop_i, n_steps, buffers, state, params
+        return loop_i, n_steps, buffers, carried, state, params
 
-    loop_vars = tf.while_loop(
-        cond=loop_condition,
-        body=loop_body,
-        loop_vars=(
-            tf.constant(0),
-            graph.steps_to_run,
-            [_initial_probe_buffer(graph, p, length) for p in probes],
-            tuple(graph.saved_state.values()),
-            tuple(graph.base_params.values()),
-        ),
-        parallel_iterations=1,
-        maximum_iterations=length // graph.unroll,
-    )
+    full_plan = graph.op_builder.plan
+    graph.op_builder.plan = loop_plan
+    try:
+        loop_vars = tf.while_loop(
+            cond=loop_condition,
+            body=loop_body,
+            loop_vars=(
+                tf.constant(0),
+                graph.steps_to_run,
+                [_initial_probe_buffer(graph, p, length) for p in during],
+                [
+                    tf.zeros(graph.signals[sig].full_shape, graph.signals[sig].dtype)
+                    for sig in boundary
+                ],
+                tuple(graph.saved_state.values()),
+                tuple(graph.base_params.values()),
+            ),
+            parallel_iterations=1,
+            maximum_iterations=length // graph.unroll,
+        )
+    finally:
+        graph.op_builder.plan = full_plan
     steps_run = tf.tile(loop_vars[0][None], (graph.minibatch_size,))
     probe_arrays = {
-        p: _stacked_probe(graph, p, buffer) for p, buffer in zip(probes, loop_vars[2])
+        p: _stacked_probe(graph, p, buffer) for p, buffer in zip(during, loop_vars[2])
     }
-    return steps_run, probe_arrays, loop_vars[3], loop_vars[4]
+    if tail:
+        # the last step's readout: the parameters it reads are not changed by
+        # any operator, so the variables hold the values the loop used
+        with tf.name_scope("last_step"):
+            graph._fill_bases(
+                dict(zip(graph.saved_state, loop_vars[4])), graph.base_params
+            )
+            for sig, value in zip(boundary, loop_vars[3]):
+                graph.signals.scatter(graph.signals[sig], value)
+            for ops in tail:
+                with graph.op_builder.name_scope(ops):
+                    graph.op_builder.op_builds[ops].build_step(graph.signals)
+            for p in after:
+                value = graph.signals.gather(graph.signals[graph.model.sig[p]["in"]])
+                probe_arrays[p] = _stacked_probe(graph, p, value)
+    probe_arrays = {p: probe_arrays[p] for p in probes}
+    return steps_run, probe_arrays, loop_vars[4], loop_vars[5]
 
 
 def _build_loop(graph, progress):
@@ -474,6 +669,84 @@ def _build_loop(graph, progress):
 
 
 TensorGraph._build_loop = _build_loop
+_nengo_dl_call = TensorGraph.call
+
+
+@tf.autograph.experimental.do_not_convert
+def _call(graph, inputs, training=None, progress=None, stateful=False):
+    """NengoDL's ``TensorGraph.call``, noting whether it builds a training step."""
+    override = nengo_dl_config.get_setting(graph.model, "learning_phase", None)
+    graph.building_training = training if override is None else override
+    try:
+        return _nengo_dl_call(
+            graph, inputs, training=training, progress=progress, stateful=stateful
+        )
+    finally:
+        graph.building_training = None
+
+
+TensorGraph.call = _call
+
+
+def loss_probes(sim):
+    """The probes that ``sim``'s compiled loss and metrics read.
+
+    NengoDL's ``Simulator.compile`` hands Keras a dict keyed by probe name (a
+    single loss is given to every probe); None if the model is not compiled
+    or Keras holds something else (then every probe counts as read).
+    """
+    model = sim.keras_model
+    names = set()
+    for container, attrs in (
+        (model.compiled_loss, ("_user_losses",)),
+        (model.compiled_metrics, ("_user_metrics", "_user_weighted_metrics")),
+    ):
+        if container is None:
+            if attrs[0] == "_user_losses":
+                return None
+            continue
+        for attr in attrs:
+            value = getattr(container, attr, None)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                return None
+            names.update(k for k, v in value.items() if v is not None)
+    io_names = sim.tensor_graph.io_names
+    return {p for p in sim.model.probes if io_names[p] in names}
+
+
+def prune_training_probes(sim, enabled=True):
+    """Build ``sim``'s training step without the probes no loss or metric reads.
+
+    With the fixed-size loop (`fixed_size_loop`), a probe that the compiled
+    loss and metrics (`loss_probes`) do not read is carried as its last value
+    only in the training step (``sim.fit``): its history is neither written
+    each step nor read back by the gradient. Its output in the training step
+    is then that last step, ``(batch, 1, d)``; nothing in ``sim.fit`` reads
+    it. Evaluation and prediction are not changed, and neither is the network.
+    Takes effect from the next training step (the step is traced again).
+
+    Parameters
+    ----------
+    sim : nengo_dl.Simulator
+        A compiled simulator.
+    enabled : bool
+        False builds every probe as configured (NengoDL's behaviour).
+
+    Returns
+    -------
+    set of nengo.Probe
+        The probes built without history in training (empty if none).
+    """
+    graph = sim.tensor_graph
+    needed = loss_probes(sim) if enabled else None
+    if needed != getattr(graph, "loss_probes", None):
+        graph.loss_probes = needed
+        sim.keras_model.train_function = None  # trace again
+    if needed is None or not getattr(graph, "fixed_size_loop", False):
+        return set()
+    return {p for p in sim.model.probes if p not in needed and _keeps_history(graph, p)}
 
 
 # -- XLA ---------------------------------------------------------------------
@@ -526,11 +799,32 @@ def xla_blockers(sim):
 XLA_MIN_BATCH_STEPS = 5000
 
 
-#: "auto" leaves XLA off for longer sequences: measured, XLA cut the CPU time
-#: per sequence 2.7x at 49 steps (quick LMU) and halved throughput at 784 (the
-#: paper size; benchmarks/results/training_throughput_paper_xla.md); lengths in
-#: between are not measured, so they keep NengoDL's own execution
+#: "auto" leaves XLA off for sequences longer than this when the training
+#: step keeps a probe's history (`training_histories`). Measured: with the
+#: hidden layer's history in the training step, XLA cut the CPU time per
+#: sequence 2.7x at 49 steps (quick LMU) and halved throughput at 784 (the
+#: paper size; benchmarks/results/training_throughput_paper_xla.md); without
+#: it (`prune_training_probes`, as `training.fit` builds the step) XLA trained
+#: 1.7x as many sequences per CPU-second as no XLA at 784 steps
+#: (benchmarks/results/training_throughput_paper.md), so the length limit
+#: applies only to steps that keep a history; lengths in between are not
+#: measured
 XLA_MAX_SEQUENCE_STEPS = 100
+
+
+def training_histories(sim):
+    """Probes whose history ``sim``'s training step keeps (fixed-size loop).
+
+    Those with ``keep_history`` that `prune_training_probes` has not left
+    out (every probe with history if it was not called).
+    """
+    graph = sim.tensor_graph
+    needed = getattr(graph, "loss_probes", None)
+    return [
+        p
+        for p in sim.model.probes
+        if _keeps_history(graph, p) and (needed is None or p in needed)
+    ]
 
 
 def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
@@ -543,12 +837,14 @@ def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
     jit_compile : "auto" or bool
         ``"auto"``: XLA when every operator compiles (`xla_blockers` is empty)
         and the run is long enough to repay compiling (``batch_steps`` at
-        least `XLA_MIN_BATCH_STEPS`, or not given); ``True`` forces it,
-        ``False`` turns it off.
+        least `XLA_MIN_BATCH_STEPS`, or not given), unless the training step
+        keeps a probe's history (`training_histories`; call
+        `prune_training_probes` first) over sequences longer than
+        `XLA_MAX_SEQUENCE_STEPS`; ``True`` forces it, ``False`` turns it off.
     batch_steps : int, optional
         Minibatch steps the run will simulate (epochs x batches x steps).
     sequence_steps : int, optional
-        Steps per sequence: ``"auto"`` needs at most `XLA_MAX_SEQUENCE_STEPS`.
+        Steps per sequence (see ``jit_compile``).
 
     Returns
     -------
@@ -558,7 +854,9 @@ def use_xla(sim, jit_compile="auto", batch_steps=None, sequence_steps=None):
     if jit_compile == "auto":
         long_enough = batch_steps is None or batch_steps >= XLA_MIN_BATCH_STEPS
         short_sequences = (
-            sequence_steps is None or sequence_steps <= XLA_MAX_SEQUENCE_STEPS
+            sequence_steps is None
+            or sequence_steps <= XLA_MAX_SEQUENCE_STEPS
+            or not training_histories(sim)
         )
         jit_compile = long_enough and short_sequences and not xla_blockers(sim)
     sim.keras_model.jit_compile = bool(jit_compile)

@@ -22,6 +22,7 @@ in the reference simulator (and Nengo GUI, nengo-loihi) with the final precision
 """
 
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -430,6 +431,14 @@ class Minibatches:
             batch,
         )
 
+    def batches(self):
+        """The minibatches in order (a generator)."""
+        return (self[i] for i in range(len(self)))
+
+    def signature(self):
+        """``tf.TensorSpec`` structure of a minibatch."""
+        return tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), self[0])
+
     def dataset(self):
         """The minibatches as a ``tf.data.Dataset`` with their full shapes.
 
@@ -438,15 +447,50 @@ class Minibatches:
         number of minibatches; the next minibatch is made while the current
         one runs.
         """
-        signature = tf.nest.map_structure(
-            lambda a: tf.TensorSpec(a.shape, a.dtype), self[0]
-        )
         data = tf.data.Dataset.from_generator(
-            lambda: (self[i] for i in range(len(self))), output_signature=signature
+            self.batches, output_signature=self.signature()
         )
         return data.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(
             1
         )
+
+
+class _Feed:
+    """One ``tf.data.Dataset`` per simulator and role, fed from swappable `Minibatches`.
+
+    ``Dataset.from_generator`` traces its functions when it is made, which
+    costs a fifth of a second, about as much as three training steps of the
+    quick LMU; `fit` makes one per epoch (and per call). A feed makes it once
+    and reads the minibatches of whichever `Minibatches` it was last given
+    (each iterator binds the one current when it starts), as long as they
+    have the same shapes and dtypes.
+    """
+
+    _feeds = weakref.WeakKeyDictionary()
+
+    def __init__(self, signature, length):
+        self.signature, self.length, self.source = signature, length, None
+        data = tf.data.Dataset.from_generator(
+            lambda: self.source.batches(), output_signature=signature
+        )
+        self.dataset = data.apply(
+            tf.data.experimental.assert_cardinality(length)
+        ).prefetch(1)
+
+    @classmethod
+    def dataset_of(cls, minibatches, role):
+        """The dataset of ``minibatches`` for ``role`` (``"train"``, ``"validation"``)."""
+        signature = minibatches.signature()
+        feeds = cls._feeds.setdefault(minibatches.sim, {})
+        feed = feeds.get(role)
+        if (
+            feed is None
+            or feed.signature != signature
+            or feed.length != len(minibatches)
+        ):
+            feed = feeds[role] = cls(signature, len(minibatches))
+        feed.source = minibatches
+        return feed.dataset
 
 
 KEEP = ("last", "best")
@@ -472,6 +516,11 @@ def fit(
 
     The precision of `.HybridSpiking` ensembles, the threshold of `.SigmaDelta`
     ensembles (`.neurons.annealed_param`): one kind of schedule for both.
+
+    The training step leaves out the history of probes that no loss or metric
+    reads (`nengo_hybrid.dl.prune_training_probes`; validation and the bit
+    measurement still see it), and the input pipeline is made once per
+    simulator and reused by later epochs and calls.
 
     Parameters
     ----------
@@ -514,9 +563,10 @@ def fit(
         (`nengo_hybrid.dl.use_xla`). ``"auto"``: when every operator of the
         network compiles and the run simulates at least
         `nengo_hybrid.dl.XLA_MIN_BATCH_STEPS` minibatch steps (epochs x
-        batches x steps), below which compiling costs more than it saves, of
-        sequences of at most `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS` steps
-        (XLA was slower at the paper size's 784).
+        batches x steps), below which compiling costs more than it saves;
+        not for sequences longer than `nengo_hybrid.dl.XLA_MAX_SEQUENCE_STEPS`
+        if the loss reads a probe's history (XLA was slower at the paper
+        size's 784 steps with a history in the training step, faster without).
         Stays set on ``sim.keras_model`` afterwards.
     inputs : callable, optional
         Makes the simulator inputs (``{node: array}``) from a minibatch of
@@ -570,6 +620,7 @@ def fit(
     n_samples = _check_fit_arguments(sim, x, y, epochs, validation_data, inputs, keep)
     schedules = _resolve_schedules(sim, schedule)
     steps_per_epoch = n_samples // sim.minibatch_size
+    dl.prune_training_probes(sim)
     dl.use_xla(
         sim,
         jit_compile,
@@ -589,7 +640,9 @@ def fit(
 
     validation = None
     if validation_data is not None:
-        validation = Minibatches(sim, *validation_data, inputs=inputs).dataset()
+        validation = _Feed.dataset_of(
+            Minibatches(sim, *validation_data, inputs=inputs), "validation"
+        )
     bar = _progress_bar(epochs, steps_per_epoch, start_epoch, progress)
     probes = activity_probes(sim.model.toplevel)
     for epoch in range(start_epoch, epochs):
@@ -598,7 +651,7 @@ def fit(
         anneal.epoch_offset = epoch
         anneal.batch_records = []
         result = sim.fit(
-            Minibatches(sim, x, y, order, inputs).dataset(),
+            _Feed.dataset_of(Minibatches(sim, x, y, order, inputs), "train"),
             epochs=1,
             shuffle=False,
             verbose=0,

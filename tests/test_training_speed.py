@@ -1,7 +1,9 @@
-"""The fast training path (fixed-size loop, XLA) keeps the numbers of NengoDL's own.
+"""The fast training path keeps the numbers of NengoDL's own.
 
 Each comparison trains the same small hybrid LMU from the same seed through
-`training.fit` twice: on the new path (``dl.fixed_size_loop`` with XLA) and on
+`training.fit` twice: on the new path (``dl.fixed_size_loop`` with XLA, the
+readout run once after the loop on the last step, the hidden layer's history
+left out of the training step, one input pipeline per simulator) and on
 NengoDL's own loop without XLA, built in the same test.
 """
 
@@ -45,13 +47,17 @@ def lmu():
     )
 
 
-def batch_losses(x, y, schedule, fast):
+def batch_losses(x, y, schedule, fast, check_path=False):
     """Losses of the first batches and whether XLA ran, on one path."""
     net = dl.configure_classifier(lmu())
     losses = BatchLosses()
     with dl.fixed_size_loop(fast):
         sim = nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False, seed=0)
     with sim:
+        if check_path:
+            # the readout runs after the loop; the hidden history is not trained
+            tail, _ = dl._last_step_ops(sim.tensor_graph)
+            assert {type(ops[0]).__name__ for ops in tail} >= {"DotSet", "Copy"}
         sim.compile(
             optimizer=tf.optimizers.Adam(1e-2),
             loss={net.probe: tf.losses.SparseCategoricalCrossentropy(from_logits=True)},
@@ -66,6 +72,8 @@ def batch_losses(x, y, schedule, fast):
             callbacks=[losses],
             jit_compile=fast,
         )
+        if check_path:
+            assert dl.prune_training_probes(sim) == {net.hidden_probe()}
         return np.array(losses.losses), sim.keras_model.jit_compile
 
 
@@ -73,7 +81,7 @@ def test_first_batches_losses_equal_nengo_dl_loop(sequences):
     x, y = sequences
     # the precision changes every batch, from rate-like to 1-bit spikes
     schedule = Geometric(64.0, 1.0)
-    fast, xla = batch_losses(x, y, schedule, fast=True)
+    fast, xla = batch_losses(x, y, schedule, fast=True, check_path=True)
     today, today_xla = batch_losses(x, y, schedule, fast=False)
     assert xla and not today_xla
     assert len(fast) == len(today) == N_BATCHES
@@ -84,6 +92,68 @@ def test_first_batches_losses_equal_nengo_dl_loop(sequences):
     # same path)
     constant, _ = batch_losses(x, y, Constant(1.0), fast=True)
     assert not np.allclose(constant[1:], fast[1:], rtol=2e-5, atol=0)
+
+    # control: the comparison sees which step the readout reads (the last
+    # input step zeroed changes only the last step, and the losses)
+    last_zeroed = x.copy()
+    last_zeroed[:, -1] = 0
+    changed, _ = batch_losses(last_zeroed, y, schedule, fast=True)
+    assert not np.allclose(changed, fast, rtol=2e-5, atol=0)
+
+
+def test_last_step_readout_and_pruning_keep_outputs():
+    """Prediction on the new path equals NengoDL's loop for every probe."""
+    rng = np.random.RandomState(1)
+    x = rng.uniform(0, 1, size=(BATCH, N_STEPS, 1))
+    net = dl.configure_classifier(lmu())
+    outputs = {}
+    for fast in (True, False):
+        with dl.fixed_size_loop(fast):
+            sim = nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False)
+        with sim:
+            sim.compile(loss={net.probe: "mse"})
+            pruned = dl.prune_training_probes(sim)
+            assert pruned == ({net.hidden_probe()} if fast else set())
+            outputs[fast] = sim.predict_on_batch(net.inputs(x))
+    for probe in (net.probe, net.hidden_probe()):
+        assert outputs[True][probe].shape == outputs[False][probe].shape
+        np.testing.assert_allclose(outputs[True][probe], outputs[False][probe])
+    assert outputs[True][net.hidden_probe()].shape[1] == N_STEPS
+
+
+def test_last_step_ops_need_last_value_probes():
+    """A readout whose probe keeps its history stays in the loop (control)."""
+    net = dl.configure_classifier(lmu())
+    net.config[net.probe].keep_history = True
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        tail, _ = dl._last_step_ops(sim.tensor_graph)
+        assert "DotSet" not in {type(ops[0]).__name__ for ops in tail}
+        sim.compile(loss={net.probe: "mse"})
+        # the scored probe is read by the loss: never pruned
+        assert net.probe in dl.loss_probes(sim)
+        assert net.probe not in dl.prune_training_probes(sim)
+
+
+def test_feed_reuses_one_dataset_for_the_current_minibatches(sequences):
+    x, y = sequences
+    net = dl.configure_classifier(lmu())
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        targets = {net.probe: net.targets(y)}
+        first = training.Minibatches(sim, x, targets, inputs=net.inputs)
+        order = np.arange(len(y))[::-1]
+        second = training.Minibatches(sim, x, targets, order=order, inputs=net.inputs)
+        dataset = training._Feed.dataset_of(first, "train")
+        assert training._Feed.dataset_of(second, "train") is dataset
+        # the dataset yields the minibatches of the one given last ...
+        got = next(iter(dataset))
+        tf.nest.map_structure(np.testing.assert_array_equal, got, second[0])
+        # ... not those of the first (control)
+        assert not np.array_equal(
+            got[0][net.lmu.memory.label], first[0][0][net.lmu.memory.label]
+        )
+        # other shapes get their own dataset
+        shorter = training.Minibatches(sim, x[:, :-1], targets, inputs=net.inputs)
+        assert training._Feed.dataset_of(shorter, "train") is not dataset
 
 
 def test_precision_change_reaches_xla_prediction_without_rebuild(sequences):
@@ -122,3 +192,19 @@ def test_xla_blockers_name_python_nodes():
         sim = nengo_dl.Simulator(net, progress_bar=False)
     with sim:
         assert "NengoDL's own" in dl.xla_blockers(sim)[0]
+
+
+def test_auto_xla_for_long_sequences_only_without_training_history():
+    net = dl.configure_classifier(lmu())
+    with nengo_dl.Simulator(net, minibatch_size=BATCH, progress_bar=False) as sim:
+        sim.compile(loss={net.probe: "mse"})
+        long = dict(batch_steps=10**6, sequence_steps=dl.XLA_MAX_SEQUENCE_STEPS + 1)
+        # the hidden history in the training step: long sequences stay off ...
+        assert dl.training_histories(sim) == [net.hidden_probe()]
+        assert not dl.use_xla(sim, "auto", **long)
+        # ... short ones on (control: the length is what decides)
+        assert dl.use_xla(sim, "auto", batch_steps=10**6, sequence_steps=N_STEPS)
+        # without it (as training.fit builds the step), long sequences too
+        dl.prune_training_probes(sim)
+        assert dl.training_histories(sim) == []
+        assert dl.use_xla(sim, "auto", **long)
