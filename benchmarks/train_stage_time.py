@@ -51,15 +51,16 @@ def measure(source, out):
     env = dict(os.environ, PYTHONPATH=str(source), TF_CPP_MIN_LOG_LEVEL="2")
     argv = [sys.executable, "-m", "nengo_hybrid.cli", *COMMAND, "--out", str(out)]
     load = _load()
+    log = Path(str(out) + ".log")  # a file, not a pipe: a full pipe would block it
     tic = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=False)  # fmt: skip
-    # wait4 gives this child's own CPU time and peak RSS
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # wait4 gives this child's own CPU time and peak RSS
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - tic
-    err = proc.stderr.read().decode(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{err[-2000:]}")
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{tail}")
     return {
         "wall_s": wall,
         "cpu_s": usage.ru_utime + usage.ru_stime,
