@@ -51,6 +51,10 @@ def main(argv=None):
     parser.add_argument(
         "--note", default="", help="a paragraph added under the timing table"
     )
+    parser.add_argument(
+        "--title",
+        default="psMNIST sweep (quick recipe): hybrid LMU vs GRU, 1 and 2 workers",
+    )
     args = parser.parse_args(argv)
 
     from nengo_hybrid.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -103,7 +107,7 @@ def main(argv=None):
     # trial folders are not committed: their names without links
     body = re.sub(r"\[([^\]]*)\]\(trials/[^)]*\)", r"\1", body)
     lines = [
-        "# psMNIST sweep (quick recipe): hybrid LMU vs GRU, 1 and 2 workers",
+        f"# {args.title}",
         "",
         f"Produced by `nengo-hybrid sweep {result['spec_path']} --workers N --out "
         "OUT/wN` for N in " + ", ".join(map(str, counts)) + " on this machine, one "
