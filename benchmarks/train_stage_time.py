@@ -54,7 +54,9 @@ def measure(source, out):
     log = Path(str(out) + ".log")  # a file, not a pipe: a full pipe would block it
     tic = time.perf_counter()
     with open(log, "wb") as err:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # cwd: `python -m` puts the current folder first on sys.path
+        proc = subprocess.Popen(argv, env=env, cwd=source, stdout=subprocess.DEVNULL,
+                                stderr=err)  # fmt: skip
         # wait4 gives this child's own CPU time and peak RSS
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - tic
