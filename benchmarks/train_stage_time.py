@@ -15,6 +15,7 @@ Writes ``results/train_stage_time.{json,md}``. Example::
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -119,39 +120,48 @@ def main(argv=None):
     }
     out = Path(args.out)
     atomic_write_json(out.with_suffix(".json"), result)
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
+    print(markdown(result))
+
+
+def markdown(result):
+    commits, summary, runs = result["commits"], result["median"], result["runs"]
     rows = [
-        dict(name=name, commit=commits[name], **summary[name]) for name in commits
-    ] + [dict(name="before / after", **ratios)]
-    loads = [
-        row["load_before"] + row["load_after"] for rs in runs.values() for row in rs
-    ]
+        {"name": name, "commit": commits[name], **{
+            "wall_s": f"{summary[name]['wall_s']:.1f}",
+            "cpu_s": f"{summary[name]['cpu_s']:.1f}",
+            "peak_rss_mb": f"{summary[name]['peak_rss_mb']:.0f}",
+        }}
+        for name in commits
+    ]  # fmt: skip
+    ratios = result["before_over_after"]
+    rows.append({"name": "before / after", "commit": "", **{
+        k: f"{v:.2f}" for k, v in ratios.items()}})  # fmt: skip
+    loads = [row["load_before"][0] for rs in runs.values() for row in rs]
+    loads += [row["load_after"][0] for rs in runs.values() for row in rs]
     env = result["environment"]
-    text = "\n".join(
+    columns = [("name", "", ""), ("commit", "commit", ""), ("wall_s", "wall s", ""),
+               ("cpu_s", "CPU s", ""), ("peak_rss_mb", "peak RSS MB", "")]  # fmt: skip
+    return "\n".join(
         [
             "# make run's training stage: before and after",
             "",
             f"Date: {result['date']}. Machine: {env['platform']}, {env['cpu_count']} "
             f"CPUs. Command: `{result['command']}` (recipe `lmu_quick`: 10 epochs, "
             "4,000 training sequences of 49 steps, seed 0), with the code of each "
-            f"commit, alternating, {args.rounds} rounds, medians. Load averages "
-            f"(1 min) around the runs: {min(x[0] for x in loads)} to "
-            f"{max(x[0] for x in loads)}.",
+            f"commit, alternating, {result['rounds']} rounds, medians. Load averages "
+            f"(1 min) around the runs: {min(loads)} to {max(loads)}.",
             "",
-            markdown_table(
-                rows,
-                [
-                    ("name", "", ""),
-                    ("commit", "commit", ""),
-                    ("wall_s", "wall s", ".1f"),
-                    ("cpu_s", "CPU s", ".1f"),
-                    ("peak_rss_mb", "peak RSS MB", ".0f"),
-                ],
-            ),
+            markdown_table(rows, columns),
             "",
         ]
     )
-    atomic_write_text(out.with_suffix(".md"), text)
-    print(text)
+
+
+def rewrite_markdown(out):
+    out = Path(out)
+    result = json.loads(out.with_suffix(".json").read_text())
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
 
 
 if __name__ == "__main__":
