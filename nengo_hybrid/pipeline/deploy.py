@@ -119,10 +119,13 @@ class Placement:
             )
 
 
-def _graded(checked):
+def _graded(checked, profile=None):
+    """Whether the profile (the one given, else the one ``check`` used) is Loihi 2's."""
     from nengo_hybrid.pipeline.check import load_profile
 
-    return load_profile(checked["profile"]).emulator == "loihi2"
+    if profile is None:
+        profile = checked["profile"]
+    return load_profile(profile).emulator == "loihi2"
 
 
 def _compare_nengo_dl(run, result, y):
@@ -240,7 +243,7 @@ def deploy(run, target=None, profile=None, n_samples=None, strategy=None, plan=N
         plan is not None or _stale(checked, profile, strategy)
     ):
         checked = check(run=run, profile=profile, strategy=strategy, plan=plan)
-    graded = bool(checked.get("profile")) and _graded(checked)
+    graded = _graded(checked, profile)  # a profile file is read from its path
     target = resolve_target(target, checked.get("plan"), graded)
     if not checked["ok"]:
         return {"check_ok": False, "check": checked}
