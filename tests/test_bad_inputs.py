@@ -388,6 +388,40 @@ def test_bad_input(capsys, work, tiny, trained, case_id, code, setup):
 # --------------------------------------------------------------------- interrupt
 
 
+def test_a_sigint_swallowed_by_a_finalizer_is_raised_again(monkeypatch):
+    """The mechanism behind one Ctrl-C stopping training: Python drops a
+    KeyboardInterrupt raised inside a finalizer; `raise_if_interrupted` (called
+    before each training batch) raises it again from ordinary code."""
+    import gc
+    import weakref
+
+    from nengo_hybrid import interrupts
+
+    class Garbage:
+        pass
+
+    def interrupted_inside_a_finalizer():
+        obj = Garbage()
+        weakref.finalize(obj, os.kill, os.getpid(), signal.SIGINT)
+        del obj  # the finalizer runs here; its KeyboardInterrupt is "ignored"
+        gc.collect()
+
+    previous = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(interrupts, "_pending", False)
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's default
+        interrupted_inside_a_finalizer()  # control: the interrupt is lost
+        interrupts.raise_if_interrupted()
+
+        interrupts.install()
+        interrupted_inside_a_finalizer()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.slow  # a minute: two training processes; the mechanism is tested above
 def test_interrupt_exits_130_and_the_next_run_resumes(tiny, tmp_path):
     if not EXE.exists():
         pytest.skip(f"console script not installed next to {sys.executable}")
