@@ -845,6 +845,40 @@ def test_lava_target_needs_a_loihi2_profile():
     assert resolve_target("chip", None, graded=True) == "chip"  # Lava's Loihi2HwCfg
 
 
+def test_deploy_with_a_profile_file(trained_run, tmp_path, capsys):
+    """A profile given as a JSON file is read from that file at every stage: deploy
+    (with it, and later without --profile) finds it, not a built-in of that name."""
+    import shutil
+
+    from nengo_hybrid.hardware.profiles import PROFILE_DIR
+
+    run, _ = trained_run
+    copy = tmp_path / "mine"
+    shutil.copytree(run, copy)
+    data = json.loads((pathlib.Path(PROFILE_DIR) / "loihi1.json").read_text())
+    data["name"] = "my-loihi"
+    profile = tmp_path / "my-loihi.json"
+    profile.write_text(json.dumps(data))
+    argv = [
+        "deploy",
+        "--run",
+        str(copy),
+        "--n-samples",
+        "2",
+        "--reference-samples",
+        "0",
+    ]
+    assert cli.main(argv + ["--profile", str(profile)]) == 0, capsys.readouterr().err
+    checked = json.loads((copy / "check.json").read_text())
+    assert checked["profile"] == "my-loihi"
+    assert checked["profile_file"] == str(profile.resolve())
+    assert json.loads((copy / "deploy.json").read_text())["profile"] == "my-loihi"
+    assert cli.main(argv) == 0, capsys.readouterr().err  # check.json's profile file
+    profile.unlink()  # control: without the file the recorded profile is not found
+    assert cli.main(argv) == 2
+    assert "my-loihi" in capsys.readouterr().err
+
+
 def test_loihi2_deploy_refuses_host_ensembles():
     """The Loihi 2 mapping puts every ensemble on the chip: a plan that keeps one on
     the host is refused, naming it, instead of silently deploying another network."""

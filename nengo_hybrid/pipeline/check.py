@@ -27,6 +27,18 @@ def load_profile(profile):
         ) from err
 
 
+def _profile_file(profile):
+    """The absolute path of a profile given as a JSON file (else None)."""
+    if isinstance(profile, (str, pathlib.Path)) and pathlib.Path(profile).is_file():
+        return str(pathlib.Path(profile).resolve())
+    return None
+
+
+def checked_profile(checked):
+    """The profile a ``check`` result used: its file if it came from one, else by name."""
+    return load_profile(checked.get("profile_file") or checked["profile"])
+
+
 def auto_strategy(max_count, profile=None):
     """The strategy ``auto`` picks for a layer whose largest measured count is given.
 
@@ -245,6 +257,7 @@ def check(run=None, recipe=None, profile=None, strategy=None, plan=None):
         plan=None if plan is None else plan.to_dict(),
         input_encoding=encoding,
         seconds=time.perf_counter() - tic,
+        profile_file=_profile_file(profile),
     )
     if run is not None:
         reporting.write_stage(run, "check", result)

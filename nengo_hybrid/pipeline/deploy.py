@@ -64,9 +64,9 @@ class Placement:
         from nengo_hybrid.hardware.inputs import input_clip_fraction
         from nengo_hybrid.hardware.strategies import Substeps
         from nengo_hybrid.pipeline.check import (
+            checked_profile,
             deployable,
             find_plan,
-            load_profile,
             measured_counts,
             strategy_argument,
         )
@@ -77,7 +77,7 @@ class Placement:
         frozen = read_frozen(run)
         self.seed = frozen.meta["seed"]
         self.net = net = frozen.build(self.recipe)
-        self.profile = load_profile(checked["profile"])
+        self.profile = checked_profile(checked)
         plan_info = checked.get("plan")
         plan = (
             find_plan(self.recipe.name, self.profile.name, plan_info["path"])
@@ -121,11 +121,10 @@ class Placement:
 
 def _graded(checked, profile=None):
     """Whether the profile (the one given, else the one ``check`` used) is Loihi 2's."""
-    from nengo_hybrid.pipeline.check import load_profile
+    from nengo_hybrid.pipeline.check import checked_profile, load_profile
 
-    if profile is None:
-        profile = checked["profile"]
-    return load_profile(profile).emulator == "loihi2"
+    found = checked_profile(checked) if profile is None else load_profile(profile)
+    return found.emulator == "loihi2"
 
 
 def _compare_nengo_dl(run, result, y):

@@ -146,14 +146,14 @@ def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     from nengo_hybrid.hardware import loihi2
     from nengo_hybrid.hardware.loihi2_mapping import from_network
     from nengo_hybrid.hardware.run import _scores, reference_samples, wilson_interval
-    from nengo_hybrid.pipeline.check import load_profile
+    from nengo_hybrid.pipeline.check import checked_profile
     from nengo_hybrid.pipeline.deploy import _compare_nengo_dl
     from nengo_hybrid.pipeline.runs import dataset_of
 
     recipe, frozen = recipe_of(run), read_frozen(run)
     _no_host_ensembles(checked, recipe.name)
     net = frozen.build(recipe)
-    profile = load_profile(checked["profile"])
+    profile = checked_profile(checked)
     dataset = dataset_of(run, recipe)
     default = recipe.get("n_samples") or len(dataset.y_test)
     if target in LAVA_TARGETS:

@@ -9,7 +9,7 @@ import pathlib
 import numpy as np
 
 from nengo_hybrid import report as reporting
-from nengo_hybrid.pipeline.check import load_profile
+from nengo_hybrid.pipeline.check import checked_profile
 from nengo_hybrid.pipeline.runs import RASTER, PipelineUsageError
 from nengo_hybrid.pipeline.train import accuracy_key
 
@@ -27,7 +27,7 @@ def core_fractions(check_result):
     limits = check_result.get("limits")
     if not limits and check_result.get("profile"):
         try:
-            limits = load_profile(check_result["profile"]).limits
+            limits = checked_profile(check_result).limits
         except PipelineUsageError:
             limits = {}
     rows = []
