@@ -37,12 +37,12 @@ EXTRA_STEPS = 4
 
 def _host_outputs(mapped, decoded, values, n_steps, probe):
     """The probe's host node from the decoded chip readouts (a NumPy host side)."""
-    from nengo_hybrid.hardware.samples import HostGraph
+    from nengo_hybrid.hardware.samples import HostGraph, fit_steps
 
     n_samples = len(next(iter(values.values())))
 
     def given(x):
-        return lambda n_samples, n_steps: np.asarray(x)[:, :n_steps]
+        return lambda n_samples, n_steps: fit_steps(x, n_steps)
 
     sources = {node: given(x) for node, x in {**values, **decoded}.items()}
     graph = HostGraph(mapped.model, mapped.dt, sources)
@@ -146,6 +146,7 @@ def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     from nengo_hybrid.hardware import loihi2
     from nengo_hybrid.hardware.loihi2_mapping import from_network
     from nengo_hybrid.hardware.run import _scores, reference_samples, wilson_interval
+    from nengo_hybrid.hardware.samples import fit_steps
     from nengo_hybrid.pipeline.check import checked_profile
     from nengo_hybrid.pipeline.deploy import _compare_nengo_dl
     from nengo_hybrid.pipeline.runs import dataset_of
@@ -162,10 +163,7 @@ def deploy_graded(run, checked, target, n_samples, n_reference, progress):
     x, y = dataset.x_test[:n], dataset.y_test[:n]
     values = net.inputs(x)
     n_steps = next(iter(values.values())).shape[1]
-    padded = {
-        node: np.concatenate([v, np.zeros((len(v), EXTRA_STEPS) + v.shape[2:])], 1)
-        for node, v in values.items()
-    }
+    padded = {node: fit_steps(v, n_steps + EXTRA_STEPS) for node, v in values.items()}
     scales = frozen.meta.get("input_scales") or {}
     mapped = from_network(net, profile, input_scales=scales)
     lag = _readout_lag(mapped, recipe.name)
