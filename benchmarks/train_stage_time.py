@@ -75,11 +75,18 @@ def measure(source, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", required=True, help="commit before the change")
+    parser.add_argument("--before", help="commit before the change (required)")
     parser.add_argument("--after", default="HEAD", help="commit after it")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "train_stage_time"))
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite OUT.md from OUT.json")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        rewrite_markdown(args.out)
+        return
+    if args.before is None:
+        parser.error("--before COMMIT is required to measure")
     commits = {"before": _commit(args.before), "after": _commit(args.after)}
     runs = {name: [] for name in commits}
     with tempfile.TemporaryDirectory(prefix="nengo-hybrid-stage-") as tmp:
